@@ -1,0 +1,37 @@
+r"""Entry point: ``python -m jfr.main --config=configs/<method>.py[:variant] --workdir=DIR``.
+
+Only parses flags and hands over to the method's trainer (``config.method`` names it in
+:data:`jfr.train.registry.TRAINERS`). ``--config.FIELD=value`` overrides any declared
+field; configs are locked, so an unknown field is an error, never a silent default.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:variant]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
+_MODE = flags.DEFINE_string("mode", "all", "What to run: all (train then evaluate), train, "
+                            "eval, or a mode the method adds (see its trainer).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import tensorflow as tf  # keep TF off any accelerator: JAX owns it
+  tf.config.set_visible_devices([], "GPU")
+  from jfr.train import registry
+  config = _CONFIG.value
+  logging.info("config:\n%s", config)
+  registry.run(config, _WORKDIR.value, _MODE.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
