@@ -5,6 +5,7 @@ Only parses flags and hands over to the method's trainer (``config.method`` name
 field; configs are locked, so an unknown field is an error, never a silent default.
 """
 
+import logging as std_logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +26,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # Orbax logs every checkpoint step at INFO; keep its warnings only.
+  for handler in std_logging.getLogger().handlers:
+    handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or "orbax" not in r.pathname)
   import tensorflow as tf  # keep TF off any accelerator: JAX owns it
   tf.config.set_visible_devices([], "GPU")
   from jfr.train import registry

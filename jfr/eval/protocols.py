@@ -168,11 +168,19 @@ def gallery_probe_split(labels: np.ndarray, *, seed: int, gallery_per_identity: 
 def identification_report(similarity: np.ndarray, probe_labels: np.ndarray,
                           gallery_labels: np.ndarray, ranks: Sequence[int] = (1, 5, 10),
                           fpirs: Sequence[float] = (0.01, 0.1)) -> dict:
-  """Closed-set CMC at ``ranks`` (mated probes only) and open-set TPIR@FPIR (rank 1)."""
+  """Closed-set CMC at ``ranks`` (mated probes only) and open-set TPIR@FPIR (rank 1).
+
+  Ranks beyond the gallery size are left out of the report (listed under
+  ``ranks_beyond_gallery``).
+  """
   probe_labels = np.asarray(probe_labels)
+  beyond = [r for r in ranks if r > len(gallery_labels)]
+  ranks = [r for r in ranks if r <= len(gallery_labels)]
   mated = np.isin(probe_labels, gallery_labels)
   report = {"num_probes": int(probe_labels.size), "num_mated": int(mated.sum()),
             "num_gallery": int(len(gallery_labels))}
+  if beyond:
+    report["ranks_beyond_gallery"] = beyond
   if mated.any():
     cmc = metrics.cmc(similarity[mated], probe_labels[mated], gallery_labels, ranks)
     report["cmc"] = {f"rank{r}": float(v) for r, v in zip(ranks, cmc)}
