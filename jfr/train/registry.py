@@ -9,6 +9,11 @@ from typing import Any
 
 TRAINERS = {
     "recognition": "jfr.train.recognition",
+    "fan": "jfr.train.fan",
+    "explain": "jfr.train.explain",
+    "attributes": "jfr.train.attributes",
+    "interpretable": "jfr.train.interpretable",
+    "templates": "jfr.train.templates",
 }
 
 
