@@ -12,3 +12,15 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 import tensorflow as tf  # noqa: E402
 
 tf.config.set_visible_devices([], "GPU")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """A tfds data_dir with `synthetic_faces/tiny` prepared once for the whole session."""
+  import tensorflow_datasets as tfds
+  import jfr.data  # noqa: F401  (registers the builder)
+  data_dir = tmp_path_factory.mktemp("tfds")
+  tfds.builder("synthetic_faces/tiny", data_dir=str(data_dir)).download_and_prepare()
+  return str(data_dir)

@@ -324,8 +324,8 @@ def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarra
     order = tf.argsort(tf.where(selected, perm, t_max + perm))
     idx = tf.pad(tf.gather(perm, order), [[0, set_size - k]])
     mask = tf.pad(tf.gather(selected, order), [[0, set_size - k]])
-    set_frames = tf.gather(frames_t[v], idx)
-    set_frames = tf.where(mask[:, None, None, None], set_frames, tf.zeros_like(set_frames))
+    set_frames = to_model_range(tf.gather(frames_t[v], idx))
+    set_frames = tf.where(mask[:, None, None, None], set_frames, 0.0)
     label = labels_t[v]
     u = tf.random.stateless_uniform([2], s[3])
     pos = start_t[label] + tf.cast(u[0] * tf.cast(count_t[label], tf.float32), tf.int64)
@@ -334,7 +334,7 @@ def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarra
     neg = (start_t[label] + count_t[label]
            + tf.minimum(tf.cast(u[1] * tf.cast(others, tf.float32), tf.int64), others - 1)
            ) % num_stills
-    ex = {"frames": to_model_range(set_frames), "mask": mask, "label": label,
+    ex = {"frames": set_frames, "mask": mask, "label": label,
           "positive": to_model_range(stills_t[pos]), "negative": to_model_range(stills_t[neg]),
           "negative_label": still_labels_t[neg]}
     if augment_options:
