@@ -20,6 +20,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:va
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
 _MODE = flags.DEFINE_string("mode", "all", "What to run: all (train then evaluate), train, "
                             "eval, or a mode the method adds (see its trainer).")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first (multi-host runs). "
+    "Without the three flags below JAX detects the cluster (SLURM, ...).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -31,6 +37,13 @@ def main(argv):
     handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or "orbax" not in r.pathname)
   import tensorflow as tf  # keep TF off any accelerator: JAX owns it
   tf.config.set_visible_devices([], "GPU")
+  if _DISTRIBUTED.value:
+    import jax
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
+    logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
+                 jax.process_count(), jax.local_device_count(), jax.device_count())
   from jfr.train import registry
   config = _CONFIG.value
   logging.info("config:\n%s", config)
