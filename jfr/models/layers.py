@@ -1,0 +1,135 @@
+"""Parameter-free layers shared by the jfr models (pure ``jnp`` functions).
+
+* ``global_concat`` / ``masked_set_max``: the global concatenation of the Face
+  Aggregation Network (Hörmann et al., ICIP 2021, Eq. 4) and the aggregator's final
+  max-pool over set members, both restricted to the real members of a padded set.
+* ``kronecker_fusion``: Kronecker-product fusion of face features and attribute
+  logits (Taherkhani et al., Eq. 1).
+* ``large_magnitude_filter``: large magnitude filtering, LMF (Yin et al., ICCV 2019,
+  Sec. 3.3).
+
+None of these functions holds parameters; they are used inside Flax modules and in
+losses alike.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _check_set(x: jax.Array, mask: jax.Array) -> None:
+  """Checks the static shapes of a feature set and its membership mask."""
+  if x.ndim != 5:
+    raise ValueError(
+        f"x must be a set of feature maps [B, N, H, W, C]; got shape {x.shape}.")
+  if mask.ndim != 2 or tuple(mask.shape) != tuple(x.shape[:2]):
+    raise ValueError(
+        f"mask must have shape [B, N] = {tuple(x.shape[:2])}; got {mask.shape}.")
+  if mask.dtype != jnp.bool_:
+    raise ValueError(f"mask must be boolean; got dtype {mask.dtype}.")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"x must be a floating point array; got dtype {x.dtype}.")
+
+
+def masked_set_max(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """Element-wise maximum over the real members of each set.
+
+  Padded members (``mask`` False) are replaced by the dtype's lowest finite value
+  before the reduction, so they never win the maximum and receive exactly zero
+  gradient (no ``-inf`` enters the computation, hence no NaN gradients). A set whose
+  mask row is all False has no maximum; it yields the lowest finite value, and the
+  models reject such sets at their boundary.
+
+  Args:
+    x: ``[B, N, H, W, C]`` floating point feature maps of the N members of each set.
+    mask: ``[B, N]`` bool, True for real members.
+
+  Returns:
+    ``[B, H, W, C]``: ``max_{j: mask[b, j]} x[b, j]``.
+  """
+  _check_set(x, mask)
+  lowest = jnp.finfo(x.dtype).min
+  masked = jnp.where(mask[:, :, None, None, None], x, jnp.asarray(lowest, x.dtype))
+  return jnp.max(masked, axis=1)
+
+
+def global_concat(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """Global concatenation, Eq. 4 of the FAN paper: ``Y_n = X_n ⊕ max_j X_j``.
+
+  Every member's feature map is concatenated along the channel axis with the
+  element-wise maximum over the real members of its set (``masked_set_max``). Padded
+  members still get an output (their own features next to the set maximum) but never
+  influence the output of a real member.
+
+  Args:
+    x: ``[B, N, H, W, C]`` feature maps of the N members of each set.
+    mask: ``[B, N]`` bool, True for real members.
+
+  Returns:
+    ``[B, N, H, W, 2C]``; channels ``[:C]`` are ``x`` and ``[C:]`` the set maximum.
+  """
+  pooled = masked_set_max(x, mask)
+  pooled = jnp.broadcast_to(pooled[:, None], x.shape)
+  return jnp.concatenate([x, pooled], axis=-1)
+
+
+def kronecker_fusion(face: jax.Array, attributes: jax.Array) -> jax.Array:
+  """Kronecker-product fusion of face features and attribute logits (Eq. 1).
+
+  ``u ⊗ v = [u1 v1, u1 v2, …, u1 vm, u2 v1, …, un vm]`` for every example: a
+  broadcast multiply ``[B, n, 1] * [B, 1, m]`` reshaped to ``[B, n·m]``; nothing
+  larger than the output is materialised and there are no parameters.
+
+  Args:
+    face: ``[B, n]`` face features u (the GAP output of the backbone).
+    attributes: ``[B, m]`` attribute features v (logits before the softmax).
+
+  Returns:
+    ``[B, n·m]`` with ``out[b, i·m + j] = face[b, i] · attributes[b, j]``.
+  """
+  if face.ndim != 2:
+    raise ValueError(f"face must have shape [B, n]; got {face.shape}.")
+  if attributes.ndim != 2 or attributes.shape[0] != face.shape[0]:
+    raise ValueError(
+        f"attributes must have shape [B, m] with B = {face.shape[0]}; "
+        f"got {attributes.shape}.")
+  batch, n = face.shape
+  m = attributes.shape[1]
+  return (face[:, :, None] * attributes[:, None, :]).reshape(batch, n * m)
+
+
+def large_magnitude_filter(responses: jax.Array, keep: int) -> jax.Array:
+  """Large magnitude filtering (LMF, Yin et al. ICCV 2019, Sec. 3.3).
+
+  For every image and channel, the ``keep`` responses of largest magnitude over the
+  H·W spatial positions are kept and all others are set to 0; the paper's rate
+  ``d = 1 - keep / (H·W)`` (``keep = 24`` of 24x24 gives d = 95.83%). The keep-th
+  largest magnitude is found with ``jax.lax.top_k`` (no full sort) and used as a
+  threshold: an element is kept iff ``|x| >= threshold``. With distinct magnitudes
+  exactly ``keep`` elements survive; elements tied with the threshold magnitude are
+  all kept, so ties can keep more than ``keep`` (e.g. a constant map keeps
+  everything). The gradient is the identity on kept elements and 0 elsewhere (the
+  threshold itself is treated as a constant).
+
+  Args:
+    responses: ``[B, H, W, K]`` feature response maps.
+    keep: number of elements to keep per image and channel, ``1 <= keep <= H·W``.
+
+  Returns:
+    ``[B, H, W, K]``, ``responses`` with the small-magnitude elements zeroed.
+  """
+  if responses.ndim != 4:
+    raise ValueError(
+        f"responses must have shape [B, H, W, K]; got {responses.shape}.")
+  batch, height, width, channels = responses.shape
+  if isinstance(keep, bool) or not isinstance(keep, int):
+    raise ValueError(f"keep must be a Python int; got {keep!r}.")
+  if not 1 <= keep <= height * width:
+    raise ValueError(
+        f"keep must lie in [1, H·W] = [1, {height * width}]; got {keep}.")
+  magnitude = jnp.abs(jax.lax.stop_gradient(responses))
+  # [B, K, H·W]: top_k works on the last axis.
+  flat = magnitude.transpose(0, 3, 1, 2).reshape(batch, channels, height * width)
+  threshold = jax.lax.top_k(flat, keep)[0][..., -1]  # [B, K], keep-th largest.
+  keep_mask = magnitude >= threshold[:, None, None, :]
+  return jnp.where(keep_mask, responses, jnp.zeros((), responses.dtype))
