@@ -55,10 +55,6 @@ class MetricWriter:
         self._tf.summary.write(name, self._tf.constant(float(value), self._tf.float32),
                                step=int(step), metadata=self._metadata)
 
-  def flush(self) -> None:
-    """Makes the written scalars visible to readers."""
-    self._writer.flush()
-
   def close(self) -> None:
     """Flushes and closes the event file."""
     self._writer.close()

@@ -19,11 +19,13 @@
    ``config.max_consecutive_nonfinite`` of them in a row.
 
 The input contract: ``batch_iterator_fn(start_batch_index)`` returns an iterator
-over host (NumPy) global batches (pytrees whose leaves have leading axis
-``config.batch_size``) that starts at batch ``start_batch_index`` of a
-deterministic stream, i.e. yields exactly the batches an uninterrupted run would
-have seen from that index on (a tf.data pipeline with a fixed seed can
-``.skip(start_batch_index)``, or compute the epoch and the offset in it). One
+over host (NumPy) batches (pytrees whose leaves have leading axis
+``config.batch_size // jax.process_count()``: the whole global batch on one host,
+this process's share of it with several) that starts at batch
+``start_batch_index`` of a deterministic stream, i.e. yields exactly the batches
+an uninterrupted run would have seen from that index on (a tf.data pipeline with
+a fixed seed can ``.skip(start_batch_index)``, or compute the epoch and the
+offset in it). One
 train step consumes one batch, so the index is the number of steps done; the
 checkpoint's JSON keeps it (``batches_consumed``) with the batch size, and a
 resume with another ``batch_size`` is refused. Together with the state's RNG and
@@ -38,7 +40,8 @@ Config fields read (all required; the method configs declare them):
 * ``max_consecutive_nonfinite`` (int > 0): skipped (NaN/Inf) steps in a row that stop the run.
 * ``parallelism`` ('pmap' | 'jit' | 'none'): how the step is compiled; the model's
   BatchNorm ``axis_name`` must be ``steps.bn_axis_name(config.parallelism)``.
-* ``batch_size`` (int > 0): the global batch size, divisible by the device count.
+* ``batch_size`` (int > 0): the global batch size, divisible by the number of
+  devices (of all processes).
 
 (``config.seed`` is for the caller: it seeds the initial state and the input stream.)
 """
@@ -210,9 +213,10 @@ def run_training(
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   compiled = steps.compile_step(train_step_fn, config.parallelism, devices)
-  if config.batch_size % len(compiled.devices):
+  num_devices = len(compiled.devices) * jax.process_count()
+  if config.batch_size % num_devices:
     raise ValueError(f"config.batch_size: {config.batch_size} is not divisible by the "
-                     f"{len(compiled.devices)} devices")
+                     f"{num_devices} devices")
   writer = writer if writer is not None else MetricWriter(workdir / "tb")
   try:
     with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as checkpointer:
@@ -237,7 +241,7 @@ def _train(config: ml_collections.ConfigDict, state: TrainState, compiled: steps
     if batch is None:
       raise ValueError(f"batch_iterator_fn({start}) ended after {step - 1 - start} batches; "
                        f"{config.num_train_steps - start} were needed")
-    _check_batch_size(batch, config.batch_size, step)
+    _check_batch_size(batch, config.batch_size // jax.process_count(), step)
     placed, metrics = compiled.step(placed, compiled.put_batch(batch))
     if pending is not None:
       progress.record(*pending)
@@ -259,8 +263,9 @@ def _train(config: ml_collections.ConfigDict, state: TrainState, compiled: steps
   return compiled.fetch(placed)  # the last step was saved, so all its metrics are recorded
 
 
-def _check_batch_size(batch: PyTree, batch_size: int, step: int) -> None:
+def _check_batch_size(batch: PyTree, host_batch_size: int, step: int) -> None:
   for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
-    if np.ndim(leaf) == 0 or np.shape(leaf)[0] != batch_size:
+    if np.ndim(leaf) == 0 or np.shape(leaf)[0] != host_batch_size:
       raise ValueError(f"batch{jax.tree_util.keystr(path)} at step {step}: expected leading "
-                       f"axis config.batch_size={batch_size}, got shape {np.shape(leaf)}")
+                       f"axis {host_batch_size} (config.batch_size / processes), got shape "
+                       f"{np.shape(leaf)}")

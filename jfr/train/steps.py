@@ -32,8 +32,11 @@ example ids carried in the batch) or absent give the same result in every mode.
 
 :func:`compile_step` bundles a compiled step with the functions that move the state
 and batches onto the devices and back (:class:`CompiledStep`); the generic loop
-(:mod:`jfr.train.loop`) uses only that. Only the devices of this process are used
-(single-host data parallelism).
+(:mod:`jfr.train.loop`) uses only that. It uses the devices of this process. With
+several processes (``jax.distributed``) only 'pmap' is accepted: each process runs
+the pmap over its local devices on its own share of the global batch and
+``pmean`` averages over all devices of all processes (untested here: the test
+machine has one process); 'jit' and 'none' would train each process on its own.
 """
 from __future__ import annotations
 
@@ -226,6 +229,9 @@ def compile_step(
     donate: donate the state's buffers to each step.
   """
   _check_parallelism(parallelism)
+  if jax.process_count() > 1 and parallelism != "pmap":
+    raise ValueError(f"parallelism: {jax.process_count()} processes need 'pmap', got "
+                     f"{parallelism!r} (which would not synchronise the processes)")
   devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
   if parallelism == "none":
     devices = devices[:1]
