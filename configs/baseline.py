@@ -44,4 +44,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 256
     config.num_train_steps = 40_000
     config.checkpoint_every_steps = 2000
-  return config
+  return config.lock()

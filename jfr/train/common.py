@@ -26,6 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
+from tqdm import auto as tqdm
 
 from jfr.data import pipelines
 from jfr.eval import plots
@@ -98,8 +99,10 @@ def extract_split_features(embed: Callable[[np.ndarray], np.ndarray],
   """Embeds a whole split in stored order; returns ``embedding`` [n, D] plus the other
   requested features as NumPy arrays (``image`` is not returned)."""
   out: dict[str, list] = {}
-  for batch in numpy_batches(pipelines.eval_batches(builder, split, batch_size,
-                                                    features=features)):
+  total = -(-builder.info.splits[split].num_examples // batch_size)
+  batches = numpy_batches(pipelines.eval_batches(builder, split, batch_size, features=features))
+  for batch in tqdm.tqdm(batches, total=total, desc=f"embedding {split}", unit="batch",
+                         leave=False):
     valid = batch["valid"]
     out.setdefault("embedding", []).append(embed(batch["image"])[valid])
     for k in features:
@@ -128,7 +131,7 @@ def evaluate_features(embeddings: np.ndarray, labels: np.ndarray,
   identification = protocols.identification_report(sim, labels[p], labels[g],
                                                    eval_cfg.ranks, eval_cfg.fpirs)
   return {"verification": verification, "identification": identification,
-          "_roc": (scores, same)}
+          "_roc": (scores, same), "_similarity": (sim, labels[p], labels[g])}
 
 
 def write_results(workdir: str | os.PathLike, name: str, results: dict) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from absl import logging
 
 from jfr.data import pipelines
@@ -143,9 +144,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   results = common.evaluate_features(feats["embedding"], feats["label"], config.eval,
                                      seed=config.seed)
   scores, same = results.pop("_roc")
+  sim, probe_labels, gallery_labels = results.pop("_similarity")
   fpr, tpr, _ = metrics.roc(scores, same)
+  title = f"{name} ({config.dataset.name} {config.dataset.test_split})"
   plots.plot_roc({name: (fpr, tpr)}, Path(workdir) / "eval" / f"{name}_roc.png",
-                 f"{name}: verification ROC ({config.dataset.name} {config.dataset.test_split})")
+                 f"verification ROC: {title}")
+  mated = np.isin(probe_labels, gallery_labels)
+  ranks = np.arange(1, min(20, len(gallery_labels)) + 1)
+  plots.plot_cmc({name: (ranks, metrics.cmc(sim[mated], probe_labels[mated], gallery_labels,
+                                            ranks))},
+                 Path(workdir) / "eval" / f"{name}_cmc.png", f"closed-set CMC: {title}")
   common.write_results(workdir, name, results)
   v, i = results["verification"], results["identification"]
   logging.info("%s: verification acc %.4f ± %.4f, EER %.4f, TAR@FAR %s; rank-1 %.4f, TPIR@FPIR %s",
