@@ -1,0 +1,206 @@
+"""Tests of jfr.models.set_unet (the FAN face aggregator)."""
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl.testing import parameterized
+
+from jfr.models import layers
+from jfr.models.set_unet import SetMergeConv, SetUNet, pad_set, validate_set_inputs
+
+SIZE = 16  # the smallest size with every level (1x1 bottleneck); 112 is shape-checked.
+
+
+def _frames(seed, batch=2, members=3, size=SIZE):
+  rng = np.random.default_rng(seed)
+  return rng.uniform(-1, 1, size=(batch, members, size, size, 3)).astype(np.float32)
+
+
+def _model(**kw):
+  return SetUNet(base_features=4, max_members=8, **kw)
+
+
+def _numpy_params(model, frames, mask, seed=0):
+  """Random parameters shaped like ``model.init``'s, drawn with NumPy.
+
+  Compiling flax's threefry-based initialisers costs seconds per tensor on a small
+  CPU; the tests only need some parameters of the right layout.
+  """
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), frames, mask))
+  rng = np.random.default_rng(seed)
+
+  def draw(leaf):
+    fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 10
+    return jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(fan_in), leaf.dtype)
+
+  return jax.tree.map(draw, shapes)
+
+
+class SetUNetTest(chex.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.frames = _frames(0)
+    cls.mask = np.ones(cls.frames.shape[:2], bool)
+    cls.model = _model()
+    cls.params = _numpy_params(cls.model, cls.frames, cls.mask)
+    cls.apply = staticmethod(jax.jit(cls.model.apply))
+    cls.out = np.asarray(cls.apply(cls.params, cls.frames, cls.mask))
+
+  def test_default_layout_at_paper_size(self):
+    frames = jnp.zeros((1, 2, 112, 112, 3))
+    mask = jnp.ones((1, 2), bool)
+    model = SetUNet()
+    out, variables = jax.eval_shape(
+        lambda: model.init_with_output(jax.random.key(0), frames, mask))
+    self.assertEqual(out.shape, (1, 112, 112, 3))
+    self.assertEqual(out.dtype, jnp.float32)
+    shapes = {k: v["kernel"].shape for k, v in variables["params"].items()}
+    c = 32
+    self.assertEqual(shapes["stem"], (3, 3, 3, c))
+    self.assertEqual(shapes["encoder1_merge"], (1, 1, 2 * c, c))
+    self.assertEqual(shapes["encoder4_down"], (3, 3, 8 * c, 8 * c))
+    self.assertEqual(shapes["decoder1_up"], (4, 4, 8 * c, 4 * c))
+    # deconv output (4c) + its set maximum (4c) + the 14x14 encoder skip (4c).
+    self.assertEqual(shapes["decoder1_merge"], (1, 1, 12 * c, 4 * c))
+    self.assertEqual(shapes["decoder4_merge"], (1, 1, 3 * c, c))
+    self.assertEqual(shapes["head_rgb"], (3, 3, c, 3))
+    self.assertLen(shapes, 1 + 2 * 4 + 3 * 4 + 2)
+
+  def test_output_shape_and_finite(self):
+    chex.assert_shape(self.out, (2, SIZE, SIZE, 3))
+    chex.assert_tree_all_finite(self.out)
+
+  def test_permutation_invariant(self):
+    perm = np.array([2, 0, 1])
+    got = self.apply(self.params, self.frames[:, perm], self.mask[:, perm])
+    chex.assert_trees_all_close(got, self.out, atol=1e-5)
+
+  def test_padding_invariant_with_garbage(self):
+    garbage = np.full((2, 3, SIZE, SIZE, 3), np.nan, np.float32)
+    garbage[1] = 1e4
+    frames = np.concatenate([garbage[:, :1], self.frames, garbage[:, 1:]], axis=1)
+    mask = np.concatenate([np.zeros((2, 1), bool), self.mask, np.zeros((2, 2), bool)], 1)
+    got = self.apply(self.params, frames, mask)
+    chex.assert_trees_all_close(got, self.out, atol=1e-5)
+
+    # Garbage in padded members (NaN, huge values) leaves every gradient unchanged.
+    def loss(params, f):
+      return jnp.sum(self.model.apply(params, f, mask) ** 2)
+
+    grad = jax.jit(jax.grad(loss))
+    grads = grad(self.params, frames)
+    chex.assert_tree_all_finite(grads)
+    chex.assert_trees_all_close(grads, grad(self.params, np.where(mask[..., None, None, None],
+                                                                  frames, 0.0)))
+
+  def test_sets_of_different_sizes_in_one_batch(self):
+    mask = np.array([[True, False, False], [True, True, True]])
+    got = np.asarray(self.apply(self.params, self.frames, mask))
+    alone = self.apply(self.params, self.frames[:1, :1], mask[:1, :1])
+    chex.assert_trees_all_close(got[:1], alone, atol=1e-5)
+    chex.assert_trees_all_close(got[1], self.out[1], atol=1e-5)
+
+  def test_every_real_member_matters(self):
+    for member in range(3):
+      frames = self.frames.copy()
+      frames[:, member] = -frames[:, member]
+      got = np.asarray(self.apply(self.params, frames, self.mask))
+      self.assertGreater(np.abs(got - self.out).max(), 1e-4, msg=f"member {member}")
+
+  def test_flax_and_subpixel_transposed_convs_agree(self):
+    got = jax.jit(_model(transposed_conv="flax").apply)(self.params, self.frames, self.mask)
+    chex.assert_trees_all_close(got, self.out, atol=1e-4)
+
+  @parameterized.parameters(1, 8)
+  def test_any_set_size_up_to_max(self, members):
+    frames = _frames(1, batch=1, members=members, size=16)
+    out = self.apply(self.params, frames, np.ones((1, members), bool))
+    chex.assert_shape(out, (1, 16, 16, 3))
+
+  def test_output_activations(self):
+    frames = 50.0 * self.frames  # drives the last conv far outside [-1, 1].
+    outs = {name: np.asarray(jax.jit(_model(output_activation=name).apply)(
+        self.params, frames, self.mask)) for name in ("linear", "tanh", "elu")}
+    self.assertGreater(np.abs(outs["linear"]).max(), 1.0)
+    np.testing.assert_allclose(outs["tanh"], np.tanh(outs["linear"]), atol=1e-5)
+    np.testing.assert_allclose(outs["elu"], np.where(outs["linear"] > 0, outs["linear"],
+                                                     np.expm1(outs["linear"])), atol=1e-5)
+    with self.assertRaisesRegex(ValueError, "output_activation"):
+      _model(output_activation="relu").apply(self.params, self.frames, self.mask)
+    with self.assertRaisesRegex(ValueError, "transposed_conv"):
+      _model(transposed_conv="dilated").apply(self.params, self.frames, self.mask)
+
+  def test_bfloat16_computation(self):
+    out = jax.jit(_model(dtype=jnp.bfloat16).apply)(self.params, self.frames, self.mask)
+    self.assertEqual(out.dtype, jnp.float32)
+    chex.assert_trees_all_close(out, self.out, atol=0.1)
+
+  @parameterized.named_parameters(
+      ("empty_set", (1, 0, 16, 16, 3), "at least one member"),
+      ("too_many_members", (1, 9, 16, 16, 3), "max_members"),
+      ("size_not_multiple_of_16", (1, 2, 24, 24, 3), "multiples of 16"),
+      ("too_small", (1, 2, 0, 16, 3), "multiples of 16"),
+      ("four_channels", (1, 2, 16, 16, 4), "3 \\(RGB\\) channels"),
+      ("no_set_axis", (1, 16, 16, 3), "\\[B, N, H, W, 3\\]"),
+  )
+  def test_bad_shapes_raise(self, shape, message):
+    frames = np.zeros(shape, np.float32)
+    mask = np.ones(shape[:2], bool)
+    with self.assertRaisesRegex(ValueError, message):
+      _model().apply(self.params, frames, mask)
+    with self.assertRaisesRegex(ValueError, message):
+      jax.jit(_model().apply)(self.params, frames, mask)
+    with self.assertRaisesRegex(ValueError, message):
+      validate_set_inputs(frames, mask, max_members=8)
+
+  def test_bad_values_raise(self):
+    empty = self.mask.copy()
+    empty[1] = False
+    nan = self.frames.copy()
+    nan[0, 2, 3, 4, 1] = np.nan
+    cases = [(self.frames, empty, "no real member in set\\(s\\) \\[1\\]"),
+             (nan, self.mask, "non-finite pixels .* \\[\\[0, 2\\]\\]"),
+             (self.frames, self.mask.astype(np.int32), "mask must be boolean"),
+             (self.frames, self.mask[:, :2], "mask must have shape")]
+    for frames, mask, message in cases:
+      with self.assertRaisesRegex(ValueError, message):
+        validate_set_inputs(frames, mask, max_members=8)
+      with self.assertRaisesRegex(ValueError, message):
+        self.model.apply(self.params, frames, mask)
+    # A NaN in a padded member is fine: it is never read.
+    masked = self.mask.copy()
+    masked[0, 2] = False
+    validate_set_inputs(nan, masked, max_members=8)
+
+  def test_pad_set(self):
+    frames = _frames(2, batch=1, members=3, size=16)[0]
+    padded, mask = pad_set(frames, 5)
+    chex.assert_shape(padded, (5, 16, 16, 3))
+    np.testing.assert_array_equal(mask, [True, True, True, False, False])
+    np.testing.assert_array_equal(padded[:3], frames)
+    np.testing.assert_array_equal(padded[3:], 0)
+    with self.assertRaisesRegex(ValueError, "1..2 members"):
+      pad_set(frames, 2)
+
+
+class SetMergeConvTest(chex.TestCase):
+
+  @parameterized.parameters(0, 5)
+  def test_equals_conv1x1_over_global_concat(self, skip_channels):
+    rng = np.random.default_rng(skip_channels)
+    x = rng.normal(size=(2, 3, 4, 5, 6)).astype(np.float32)
+    skip = rng.normal(size=(2, 3, 4, 5, skip_channels)).astype(np.float32)
+    mask = np.array([[True, False, True], [False, True, False]])
+    extras = (skip,) if skip_channels else ()
+    concat = np.concatenate([np.asarray(layers.global_concat(x, mask)), *extras], axis=-1)
+    params = {"params": {
+        "kernel": jnp.asarray(rng.normal(size=(1, 1, 12 + skip_channels, 7)), jnp.float32),
+        "bias": jnp.asarray(rng.normal(size=(7,)), jnp.float32)}}
+    want = nn.Conv(7, (1, 1)).apply(params, concat)
+    got = SetMergeConv(7).apply(params, x, mask, *extras)
+    chex.assert_trees_all_close(got, want, atol=1e-5, rtol=1e-5)
+    shapes = jax.eval_shape(lambda: SetMergeConv(7).init(jax.random.key(0), x, mask, *extras))
+    chex.assert_trees_all_equal_shapes(shapes, params)
