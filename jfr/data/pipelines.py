@@ -62,6 +62,8 @@ def prepare_builder(name: str, data_dir: str | None = None) -> tfds.core.Dataset
   ``synthetic_faces`` renders locally with no network access.
   """
   import jfr.data  # noqa: F401  (registers synthetic_faces)
+  if data_dir is not None and not str(data_dir).strip():
+    raise ValueError("data_dir is an empty string; pass None for the tfds default or a path")
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:  # pytype: disable=module-attr

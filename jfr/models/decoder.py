@@ -7,7 +7,9 @@ rebuild a facial image", trained with an MSE loss against the input face (Eq. 2,
 ``L = L_id + lambda * L_rec``). The paper gives no widths, kernels or activations; this
 module's reading:
 
-* four ``ConvTranspose`` layers, 4x4 kernels, stride 2, ``'SAME'`` padding, so each layer
+* four transposed convolutions, 4x4 kernels, stride 2, ``'SAME'`` padding (computed by
+  :class:`jfr.models.conv_transpose.SubpixelConvTranspose`: the same function and
+  parameters as ``nn.ConvTranspose``, without multiplying inserted zeros), so each layer
   doubles the spatial size and four of them undo a 16x downsampling backbone (ArcFace's
   IResNet-50 maps 112x112 faces to a 7x7x512 map: 7 -> 14 -> 28 -> 56 -> 112);
 * the first three layers have ``widths`` output channels followed by ``activation``
@@ -28,6 +30,8 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jfr.models.conv_transpose import SubpixelConvTranspose
 
 _NUM_HIDDEN = 3  # four transposed convolutions: three hidden layers and the RGB layer
 
@@ -68,11 +72,10 @@ class ReconstructionDecoder(nn.Module):
         kernel = (self.kernel_size, self.kernel_size)
         x = conv_map
         for i, width in enumerate(self.widths):
-            x = nn.ConvTranspose(int(width), kernel, strides=(2, 2), padding="SAME",
-                                 dtype=self.dtype, name=f"deconv{i}")(x)
+            x = SubpixelConvTranspose(int(width), kernel, dtype=self.dtype,
+                                      name=f"deconv{i}")(x)
             x = self.activation(x)
-        x = nn.ConvTranspose(3, kernel, strides=(2, 2), padding="SAME", dtype=self.dtype,
-                             name=f"deconv{_NUM_HIDDEN}")(x)
+        x = SubpixelConvTranspose(3, kernel, dtype=self.dtype, name=f"deconv{_NUM_HIDDEN}")(x)
         if self.output_size is not None and x.shape[1:3] != tuple(self.output_size):
             x = jax.image.resize(x, (x.shape[0], *self.output_size, 3), "bilinear")
         return jnp.tanh(x.astype(jnp.float32))
