@@ -1,0 +1,116 @@
+r"""Attribute-enhanced face identification (Taherkhani, Nasrabadi, Dawson).
+
+  python -m jfr.main --config=configs/attributes.py --workdir=/tmp/jfr_attributes
+  python -m jfr.main --config=configs/attributes.py --workdir=... --mode=eval  # re-evaluate
+  python -m jfr.main --config=configs/attributes.py:tiny ...   # seconds; for tests
+  python -m jfr.main --config=configs/attributes.py:paper ...  # VGG-19, FC 4096, 112 px, GPU
+
+Mode ``all`` trains the joint ("Ours-J"), separate ("Ours-S") and concat variants
+(``config.variants``) on the attribute-annotated ``dataset.train_split`` (stage 1, the
+CelebA step), fine-tunes each for identification on test identities without their
+attributes (stage 2, the MegaFace/FaceScrub step; ``finetune.enabled``), then
+evaluates and compares them (see :mod:`jfr.train.attributes`).
+
+Fields beyond the shared engine/dataset/optimizer/augment blocks:
+
+* ``attributes.names``: the attributes T the model predicts and fuses, validated
+  against the data set's ``attribute_names`` metadata (default: the paper's ten
+  identity attributes, Sec. 5.2).
+* ``model``: ``widths`` of the five VGG-19 conv groups (paper: 64, 128, 256, 512, 512),
+  ``attribute_hidden`` / ``identity_hidden`` units of the first FC of each branch
+  (paper: 4096), ``dtype`` of the computation ('float32' | 'bfloat16').
+* ``variants``: which of 'joint', 'separate', 'concat' modes ``all``/``train``/``eval`` run.
+* ``loss``: weights of L1 (Eq. 2) and L2 (Eq. 3); the paper minimises L1 + L2.
+* ``dataset.video_split``: clips of the test identities (distractor frames).
+* ``finetune``: stage 2 (``enabled``, ``num_train_steps``, ``batch_size``,
+  ``images_per_identity`` of each FaceScrub-like identity used for it,
+  ``train_attribute_head``: whether L2 may also update the attribute branch W_{2,1},
+  ``optimizer``).
+* ``protocol``: MegaFace-like identification on the test identities
+  (``probe_identity_fraction``: identities enrolled and probed, the others are
+  distractors; ``gallery_per_identity``; ``distractor_counts`` (-1 = all);
+  ``video_frame_stride``: every k-th frame of the distractor identities' clips joins
+  the distractors (0: none); ``max_rank`` of the CMC curve; ``batch_size`` of feature
+  extraction; ``seed``).
+* ``cam``: class activation maps (Fig. 4): ``num_images`` test stills scored for the
+  map mass inside each attribute's face part, ``figure_attributes`` (rows of the
+  figure), ``figure_columns``, ``batch_size``.
+"""
+
+import ml_collections
+
+from jfr.data import face_renderer
+from jfr.train import config_blocks as blocks
+
+VARIANTS = ("default", "paper", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/attributes.py: unknown variant {variant!r}; known: {VARIANTS}")
+  config = ml_collections.ConfigDict()
+  config.method = "attributes"
+  blocks.engine(config, num_train_steps=150, batch_size=32, log_every_steps=25,
+                checkpoint_every_steps=150)
+  config.dataset = blocks.dataset("synthetic_faces/small")
+  config.dataset.video_split = "video"
+  config.attributes = ml_collections.ConfigDict(dict(
+      names=tuple(face_renderer.IDENTITY_ATTRIBUTES)))
+  config.model = ml_collections.ConfigDict(dict(
+      widths=(8, 16, 32, 64, 64), attribute_hidden=128, identity_hidden=128, dtype="float32"))
+  config.variants = ("joint", "separate", "concat")
+  config.loss = ml_collections.ConfigDict(dict(attribute_weight=1.0, identity_weight=1.0))
+  # Sec. 4: Adam with the authors' defaults and learning rate 0.001.
+  config.optimizer = blocks.optimizer_config("adam", 1e-3)
+  config.augment = blocks.augment(jitter=0.1)
+  config.finetune = ml_collections.ConfigDict(dict(
+      enabled=True, num_train_steps=40, batch_size=32, images_per_identity=8,
+      train_attribute_head=False, optimizer=blocks.optimizer_config("adam", 1e-3)))
+  config.protocol = ml_collections.ConfigDict(dict(
+      probe_identity_fraction=0.5, gallery_per_identity=1,
+      distractor_counts=(10, 100, 1000, -1), video_frame_stride=5, max_rank=20,
+      batch_size=128, seed=0))
+  config.cam = ml_collections.ConfigDict(dict(
+      num_images=128, figure_attributes=("Big_Nose", "Big_Lips", "Narrow_Eyes", "Bald"),
+      figure_columns=6, batch_size=64))
+  if variant == "tiny":  # seconds; for tests
+    config.dataset.name = "synthetic_faces/tiny"
+    config.num_train_steps = 3
+    config.batch_size = 8
+    config.log_every_steps = 1
+    config.checkpoint_every_steps = 2
+    config.model.widths = (2, 2, 4, 4, 4)
+    config.model.attribute_hidden = 0
+    config.model.identity_hidden = 8
+    config.augment = blocks.augment(flip=False, jitter=0.0)
+    config.finetune.num_train_steps = 2
+    config.finetune.batch_size = 4
+    config.finetune.images_per_identity = 1
+    config.protocol.distractor_counts = (10, -1)
+    config.protocol.video_frame_stride = 2
+    config.protocol.max_rank = 5
+    config.protocol.batch_size = 32
+    config.cam.num_images = 16
+    config.cam.figure_columns = 3
+    config.cam.batch_size = 16
+  elif variant == "paper":
+    # VGG-19 (net@1) with 4096-unit FC layers in both branches (net@2), batch 128,
+    # 100 epochs at lr 1e-3 (Sec. 5): 2000 x 20 train images / 128 ~ 312 steps per epoch.
+    config.dataset.name = "synthetic_faces/default"
+    config.model.widths = (64, 128, 256, 512, 512)
+    config.model.attribute_hidden = 4096
+    config.model.identity_hidden = 4096
+    config.batch_size = 128
+    config.num_train_steps = 31_200
+    config.log_every_steps = 100
+    config.checkpoint_every_steps = 2000
+    config.augment = blocks.augment()
+    config.finetune.num_train_steps = 3000
+    config.finetune.batch_size = 128
+    config.finetune.images_per_identity = 10
+    config.protocol.video_frame_stride = 1
+    config.protocol.max_rank = 50
+    config.protocol.batch_size = 256
+    config.cam.num_images = 1024
+  return config
