@@ -1,0 +1,182 @@
+r"""Face Aggregation Network (Hörmann et al., ICIP 2021): the project's main job.
+
+  python -m jfr.main --config=configs/fan.py --workdir=/tmp/jfr_fan           # 2-core CPU
+  python -m jfr.main --config=configs/fan.py:tiny --workdir=/tmp/jfr_fan_tiny  # seconds (tests)
+  python -m jfr.main --config=configs/fan.py:paper --workdir=DIR              # the paper's settings
+
+One run (``--mode=all``, see :mod:`jfr.train.fan`): stage 1 trains the ResNet + ArcFace
+feature extractor (``config.extractor``, via :mod:`jfr.train.recognition`), stage 2
+trains the set U-Net aggregator against a discriminator for every loss variant of
+``config.variants`` (Table 1 rows), then the evaluation writes the YTF-like table, the
+motion-blur table (Table 4), the IJB-like 1:N table (Table 3) and PNG figures.
+
+Variants:
+
+* default: ``synthetic_faces/small`` (64 px; four stride-2 encoder blocks end at 4x4),
+  a narrow ResNet extractor (128-d) and a narrow U-Net, sized to finish on a 2-core CPU.
+  Deviations from the paper, for the CPU budget: Adam lr 1e-3 (the paper's 5e-5 is for
+  1.1 M VoxCeleb2 videos; on ~1000 steps it does not move the U-Net far from its random
+  start), the ablation variants train for ``ablation_num_train_steps`` steps, the
+  evaluation uses N x n_avg <= 20 (the clips have 20 frames).
+* ``tiny``: ``synthetic_faces/tiny`` (32 px), a few steps of everything (tests).
+* ``paper``: 112 px, ResNet-50 (bottleneck, 512-d) with ArcFace (s = 64, m = 0.5),
+  N = 10, batch 6, Adam 5e-5 -> 1.25e-5 after half of training, 6 epochs expressed in
+  steps as ``epochs * train_sets_per_epoch // batch_size`` (set
+  ``--config.train_sets_per_epoch`` to the size of your training video set; the paper's
+  VoxCeleb2 has 1.1 M videos), beta = 32 (the paper's margin for 512-d ArcFace
+  features, whose squared norm is ~512 after the embedding BatchNorm). For real data
+  point ``dataset.name`` / ``data_dir`` at a tfds data set with the ``synthetic_faces``
+  features and splits (``train`` stills for stage 1 and the positives/negatives,
+  ``train_video`` clips, ``test`` stills and ``video`` clips of held-out identities);
+  ``jfr.data.adapters`` builds them from folders (MS1M, VoxCeleb2, YTF).
+
+The margin beta of L_dis (Eq. 6) is in the units of the extractor's un-normalised squared
+feature distances. Our ResNet ends in a BatchNorm without scale (ArcFace's "E" layer), so
+E||f||^2 ~ D; the paper's beta = 32 with D = 512 is 1/16 of that, and we keep the ratio:
+beta = 32 * D / 512 (8 for the 128-d default). The trainer logs the measured mean squared
+norm and the mean squared distance between identity centres (``eval/fan_features.json``).
+"""
+
+import ml_collections
+
+from jfr.train import config_blocks as blocks
+
+VARIANTS = ("default", "tiny", "paper")
+
+
+def _extractor(num_train_steps: int, batch_size: int) -> ml_collections.ConfigDict:
+  """Stage 1: a recognition config (see configs/baseline.py) without dataset/seed."""
+  ext = ml_collections.ConfigDict()
+  blocks.engine(ext, num_train_steps=num_train_steps, batch_size=batch_size,
+                log_every_steps=50, checkpoint_every_steps=500)
+  for field in ("seed", "parallelism"):  # taken from the FAN config
+    del ext[field]
+  ext.model = blocks.resnet((1, 1, 1, 1), num_filters=16, embedding_dim=128)
+  ext.head = ml_collections.ConfigDict(dict(kind="arcface", scale=32.0, margin=0.3))
+  ext.optimizer = blocks.optimizer_config("sgd", 0.1, schedule="cosine", warmup_steps=50,
+                                          weight_decay=5e-4)
+  ext.augment = blocks.augment()
+  ext.eval = blocks.evaluation()
+  return ext
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/fan.py: unknown variant {variant!r}; known: {VARIANTS}")
+  config = ml_collections.ConfigDict()
+  config.method = "fan"
+  # Stage 2 (aggregator) engine fields, read by jfr.train.loop.run_training.
+  blocks.engine(config, num_train_steps=600, batch_size=6, log_every_steps=50,
+                checkpoint_every_steps=300)
+  config.dataset = blocks.dataset("synthetic_faces/small")
+  config.dataset.train_video_split = "train_video"  # clips of the train identities
+  config.dataset.video_split = "video"  # clips of the test identities (evaluation)
+
+  config.extractor = _extractor(num_train_steps=600, batch_size=64)
+
+  # Face aggregator (jfr.models.set_unet.SetUNet) and discriminator.
+  config.aggregator = ml_collections.ConfigDict(dict(
+      base_features=8, max_members=32, output_activation="linear",
+      transposed_conv="subpixel",
+      set_size=10,  # N of the training sets (the paper trains with constant N = 10)
+      min_set_size=10,  # each training set has uniform length in [min_set_size, N]
+  ))
+  config.discriminator = ml_collections.ConfigDict(dict(
+      features=(16, 32, 32, 16), negative_slope=0.2))
+
+  # Eq. 5 weights (paper: 1, 0.5, 1, 1e-4), beta of Eq. 6, rate r of Eq. 10.
+  config.loss = ml_collections.ConfigDict(dict(
+      lambda_dis=1.0, lambda_rec=0.5, lambda_adv=1.0, lambda_tv=1e-4, beta=8.0,
+      center_rate=0.5))
+  # Adam for the generator and the discriminator (one optimizer each, same settings);
+  # the 'steps' schedule drops the rate by 0.25 at half of training (5e-5 -> 1.25e-5).
+  config.optimizer = blocks.optimizer_config("adam", 1e-3, schedule="steps",
+                                             boundaries=(0.5,), decay_factor=0.25)
+  # Paper Sec. 4.1: flip, contrast/brightness/saturation, motion blur <= 9 px, p = 0.5.
+  config.augment = blocks.augment(motion_blur_prob=0.5)
+
+  # Table 1 rows trained in this run (names of jfr.train.fan.VARIANTS); the first one is
+  # the main model. The others train for ablation_num_train_steps (-1: num_train_steps).
+  config.variants = ("full", "no_adv", "rec_avg")
+  config.ablation_num_train_steps = 300
+
+  config.eval = ml_collections.ConfigDict(dict(
+      batch_size=200,  # images per feature-extraction call
+      set_batch_size=20,  # sets per aggregator call
+      folds=10,  # YTF-like 10-fold verification over balanced video pairs
+      fars=(0.1, 0.01),
+      set_configs=((1, 2), (5, 2), (10, 2), (5, 4)),  # (N, n_avg) columns of Table 1
+      blur_set_size=10, blur_n_avg=2, blur_sharp_frames=1,  # Table 4: blur 9 of 10
+      blur_kernel_sizes=(7, 9, 11, 13, 15, 17),
+      blur_variants=("full",),
+      ijb_variants=("full",),
+      ijb_gallery_stills=8,  # stills in a subject's gallery template (+ its first clip)
+      ijb_probes_per_subject=4,  # probe templates: other stills + frames of other clips
+      ijb_ranks=(1, 5),
+      ijb_fpirs=(0.01, 0.1),
+      figure_sets=6,  # example sets drawn in each PNG grid
+      figure_blur_kernel=13,
+  ))
+
+  if variant == "tiny":  # seconds; for tests
+    config.dataset.name = "synthetic_faces/tiny"
+    config.num_train_steps = 4
+    config.batch_size = 4
+    config.log_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.ablation_num_train_steps = 2
+    config.extractor.num_train_steps = 4
+    config.extractor.batch_size = 8
+    config.extractor.log_every_steps = 2
+    config.extractor.checkpoint_every_steps = 4
+    config.extractor.model = blocks.resnet((1, 1), num_filters=4, embedding_dim=16)
+    config.extractor.eval.batch_size = 32
+    config.extractor.eval.pairs_per_fold = 10
+    config.extractor.eval.folds = 2
+    config.aggregator.base_features = 4
+    config.aggregator.set_size = 4
+    config.aggregator.min_set_size = 2
+    config.aggregator.max_members = 8
+    config.discriminator.features = (4, 4, 4, 4)
+    config.loss.beta = 1.0
+    config.variants = ("full", "no_adv")
+    config.eval.batch_size = 32
+    config.eval.set_batch_size = 4
+    config.eval.folds = 2
+    config.eval.set_configs = ((1, 2), (2, 2))
+    config.eval.blur_set_size = 4
+    config.eval.blur_n_avg = 1
+    config.eval.blur_kernel_sizes = (7, 11)
+    config.eval.ijb_gallery_stills = 2
+    config.eval.ijb_probes_per_subject = 2
+    config.eval.ijb_ranks = (1,)
+    config.eval.ijb_fpirs = (0.1,)
+    config.eval.figure_sets = 2
+    config.eval.figure_blur_kernel = 7
+  elif variant == "paper":
+    config.dataset.name = "synthetic_faces/default"
+    config.extractor = _extractor(num_train_steps=40_000, batch_size=256)
+    config.extractor.model = blocks.resnet((3, 4, 6, 3), num_filters=64, embedding_dim=512,
+                                           block="bottleneck")
+    config.extractor.head.scale, config.extractor.head.margin = 64.0, 0.5
+    config.extractor.checkpoint_every_steps = 2000
+    config.aggregator.base_features = 32
+    config.aggregator.max_members = 64
+    config.discriminator.features = (32, 64, 64, 32)
+    config.loss.beta = 32.0
+    config.optimizer.learning_rate = 5e-5
+    config.variants = ("full", "no_adv", "rec_avg")
+    config.ablation_num_train_steps = -1
+    # 6 epochs of the training videos at batch 6 (paper Sec. 4.1).
+    config.epochs = 6
+    config.train_sets_per_epoch = 1_100_000
+    config.num_train_steps = (config.get_ref("epochs") * config.get_ref("train_sets_per_epoch")
+                              // config.get_ref("batch_size"))
+    config.checkpoint_every_steps = 10_000
+    config.log_every_steps = 500
+    config.eval.set_configs = ((1, 2), (5, 2), (10, 2), (10, 4), (10, 6), (10, 8))
+    config.eval.blur_n_avg = 4
+    config.eval.blur_variants = ("full", "no_adv", "rec_avg")
+    config.eval.ijb_variants = ("full", "no_adv", "rec_avg")
+  return config
