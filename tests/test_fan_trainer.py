@@ -245,3 +245,21 @@ def test_tiny_run_trains_evaluates_and_writes_tables_and_figures(tmp_path, tiny_
   again = fan.run(config, str(tmp_path), "eval")
   assert again["ytf"]["full"] == results["ytf"]["full"]
   assert again["blur"] == results["blur"]
+
+
+def test_identity_centers_are_the_class_means_of_the_extractor_features():
+  config = get_config("tiny")
+  module = fan.extractor_module(config)
+  variables = jax.jit(lambda x: module.init(jax.random.PRNGKey(0), x, train=False))(
+      jnp.zeros((1, 32, 32, 3)))
+  rng = np.random.default_rng(0)
+  stills = {"image": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+            "label": np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])}
+  centers, stats = fan.identity_centers(config, stills, variables, num_classes=3)
+  feats = np.asarray(module.apply(variables, stills["image"] / 127.5 - 1.0, train=False))
+  for c in range(3):
+    np.testing.assert_allclose(centers[c], feats[stills["label"] == c].mean(0), atol=1e-4)
+  assert stats["mean_squared_norm"] == pytest.approx(np.mean(np.sum(feats ** 2, 1)), rel=1e-4)
+  assert stats["beta"] == config.loss.beta
+  with pytest.raises(ValueError, match="missing"):
+    fan.identity_centers(config, stills, variables, num_classes=4)

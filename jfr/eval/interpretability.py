@@ -116,7 +116,7 @@ def response_peaks(maps: jax.Array, image_size: Sequence[int]) -> dict[str, jax.
 
 
 def boundary_control_points(image_size: int, per_side: int = 3) -> np.ndarray:
-  """Control points on the border of a square ``image_size`` image, float64 ``[4 (per_side − 1), 2]``.
+  """Control points ``[4 (per_side − 1), 2]`` (float64) on a square image's border.
 
   ``per_side`` evenly spaced points per side (corners shared), on the image edge
   ``−0.5`` / ``image_size − 0.5`` (half a pixel outside the outermost pixel centres).

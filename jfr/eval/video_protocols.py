@@ -410,6 +410,18 @@ def template_representations(templates: Sequence[MixedTemplate], still_features:
                                    len(templates))
 
 
+def set_mean_features(frame_features: np.ndarray,
+                      sets: Sequence[tuple[int, int, np.ndarray]]) -> np.ndarray:
+  """``[len(sets), D]``: the mean of the L2-normalised frame features of each set.
+
+  With :func:`template_representations` this gives the media-pooled baseline (every
+  video part counts as one item next to each still), which separates the effect of
+  giving a video one vote from the effect of aggregating its frames into an image.
+  """
+  return np.stack([protocols.l2_normalize(frame_features[video, frames]).mean(0)
+                   for _, video, frames in sets])
+
+
 def extraction_cost(templates: Sequence[MixedTemplate],
                     sets: Sequence[tuple[int, int, np.ndarray]]) -> dict:
   """Feature extractions of the ``avg`` baseline (every still and frame) and of the

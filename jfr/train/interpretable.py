@@ -658,10 +658,10 @@ def analyse_variant(config: ml_collections.ConfigDict, name: str, variables: dic
   differences = {}
   for part in OCCLUDED_PARTS:
     occluded = extract(data[f"occluded_{part}"])["f"]
-    raw = interp.mean_feature_difference(f[:n], occluded)
-    scale = np.sqrt(f.shape[1])
-    unit = interp.mean_feature_difference(_unit_rows(f[:n]) * scale, _unit_rows(occluded) * scale)
-    differences[part] = {"raw": raw, "normalised": unit}
+    differences[part] = {
+        "raw": interp.mean_feature_difference(f[:n], occluded),
+        "normalised": interp.mean_feature_difference(np.asarray(unit_features(f[:n])),
+                                                     np.asarray(unit_features(occluded)))}
   idx = data["retrieval"]
   count = max(1, int(round(config.eval.part_filter_fraction * config.model.feature_dim)))
   retrieval = retrieval_metrics(f[idx], data["label"][idx], stats["pos"]["centres"], size,
@@ -670,10 +670,6 @@ def analyse_variant(config: ml_collections.ConfigDict, name: str, variables: dic
   faces = data["image"][data["figure_faces"]]
   return {"peaks": stats, "recognition": recognition, "differences": differences,
           "retrieval": retrieval, "maps": response_maps(config, name, variables, faces)}
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 # ------------------------------------------------------------------------ figures
@@ -729,7 +725,7 @@ def plot_feature_differences(results: dict[str, dict], path: Path) -> None:
   axes = fig.subplots(2, len(OCCLUDED_PARTS), squeeze=False)
   for col, part in enumerate(OCCLUDED_PARTS):
     for row, (kind, ylabel) in enumerate((("raw", "mean |f(I) − f(Î)|"),
-                                          ("normalised", "same, unit-norm f × √K"))):
+                                          ("normalised", "same for √K f / ‖f‖"))):
       ax = axes[row, col]
       for name, res in results.items():
         values = np.sort(res["differences"][part][kind])[::-1]
