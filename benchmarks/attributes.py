@@ -12,7 +12,7 @@ and prints:
 * the fusion check: the fused vector's shape ``[B, n·m]`` and the largest intermediate
   that :func:`jfr.models.layers.kronecker_fusion` materialises (must equal ``B·n·m``).
 
-Presets: ``default`` = ``configs/attributes.py`` (64 px, batch 32, small widths);
+Presets: ``default`` = ``configs/attributes.py`` (64 px, batch 64, small widths);
 ``paper`` = ``configs/attributes.py:paper`` (112 px, batch 128, VGG-19 widths, FC 4096).
 ``--batch_size`` / ``--image_size`` override a preset's values.
 

@@ -17,9 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _is_concrete(x: jax.Array) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+from jfr.losses import checks
 
 
 def _check_logits_targets(logits: jax.Array, targets: jax.Array) -> None:
@@ -58,7 +56,7 @@ def attribute_bce_loss(logits: jax.Array, targets: jax.Array,
     if jnp.shape(valid) != jnp.shape(logits) or jnp.result_type(valid) != jnp.bool_:
         raise ValueError(f"valid must be a bool array of shape {jnp.shape(logits)}; got "
                          f"{jnp.result_type(valid)} {jnp.shape(valid)}")
-    if _is_concrete(targets) and _is_concrete(valid):
+    if checks.is_concrete(targets) and checks.is_concrete(valid):
         used = np.asarray(targets)[np.asarray(valid)]
         if used.size and not (np.all(used >= 0) and np.all(used <= 1)):
             raise ValueError("targets must lie in [0, 1] where valid; got values in "
@@ -86,7 +84,7 @@ def attribute_accuracy(logits: jax.Array, targets: jax.Array) -> jax.Array:
       ValueError: on shape mismatch, or (when concrete) targets other than 0/1.
     """
     _check_logits_targets(logits, targets)
-    if _is_concrete(targets) and not np.all(np.isin(np.asarray(targets), (0, 1))):
+    if checks.is_concrete(targets) and not np.all(np.isin(np.asarray(targets), (0, 1))):
         raise ValueError("targets must be binary (0 or 1) for attribute_accuracy")
     predicted = logits > 0
     return jnp.mean(predicted == (targets > 0.5), axis=0)

@@ -26,23 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jfr.losses import checks
+
 EPS = 1e-12
 DEFAULT_SIGMA = 1.5
 FAD_MODES = ("count", "value")
 
 
-def _is_concrete(x: jax.Array) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_ndim(name: str, x: jax.Array, ndim: int, layout: str) -> None:
-    if jnp.ndim(x) != ndim:
-        raise ValueError(f"{name} must have shape {layout} (rank {ndim}); "
-                         f"got shape {jnp.shape(x)}")
-
-
 def _check_finite(name: str, x: jax.Array) -> None:
-    if _is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+    if checks.is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
         raise ValueError(f"{name} must be finite; it holds NaN or inf")
 
 
@@ -72,7 +64,7 @@ def sad_filter_loss(kernel: jax.Array) -> jax.Array:
       Scalar loss (a penalty on weights, no batch). Orthogonal filters give 0;
       the maximum is ``kh·kw·K·(K-1)``.
     """
-    _check_ndim("kernel", kernel, 4, "[kh, kw, c_in, K]")
+    checks.check_ndim("kernel", kernel, 4, "[kh, kw, c_in, K]")
     _check_finite("kernel", kernel)
     kh, kw, c_in, k = kernel.shape
     columns = _unit(jnp.reshape(kernel, (kh * kw, c_in, k)), axis=1)
@@ -111,7 +103,7 @@ def gaussian_smooth(responses: jax.Array, sigma: float = DEFAULT_SIGMA) -> jax.A
     Returns:
       ψ' ``[B, H, W, K]``.
     """
-    _check_ndim("responses", responses, 4, "[B, H, W, K]")
+    checks.check_ndim("responses", responses, 4, "[B, H, W, K]")
     if isinstance(sigma, bool) or not (isinstance(sigma, (int, float, np.number)) and
                                         math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a finite number > 0; got {sigma!r}")
@@ -136,7 +128,7 @@ def sad_response_loss(responses: jax.Array) -> jax.Array:
     Returns:
       ``[B]`` loss per image, in ``[0, K(K-1)]``; K(K-1) when all maps are equal.
     """
-    _check_ndim("responses", responses, 4, "[B, H, W, K]")
+    checks.check_ndim("responses", responses, 4, "[B, H, W, K]")
     _check_finite("responses", responses)
     b, h, w, k = responses.shape
     maps = _unit(jnp.reshape(responses, (b, h * w, k)), axis=1)
@@ -145,8 +137,8 @@ def sad_response_loss(responses: jax.Array) -> jax.Array:
 
 
 def _check_feature_pair(f_clean: jax.Array, f_occluded: jax.Array) -> None:
-    _check_ndim("f_clean", f_clean, 2, "[B, K]")
-    _check_ndim("f_occluded", f_occluded, 2, "[B, K]")
+    checks.check_ndim("f_clean", f_clean, 2, "[B, K]")
+    checks.check_ndim("f_occluded", f_occluded, 2, "[B, K]")
     if f_clean.shape != f_occluded.shape:
         raise ValueError(f"f_occluded must have the shape of f_clean {f_clean.shape}; "
                          f"got {f_occluded.shape}")
@@ -239,6 +231,6 @@ def masked_features(f_occluded: jax.Array, tau: jax.Array) -> jax.Array:
     Returns:
       ``[B, K]``; feed it to the shared classifier and softmax cross-entropy.
     """
-    _check_ndim("f_occluded", f_occluded, 2, "[B, K]")
+    checks.check_ndim("f_occluded", f_occluded, 2, "[B, K]")
     _check_tau(tau, f_occluded.shape)
     return tau * f_occluded

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jfr.losses import checks
+
 DEFAULT_BETA = 32.0
 DEFAULT_CENTER_RATE = 0.5
 LAMBDA_DIS = 1.0
@@ -29,22 +31,12 @@ LAMBDA_ADV = 1.0
 LAMBDA_TV = 1e-4
 
 
-def _is_concrete(x: jax.Array) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_ndim(name: str, x: jax.Array, ndim: int, layout: str) -> None:
-    if jnp.ndim(x) != ndim:
-        raise ValueError(f"{name} must have shape {layout} (rank {ndim}); "
-                         f"got shape {jnp.shape(x)}")
-
-
 def _check_features_and_set(f_name: str, f_ref: jax.Array, f_inputs: jax.Array,
                             mask: jax.Array) -> None:
     """Checks ``f_ref [B, D]``, ``f_inputs [B, N, D]``, bool ``mask [B, N]``."""
-    _check_ndim(f_name, f_ref, 2, "[B, D]")
-    _check_ndim("f_inputs", f_inputs, 3, "[B, N, D]")
-    _check_ndim("mask", mask, 2, "[B, N]")
+    checks.check_ndim(f_name, f_ref, 2, "[B, D]")
+    checks.check_ndim("f_inputs", f_inputs, 3, "[B, N, D]")
+    checks.check_ndim("mask", mask, 2, "[B, N]")
     b, d = jnp.shape(f_ref)
     if jnp.shape(f_inputs)[0] != b or jnp.shape(f_inputs)[2] != d:
         raise ValueError(f"f_inputs must have shape [B, N, D] = [{b}, N, {d}] to match "
@@ -57,7 +49,7 @@ def _check_features_and_set(f_name: str, f_ref: jax.Array, f_inputs: jax.Array,
 
 
 def _check_no_empty_set(mask: jax.Array) -> None:
-    if _is_concrete(mask):
+    if checks.is_concrete(mask):
         empty = np.flatnonzero(~np.asarray(mask).any(axis=1))
         if empty.size:
             raise ValueError(f"mask must mark at least one real member per row; rows "
@@ -144,8 +136,8 @@ def reconstruction_loss_avg(f_agg: jax.Array, f_inputs: jax.Array,
 
 def _check_centers_and_labels(centers: jax.Array, labels: jax.Array,
                               batch: int, dim: int) -> None:
-    _check_ndim("centers", centers, 2, "[C, D]")
-    _check_ndim("labels", labels, 1, "[B]")
+    checks.check_ndim("centers", centers, 2, "[C, D]")
+    checks.check_ndim("labels", labels, 1, "[B]")
     if jnp.shape(centers)[1] != dim:
         raise ValueError(f"centers must have shape [C, {dim}] to match the features; "
                          f"got {jnp.shape(centers)}")
@@ -154,7 +146,7 @@ def _check_centers_and_labels(centers: jax.Array, labels: jax.Array,
     if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
         raise ValueError(f"labels must be integer identity indices; got dtype "
                          f"{jnp.result_type(labels)}")
-    if _is_concrete(labels):
+    if checks.is_concrete(labels):
         lab = np.asarray(labels)
         num_classes = jnp.shape(centers)[0]
         if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
@@ -181,7 +173,7 @@ def reconstruction_loss_center(f_agg: jax.Array, centers: jax.Array,
       ValueError: on shape/dtype mismatch, or labels out of range (checked when
         concrete; under ``jax.jit`` out-of-range indices are clamped by JAX).
     """
-    _check_ndim("f_agg", f_agg, 2, "[B, D]")
+    checks.check_ndim("f_agg", f_agg, 2, "[B, D]")
     b, d = jnp.shape(f_agg)
     _check_centers_and_labels(centers, labels, b, d)
     return _squared_distance(f_agg, jax.lax.stop_gradient(centers)[labels])
@@ -289,7 +281,7 @@ def total_variation_loss(images: jax.Array) -> jax.Array:
     Returns:
       ``[B]`` loss per image.
     """
-    _check_ndim("images", images, 4, "[B, H, W, C]")
+    checks.check_ndim("images", images, 4, "[B, H, W, C]")
     horizontal = jnp.sum(jnp.square(images[:, :, 1:, :] - images[:, :, :-1, :]),
                          axis=(1, 2, 3))
     vertical = jnp.sum(jnp.square(images[:, 1:, :, :] - images[:, :-1, :, :]),
@@ -317,7 +309,7 @@ def generator_loss(dis: jax.Array, rec: jax.Array, adv: jax.Array, tv: jax.Array
     Returns:
       ``[B]`` weighted sum.
     """
-    _check_ndim("dis", dis, 1, "[B]")
+    checks.check_ndim("dis", dis, 1, "[B]")
     for name, term in (("rec", rec), ("adv", adv), ("tv", tv)):
         _check_same_shape(name, term, "dis", dis)
     return lambda_dis * dis + lambda_rec * rec + lambda_adv * adv + lambda_tv * tv

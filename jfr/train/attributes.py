@@ -107,7 +107,7 @@ from jfr.train import loop
 from jfr.train import optimizers
 from jfr.train import state as state_lib
 from jfr.train import steps
-from jfr.train.checkpoint import TrainCheckpointer
+from jfr.train.checkpoint import restore_trained
 
 MODES = ("all", "train", "eval")
 VARIANT_LABELS = {"separate": "Ours-S (separate)", "joint": "Ours-J (joint)",
@@ -321,12 +321,7 @@ def _abstract(fn: Callable[[], state_lib.TrainState]) -> state_lib.TrainState:
 
 def _restore(workdir: Path, target: state_lib.TrainState, keep: int) -> state_lib.TrainState:
   """The newest checkpoint of ``workdir`` (ValueError naming any mismatching parameter)."""
-  with TrainCheckpointer(workdir, keep=keep) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {workdir / 'checkpoints'}; "
-                     "run --mode=train first")
-  return restored[0]
+  return restore_trained(workdir, target, keep)
 
 
 def restore_pretrained(config: ml_collections.ConfigDict, workdir: str | os.PathLike,

@@ -211,3 +211,17 @@ class TrainCheckpointer:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+def restore_trained(workdir: str | os.PathLike, target: TrainState, keep: int) -> TrainState:
+  """The newest complete checkpoint of ``workdir`` restored into ``target``'s structure.
+
+  For evaluating a finished run: raises ``ValueError`` when ``workdir`` holds no usable
+  checkpoint (run ``--mode=train`` first) or when it does not fit ``target``.
+  """
+  with TrainCheckpointer(workdir, keep=keep) as ckpt:
+    restored = ckpt.restore_latest(target)
+  if restored is None:
+    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; "
+                     "run --mode=train first")
+  return restored[0]

@@ -91,7 +91,7 @@ from jfr.train import optimizers
 from jfr.train import recognition
 from jfr.train import state as state_lib
 from jfr.train import steps
-from jfr.train.checkpoint import TrainCheckpointer
+from jfr.train.checkpoint import restore_trained
 
 MODES = ("all", "train", "eval", "explain")
 THRESHOLD_SOURCES = ("best_on_eval_pairs", "given")
@@ -305,12 +305,7 @@ def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> di
   builder = common.dataset_builder(config)
   target = create_state(config, common.num_train_classes(config, builder),
                         common.image_size(builder))
-  with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {Path(workdir) / 'checkpoints'}; "
-                     "run --mode=train first")
-  return model_variables(restored[0])
+  return model_variables(restore_trained(workdir, target, config.keep_checkpoints))
 
 
 def baseline_config(config: ml_collections.ConfigDict, size: int) -> ml_collections.ConfigDict:

@@ -71,7 +71,7 @@ from jfr.train import optimizers
 from jfr.train import recognition
 from jfr.train import state as state_lib
 from jfr.train import steps
-from jfr.train.checkpoint import TrainCheckpointer
+from jfr.train.checkpoint import restore_trained
 
 MODES = ("all", "train", "eval")
 VIDEO_FEATURES = ("image", "label", "video_id", "frame_index")
@@ -448,11 +448,7 @@ def restore_aggregator(config: ml_collections.ConfigDict, workdir: str | os.Path
                                    initial_variables(cfg, image_size, shapes_only=True),
                                    cfg.num_train_steps)
   path = Path(workdir) / f"aggregator_{variant}"
-  with TrainCheckpointer(path, keep=cfg.keep_checkpoints) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {path / 'checkpoints'}; run --mode=train first")
-  return restored[0].params["generator"]
+  return restore_trained(path, target, cfg.keep_checkpoints).params["generator"]
 
 
 # -------------------------------------------------------------------- evaluation

@@ -98,7 +98,7 @@ from jfr.train import loop
 from jfr.train import optimizers
 from jfr.train import state as state_lib
 from jfr.train import steps
-from jfr.train.checkpoint import TrainCheckpointer
+from jfr.train.checkpoint import restore_trained
 
 MODES = ("all", "train", "eval")
 VARIANT_FIELDS = ("lmf", "sad", "fad")
@@ -432,12 +432,7 @@ def restore_variant(config: ml_collections.ConfigDict, workdir: str | os.PathLik
                     builder: Any) -> dict:
   """The network variables of the newest checkpoint of variant ``name``."""
   target = create_state(config, name, num_classes(config, builder))
-  with TrainCheckpointer(Path(workdir) / name, keep=config.keep_checkpoints) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint of variant {name!r} in "
-                     f"{Path(workdir) / name / 'checkpoints'}; run --mode=train first")
-  return net_variables(restored[0])
+  return net_variables(restore_trained(Path(workdir) / name, target, config.keep_checkpoints))
 
 
 # --------------------------------------------------------------------- eval data

@@ -31,7 +31,7 @@ from jfr.train import loop
 from jfr.train import optimizers
 from jfr.train import state as state_lib
 from jfr.train import steps
-from jfr.train.checkpoint import TrainCheckpointer
+from jfr.train.checkpoint import restore_trained
 
 MODES = ("all", "train", "eval")
 HEADS = {"softmax": heads.SoftmaxHead, "arcface": heads.ArcFaceHead, "cosface": heads.ArcFaceHead}
@@ -121,12 +121,7 @@ def restore_backbone(config: ml_collections.ConfigDict, workdir: str | os.PathLi
   builder = common.dataset_builder(config)
   target = create_state(config, common.num_train_classes(config, builder),
                         common.image_size(builder))
-  with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {Path(workdir) / 'checkpoints'}; "
-                     "run --mode=train first")
-  return backbone_variables(restored[0])
+  return backbone_variables(restore_trained(workdir, target, config.keep_checkpoints))
 
 
 def inference_backbone(config: ml_collections.ConfigDict):
