@@ -11,8 +11,9 @@ with :func:`jfr.train.steps.jit_step` on the default device and prints
   peak (``benchmarks.matmul_peak``) and the fraction of it;
 * the large magnitude filter on the step's Ψ shape ``[2B, h, w, K]``: the time of
   :func:`jfr.models.layers.large_magnitude_filter`, whether XLA compiled it with a full
-  sort of the maps, and the time of the same threshold taken from all k top-k values
-  (``min`` over them) and of a full sort, for comparison.
+  sort of the maps, and, for comparison, the time of the same threshold read as the
+  last of the top-k values (``top_k(...)[0][..., -1]``, which XLA:CPU lowers to a full
+  sort) and of a plain full sort of the maps.
 
 Usage::
 
@@ -86,26 +87,26 @@ def seconds_per_call(fn, *args, repeats: int) -> float:
   return (time.perf_counter() - start) / repeats
 
 
-def lmf_from_all_topk_values(responses: jax.Array, keep: int) -> jax.Array:
-  """LMF with the threshold taken as the min of all k top-k values (same result)."""
+def lmf_from_last_topk_value(responses: jax.Array, keep: int) -> jax.Array:
+  """LMF with the threshold read as the last of the top-k values (same result)."""
   b, h, w, k = responses.shape
   magnitude = jnp.abs(jax.lax.stop_gradient(responses))
   flat = magnitude.transpose(0, 3, 1, 2).reshape(b, k, h * w)
-  threshold = jnp.min(jax.lax.top_k(flat, keep)[0], axis=-1)
+  threshold = jax.lax.top_k(flat, keep)[0][..., -1]
   return jnp.where(magnitude >= threshold[:, None, None, :], responses, 0.0)
 
 
 def lmf_report(shape: tuple[int, ...], keep: int, repeats: int) -> dict[str, float | bool]:
-  """Times of LMF as implemented, LMF from all top-k values, and a full sort of the maps."""
+  """Times of LMF as implemented, LMF from the last top-k value, and a full sort of the maps."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float32)
   as_implemented = jax.jit(lambda r: layers.large_magnitude_filter(r, keep))
-  all_values = jax.jit(lambda r: lmf_from_all_topk_values(r, keep))
+  last_value = jax.jit(lambda r: lmf_from_last_topk_value(r, keep))
   full_sort = jax.jit(lambda r: jnp.sort(jnp.abs(r).reshape(shape[0], -1, shape[-1]), axis=1))
-  np.testing.assert_array_equal(np.asarray(as_implemented(x)), np.asarray(all_values(x)))
+  np.testing.assert_array_equal(np.asarray(as_implemented(x)), np.asarray(last_value(x)))
   hlo = as_implemented.lower(x).compile().as_text()
   return {"lmf_ms": 1e3 * seconds_per_call(as_implemented, x, repeats=repeats),
           "lmf_sorts": " sort(" in hlo,
-          "lmf_all_topk_values_ms": 1e3 * seconds_per_call(all_values, x, repeats=repeats),
+          "lmf_last_topk_value_ms": 1e3 * seconds_per_call(last_value, x, repeats=repeats),
           "full_sort_ms": 1e3 * seconds_per_call(full_sort, x, repeats=repeats)}
 
 
@@ -139,8 +140,8 @@ def main(argv):
   lmf = lmf_report((2 * FLAGS.batch_size, hc, hc, k), config.model.keep, repeats=5)
   print(f"LMF on [{2 * FLAGS.batch_size}, {hc}, {hc}, {k}] keep {config.model.keep}: "
         f"{lmf['lmf_ms']:.2f} ms as implemented (full sort in HLO: {lmf['lmf_sorts']}), "
-        f"{lmf['lmf_all_topk_values_ms']:.2f} ms with the threshold = min of all top-k "
-        f"values, {lmf['full_sort_ms']:.2f} ms for a full sort")
+        f"{lmf['lmf_last_topk_value_ms']:.2f} ms with the threshold = the last top-k "
+        f"value, {lmf['full_sort_ms']:.2f} ms for a full sort")
 
 
 if __name__ == "__main__":
