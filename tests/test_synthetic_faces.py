@@ -126,3 +126,67 @@ def test_examples_match_the_renderer(prepared):
   expected = dict(synthetic_faces._render_jobs(
       c, "test", list(synthetic_faces._jobs(c, "test", np.array([ex["label"]])))))
   assert any(np.array_equal(ex["image"], v["image"]) for v in expected.values())
+
+
+def test_worker_processes_render_the_same_examples_in_order():
+  c = synthetic_faces.SyntheticFaces.builder_configs["tiny"]
+  jobs = list(synthetic_faces._jobs(c, "video", np.arange(c.num_train_identities,
+                                                          c.num_train_identities + 3)))
+  batches = [jobs[i:i + 5] for i in range(0, len(jobs), 5)]  # 24 frames: 5 chunks
+  serial = list(synthetic_faces.render_batches(c, "video", batches, processes=1))
+  parallel = list(synthetic_faces.render_batches(c, "video", batches, processes=2))
+  assert [k for k, _ in parallel] == [k for k, _ in serial]
+  assert len(serial) == len(jobs)
+  for (_, x), (_, y) in zip(serial, parallel):
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key])
+  with pytest.raises(ValueError, match="processes"):
+    list(synthetic_faces.render_batches(c, "video", batches, processes=0))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", ""])
+def test_render_processes_rejects_bad_environment(monkeypatch, value):
+  monkeypatch.setenv("JFR_RENDER_PROCESSES", value)
+  with pytest.raises(ValueError, match="JFR_RENDER_PROCESSES"):
+    synthetic_faces.render_processes()
+
+
+def test_render_processes_reads_environment_or_cpus(monkeypatch):
+  monkeypatch.setenv("JFR_RENDER_PROCESSES", "3")
+  assert synthetic_faces.render_processes() == 3
+  monkeypatch.delenv("JFR_RENDER_PROCESSES")
+  assert 1 <= synthetic_faces.render_processes() <= 16
+
+
+def test_a_failing_pool_falls_back_to_this_process_without_losing_chunks(monkeypatch):
+  import concurrent.futures
+
+  class _Pool:  # renders the first two chunks, then breaks like a dead worker would
+    def __init__(self, *args, **kwargs):
+      self.calls = 0
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      return False
+
+    def submit(self, fn, *args):
+      future = concurrent.futures.Future()
+      self.calls += 1
+      if self.calls <= 2:
+        future.set_result(fn(*args))
+      else:
+        future.set_exception(concurrent.futures.process.BrokenProcessPool("killed"))
+      return future
+
+  monkeypatch.setattr(synthetic_faces.concurrent.futures, "ProcessPoolExecutor", _Pool)
+  c = synthetic_faces.SyntheticFaces.builder_configs["tiny"]
+  jobs = list(synthetic_faces._jobs(c, "test", np.arange(c.num_train_identities,
+                                                         c.num_train_identities + 3)))
+  batches = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]
+  serial = list(synthetic_faces.render_batches(c, "test", batches, processes=1))
+  fallback = list(synthetic_faces.render_batches(c, "test", batches, processes=2))
+  assert [k for k, _ in fallback] == [k for k, _ in serial]
+  for (_, x), (_, y) in zip(serial, fallback):
+    np.testing.assert_array_equal(x["image"], y["image"])
