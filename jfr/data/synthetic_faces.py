@@ -59,7 +59,7 @@ OCCLUDER_KINDS = face_renderer.OCCLUDER_KINDS
 SPLIT_CODES = {"train": 0, "test": 1, "train_video": 2, "video": 3}
 EYEGLASSES_PROB = 0.1
 _CLIP_OFFSET = 1000   # clip k uses index 1000 + k in its SeedSequence
-_RENDER_BATCH = 64    # images rendered per call (memory bound only; no effect on bytes)
+_RENDER_BATCH = 64    # images rendered per call (memory bound only; same examples)
 _PARALLEL_MIN_BATCHES = 16  # splits with fewer chunks render in this process
 _MAX_PROCESSES = 16
 
