@@ -110,7 +110,10 @@ def test_validate_face_sets_accepts_a_valid_padded_batch():
   frames, mask = _sets()
   mask[1, 2] = False
   frames[1, 2] = np.nan  # padded members are never read
-  fan.validate_face_sets(frames, mask, max_members=4, image_size=32)
+  assert fan.validate_face_sets(frames, mask, max_members=4, image_size=32) is None
+  mask[1, 2] = True  # the same NaN frame as a real member is refused
+  with pytest.raises(ValueError, match=r"non-finite pixels in real member\(s\) \(set, member\) \[\[1, 2\]\]"):
+    fan.validate_face_sets(frames, mask, max_members=4, image_size=32)
 
 
 @pytest.mark.parametrize("case,match", [

@@ -1013,8 +1013,7 @@ def _markdown(results: dict, names: Sequence[str], order: Sequence[str]) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode``: 'train' (both stages, every variant), 'eval', or 'all' (both)."""
-  if mode not in MODES:
-    raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+  common.check_mode(mode, MODES)
   data = _prepare_data(config)
   eval_data = _load_eval_data(config, data)
   states = None

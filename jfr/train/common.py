@@ -81,6 +81,28 @@ def numpy_batches(ds) -> Any:
   return iter(tfds.as_numpy(ds))
 
 
+def labelled_image_batches(config: ml_collections.ConfigDict, builder: Any
+                           ) -> Callable[[int], Any]:
+  """``start -> iterator`` of augmented ``image``/``label`` host batches of
+  ``config.dataset.train_split`` (deterministic in ``(config.seed, start)``, for
+  :func:`jfr.train.loop.run_training`)."""
+
+  def batches(start: int):
+    ds = pipelines.image_batches(builder, config.dataset.train_split, config.batch_size,
+                                 seed=config.seed, start_batch=start,
+                                 features=("image", "label"),
+                                 augment_options=config.augment.to_dict())
+    return numpy_batches(ds)
+
+  return batches
+
+
+def check_mode(mode: str, modes: tuple[str, ...]) -> None:
+  """Raises ``ValueError`` unless ``mode`` is one of the trainer's ``modes``."""
+  if mode not in modes:
+    raise ValueError(f"mode: expected one of {modes}, got {mode!r}")
+
+
 @functools.lru_cache(maxsize=8)
 def _jitted(apply_fn: Callable) -> Callable:
   return jax.jit(apply_fn)

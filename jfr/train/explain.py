@@ -289,14 +289,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
                state_lib.num_params(state.params["backbone"]),
                state_lib.num_params(state.params["decoder"]))
 
-  def batches(start: int):
-    ds = pipelines.image_batches(builder, config.dataset.train_split, config.batch_size,
-                                 seed=config.seed, start_batch=start,
-                                 features=("image", "label"),
-                                 augment_options=config.augment.to_dict())
-    return common.numpy_batches(ds)
-
-  final = loop.run_training(config, workdir, state, make_train_step(config), batches)
+  final = loop.run_training(config, workdir, state, make_train_step(config),
+                            common.labelled_image_batches(config, builder))
   return model_variables(final)
 
 
@@ -964,8 +958,7 @@ def write_report(workdir: str | os.PathLike) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring); returns the results it wrote."""
-  if mode not in MODES:
-    raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+  common.check_mode(mode, MODES)
   _check_model_config(config)
   workdir = Path(workdir)
   size = common.image_size(common.dataset_builder(config))

@@ -754,8 +754,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` ('all', 'train' or 'eval'; see the module docstring)."""
-  if mode not in MODES:
-    raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+  common.check_mode(mode, MODES)
   check_config(config)
   workdir = Path(workdir)
   timer = _Timer()

@@ -21,7 +21,6 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jfr.data import pipelines
 from jfr.eval import metrics
 from jfr.eval import plots
 from jfr.losses import margin
@@ -100,14 +99,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
   state = create_state(config, num_classes, common.image_size(builder))
   logging.info("backbone parameters: %d", state_lib.num_params(state.params["backbone"]))
 
-  def batches(start: int):
-    ds = pipelines.image_batches(builder, config.dataset.train_split, config.batch_size,
-                                 seed=config.seed, start_batch=start,
-                                 features=("image", "label"),
-                                 augment_options=config.augment.to_dict())
-    return common.numpy_batches(ds)
-
-  final = loop.run_training(config, workdir, state, make_train_step(config), batches)
+  final = loop.run_training(config, workdir, state, make_train_step(config),
+                            common.labelled_image_batches(config, builder))
   return backbone_variables(final)
 
 
@@ -159,6 +152,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring)."""
+  common.check_mode(mode, MODES)
   variables = None
   if mode in ("all", "train"):
     variables = train(config, workdir)

@@ -385,8 +385,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str | os.PathLike
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring); returns the results it wrote."""
-  if mode not in MODES:
-    raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+  common.check_mode(mode, MODES)
   if mode == "npy":
     descriptors, splits = npy_inputs(config)
     return run_experiment(config, workdir, descriptors, splits,
