@@ -23,9 +23,7 @@ Usage::
 """
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +32,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks.matmul_peak import matmul_peak_gflops
+from configs import interpretable as interpretable_config
 from jfr.models import layers
 from jfr.train import interpretable
 from jfr.train import steps
@@ -48,15 +47,11 @@ flags.DEFINE_integer("steps", 2, "Timed steps (after one warm-up step).")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Computation dtype.")
 flags.DEFINE_integer("matmul_n", 1024, "Matrix side of the matmul peak measurement.")
 
-_CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "interpretable.py"
 
 
 def load_config(variant: str):
   """``configs/interpretable.py:<variant>``."""
-  spec = importlib.util.spec_from_file_location("interpretable_config", _CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return interpretable_config.get_config(variant)
 
 
 def random_pairs(batch_size: int, size: int, num_classes: int) -> dict[str, np.ndarray]:

@@ -3,9 +3,7 @@ the max-pool similarity decomposition, the decoder initialiser, the one-part pai
 renderer, and (slow) an end-to-end run of configs/explain.py:tiny."""
 
 import functools
-import importlib.util
 import json
-from pathlib import Path
 
 import chex
 import flax.linen as nn
@@ -14,18 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import explain as explain_config
 from jfr.models import heads
 from jfr.models.decoder import ReconstructionDecoder
 from jfr.train import explain
 
-CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "explain.py"
-
-
-def get_config(variant=None):
-  spec = importlib.util.spec_from_file_location("explain_config", CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+get_config = explain_config.get_config
 
 
 # --------------------------------------------------------------------------- Eq. 2

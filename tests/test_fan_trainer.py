@@ -1,8 +1,6 @@
 """Tests of the FAN trainer (jfr.train.fan) and its config (configs/fan.py)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,17 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import fan as fan_config
 from jfr.losses import fan as fan_losses
 from jfr.train import fan
 
-_CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "fan.py"
-
-
-def get_config(arg=None):
-  spec = importlib.util.spec_from_file_location("fan_config", _CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+get_config = fan_config.get_config
 
 
 # --------------------------------------------------------------------------- config

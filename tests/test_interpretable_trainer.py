@@ -1,8 +1,6 @@
 """Tests of the interpretable-FR trainer (jfr.train.interpretable) and configs/interpretable.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,18 +9,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from configs import interpretable as interpretable_config
 from jfr.losses import diversity
 from jfr.train import interpretable
 from jfr.train import steps
 
-_CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "interpretable.py"
-
-
-def get_config(arg=None):
-  spec = importlib.util.spec_from_file_location("interpretable_config", _CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+get_config = interpretable_config.get_config
 
 
 # --------------------------------------------------------------------------- config
