@@ -123,3 +123,11 @@ def test_occlusion_pairs_share_semantic_occluder(builder):
   assert m.shape == b["image"].shape[:3] and np.all(m.reshape(6, -1).any(1))
   np.testing.assert_array_equal(b["occluded"][~m], b["image"][~m])
   assert np.all(b["occluded"][m] == -1.0)
+
+
+def test_numpy_model_range_equals_the_tf_one_and_inverts_from_model_range():
+  images = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1).repeat(3, axis=-1)
+  ours = pipelines.to_model_range_np(images)
+  assert ours.dtype == np.float32
+  np.testing.assert_array_equal(ours, pipelines.to_model_range(images).numpy())
+  np.testing.assert_array_equal(pipelines.from_model_range(ours), images)

@@ -50,6 +50,11 @@ def to_model_range(images: tf.Tensor) -> tf.Tensor:
   return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0
 
 
+def to_model_range_np(images: np.ndarray) -> np.ndarray:
+  """NumPy twin of :func:`to_model_range`: uint8 images -> float32 in [-1, 1]."""
+  return np.asarray(images, np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+
+
 def from_model_range(images: np.ndarray) -> np.ndarray:
   """float images in [-1, 1] -> uint8 [0, 255] (NumPy; for figures)."""
   return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)

@@ -610,16 +610,12 @@ def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike, data:
 # ---------------------------------------------------------------------------- inference
 
 
-def _model_range(images: np.ndarray) -> np.ndarray:
-  return images.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-
-
 def _batched(fn: Callable[[np.ndarray], dict], images: np.ndarray, batch_size: int
              ) -> dict[str, np.ndarray]:
   """``fn`` over uint8 ``images`` in fixed-size (zero-padded) batches; rows concatenated."""
   out: dict[str, list] = {}
   for start in range(0, len(images), batch_size):
-    chunk = _model_range(images[start:start + batch_size])
+    chunk = pipelines.to_model_range_np(images[start:start + batch_size])
     n = len(chunk)
     padded = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], np.float32)])
     for k, v in fn(padded).items():

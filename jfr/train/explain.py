@@ -570,10 +570,6 @@ def _part_pair_ids(test_ids: np.ndarray, count: int, rng: np.random.Generator
   return perm[index % perm.size], perm[(index + 1) % perm.size]
 
 
-def _to_model_range(images: np.ndarray) -> np.ndarray:
-  return images.astype(np.float32) * (2.0 / 255.0) - 1.0
-
-
 # ----------------------------------------------------------------------- explanation run
 
 
@@ -712,7 +708,8 @@ def _pointing_experiment(config, builder, fns, verify, threshold, test_ids, rng
     pairs = render_part_pairs(world_seed, ids, donors, part, size,
                               seed=config.seed * 1000 + index, max_yaw=cfg.max_yaw,
                               region_dilation=cfg.region_dilation)
-    pa, pb = _to_model_range(pairs["images_a"]), _to_model_range(pairs["images_b"])
+    pa = pipelines.to_model_range_np(pairs["images_a"])
+    pb = pipelines.to_model_range_np(pairs["images_b"])
     part_pairs[part] = {**pairs, "similarity": verify(pa, pb)}
     part_maps[part] = saliency_maps(fns, pa, pb, threshold, cfg.chunk_size, cfg.pair_batch,
                                     rng)
@@ -746,7 +743,7 @@ def explain(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   rng = np.random.default_rng(config.seed + 1)
   test = pipelines.load_arrays(builder, config.dataset.test_split,
                                ("image", "label", "occluder_mask"))
-  images = _to_model_range(test["image"])
+  images = pipelines.to_model_range_np(test["image"])
   features = protocols.batched_apply(lambda x: np.asarray(_call(fns.embed, x)), images,
                                      batch_size=config.eval.batch_size)
   tau = _algorithm1_threshold(config, features, test["label"])
@@ -912,7 +909,7 @@ def plot_part_pairs(part_pairs: Mapping[str, dict], part_maps: Mapping[str, dict
 
 def plot_reconstructions(images: np.ndarray, fns: ModelFunctions, path: Path) -> None:
   """Test faces (top) and their reconstructions from C (bottom): the explanation flow."""
-  recon = np.asarray(_call(fns.decode, _call(fns.conv, _to_model_range(images))))
+  recon = np.asarray(_call(fns.decode, _call(fns.conv, pipelines.to_model_range_np(images))))
   recon = pipelines.from_model_range(recon)
   fig, axes = _grid(2, len(images))
   for k in range(len(images)):

@@ -238,8 +238,9 @@ def identity_centers(config: ml_collections.ConfigDict, stills: dict, extractor_
     that ``config.loss.beta`` must match).
   """
   embed = common.embed_function(extractor_module(config), extractor_variables)
-  emb = protocols.batched_apply(lambda x: embed(_model_range(x)), stills["image"],
-                                batch_size=config.eval.batch_size).astype(np.float64)
+  emb = protocols.batched_apply(lambda x: embed(pipelines.to_model_range_np(x)),
+                                stills["image"], batch_size=config.eval.batch_size)
+  emb = emb.astype(np.float64)
   labels = np.asarray(stills["label"])
   counts = np.bincount(labels, minlength=num_classes)
   if counts.size != num_classes or np.any(counts == 0):
@@ -454,11 +455,6 @@ def restore_aggregator(config: ml_collections.ConfigDict, workdir: str | os.Path
 # -------------------------------------------------------------------- evaluation
 
 
-def _model_range(images: np.ndarray) -> np.ndarray:
-  """uint8 images -> float32 in [-1, 1] (NumPy twin of ``pipelines.to_model_range``)."""
-  return images.astype(np.float32) * (2.0 / 255.0) - 1.0
-
-
 def _aggregate_sets(aggregate: Callable, frames: np.ndarray,
                     sets: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
   """Aggregates sets of different sizes (``(template, video, frame indices)``), one
@@ -571,7 +567,7 @@ def _ijb_table(config, builder, embed, videos, frames, frame_feats, aggregators)
   """Table 3 analog: 1:N mixed media, two galleries, avg vs aggregated video frames."""
   ev = config.eval
   stills = pipelines.load_arrays(builder, config.dataset.test_split, ("image", "label"))
-  still_feats = protocols.batched_apply(embed, _model_range(stills["image"]),
+  still_feats = protocols.batched_apply(embed, pipelines.to_model_range_np(stills["image"]),
                                         batch_size=ev.batch_size)
   gallery, probes = vp.mixed_media_templates(
       stills["label"], videos["labels"], videos["lengths"],
@@ -715,7 +711,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   with timer.phase("eval_load_videos"):
     videos = pipelines.group_videos(pipelines.load_arrays(builder, config.dataset.video_split,
                                                           VIDEO_FEATURES))
-    frames, lengths = _model_range(videos["frames"]), videos["lengths"]
+    frames, lengths = pipelines.to_model_range_np(videos["frames"]), videos["lengths"]
     v, t = frames.shape[:2]
     frame_feats = protocols.batched_apply(
         embed, frames.reshape((v * t,) + frames.shape[2:]),

@@ -438,10 +438,6 @@ def restore_variant(config: ml_collections.ConfigDict, workdir: str | os.PathLik
 # --------------------------------------------------------------------- eval data
 
 
-def _to_model_range(images: np.ndarray) -> np.ndarray:
-  return np.asarray(images, np.float32) * (2.0 / 255.0) - 1.0
-
-
 def _occlude_each(images: np.ndarray, landmarks: np.ndarray, config: ml_collections.ConfigDict
                   ) -> np.ndarray:
   """uint8 faces with one random warped occluder each (as in training), seeded per index."""
@@ -505,7 +501,7 @@ def load_eval_data(config: ml_collections.ConfigDict, builder: Any) -> dict[str,
   out = {}
   for key, images in (("image", raw["image"]), ("synthetic", synthetic),
                       *((f"occluded_{p}", v) for p, v in parts.items())):
-    out[key] = np.asarray(resize_faces(_to_model_range(images), size))
+    out[key] = np.asarray(resize_faces(pipelines.to_model_range_np(images), size))
   out["landmarks"] = scale_landmarks(landmarks, raw["image"].shape[1], size)
   out["label"] = raw["label"]
   out["natural"] = raw["occluder_mask"].any(axis=(1, 2))
