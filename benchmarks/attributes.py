@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from benchmarks.matmul_peak import matmul_peak_gflops
+from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from configs import attributes as attributes_config
 from jfr.models import layers
 from jfr.train import attributes
@@ -52,13 +52,6 @@ flags.DEFINE_integer("matmul_n", 2048, "Matrix side of the matmul peak measureme
 
 _PRESET_SIZES = {"synthetic_faces/small": (64, 400), "synthetic_faces/default": (112, 2000),
                  "synthetic_faces/tiny": (32, 14)}
-
-
-def _flops(compiled) -> float | None:
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  return float(cost["flops"]) if cost and "flops" in cost else None
 
 
 def _fusion_check(batch: int, n: int, m: int) -> int:
@@ -92,7 +85,7 @@ def time_step(config, mode: str, batch_size: int, size: int, num_classes: int, n
     state, metrics = compiled(state, batch)
   jax.block_until_ready((state, metrics))
   seconds = (time.perf_counter() - start) / num_steps
-  return {"compile_s": compile_s, "step_s": seconds, "flops": _flops(compiled),
+  return {"compile_s": compile_s, "step_s": seconds, "flops": compiled_flops(compiled),
           "params": state_lib.num_params(state.params["net"]),
           "loss": float(np.asarray(metrics["loss"]))}
 

@@ -45,7 +45,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from benchmarks.matmul_peak import matmul_peak_gflops
+from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from jfr.models.discriminator import Discriminator
 from jfr.models.resnet import ResNet18
 from jfr.models.set_unet import SetUNet
@@ -63,14 +63,6 @@ flags.DEFINE_bool("inference", True, "Also compare aggregator inference with Res
 
 TV_WEIGHT = 1e-4
 LEARNING_RATE = 5e-5  # the paper's Adam learning rate
-
-
-def _flops(compiled) -> float:
-  """FLOPs XLA counts for a compiled computation (0 when unavailable)."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else {}
-  return float((cost or {}).get("flops", 0.0))
 
 
 def _time(fn: Callable[[], Any], steps: int) -> tuple[float, float]:
@@ -168,7 +160,7 @@ def bench_jax_train(size: int, transposed_conv: str) -> dict[str, float]:
     jax.block_until_ready(losses)
 
   seconds, median = _time(run, FLAGS.steps)
-  return {"seconds": seconds, "median": median, "flops": _flops(compiled),
+  return {"seconds": seconds, "median": median, "flops": compiled_flops(compiled) or 0.0,
           "compile_s": compile_s}
 
 
@@ -198,7 +190,7 @@ def bench_jax_inference(size: int) -> dict[str, float]:
                          ("embed B faces", embed, (flat[:FLAGS.batch],))):
     compiled = jax.jit(fn).lower(*args).compile()
     seconds, median = _time(lambda: jax.block_until_ready(compiled(*args)), FLAGS.steps)
-    results[name] = {"seconds": seconds, "median": median, "flops": _flops(compiled)}
+    results[name] = {"seconds": seconds, "median": median, "flops": compiled_flops(compiled) or 0.0}
   return results
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.matmul_peak import matmul_peak_gflops
+from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from configs import interpretable as interpretable_config
 from jfr.models import layers
 from jfr.train import interpretable
@@ -62,14 +62,6 @@ def random_pairs(batch_size: int, size: int, num_classes: int) -> dict[str, np.n
   occluded[:, size // 4:size // 4 + size // 8, size // 6:-size // 6] = -1.0
   return {"image": image, "occluded": occluded,
           "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
-
-
-def step_flops(compiled) -> float | None:
-  """FLOPs of one call of a compiled function (``cost_analysis`` is a dict or a list of one)."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  return float(cost["flops"]) if cost and "flops" in cost else None
 
 
 def seconds_per_call(fn, *args, repeats: int) -> float:
@@ -117,7 +109,7 @@ def main(argv):
   step = steps.jit_step(interpretable.make_train_step(config, FLAGS.variant, state.apply_fn),
                         donate=False)
   compiled = step.lower(state, batch).compile()
-  flops = step_flops(compiled)
+  flops = compiled_flops(compiled)
   seconds = seconds_per_call(lambda s: compiled(s, batch), state, repeats=FLAGS.steps)
   peak = matmul_peak_gflops(FLAGS.matmul_n, jnp.dtype(FLAGS.dtype))
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")

@@ -51,6 +51,15 @@ def matmul_peak_gflops(n: int = 2048, dtype: jnp.dtype = jnp.float32, repeats: i
   return _CHAIN * 2 * n**3 / best / 1e9
 
 
+def compiled_flops(compiled) -> float | None:
+  """FLOPs XLA counts for one call of a compiled computation (None when unavailable;
+  ``cost_analysis`` is a dict, or a list of one, depending on the jax version)."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  return float(cost["flops"]) if cost and "flops" in cost else None
+
+
 def main(argv):
   del argv
   args = flags.FLAGS

@@ -30,7 +30,7 @@ import optax
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.matmul_peak import matmul_peak_gflops
+from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from jfr.data.pipelines import to_model_range
 from jfr.losses.margin import softmax_cross_entropy
 from jfr.models import heads, resnet
@@ -76,14 +76,6 @@ def train_step(state, batch, rng):
   return state, {"loss": loss, "nonfinite": nonfinite}
 
 
-def step_flops(compiled) -> float | None:
-  """FLOPs of one call of a compiled step (``cost_analysis`` is a dict, or a list of one)."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  return float(cost["flops"]) if cost and "flops" in cost else None
-
-
 def pipeline(batch_size: int, image_size: int, num_classes: int,
              num_images: int) -> Iterator[dict[str, np.ndarray]]:
   """Endless NumPy batches from a tf.data pipeline over random uint8 images."""
@@ -126,7 +118,7 @@ def main(argv):
   start = time.perf_counter()
   compiled = steps.jit_step(train_step).lower(state, cached).compile()
   compile_s = time.perf_counter() - start
-  flops = step_flops(compiled)
+  flops = compiled_flops(compiled)
 
   state = jax.device_put(state)
   cached_s, state = seconds_per_step(compiled, state, lambda: cached, FLAGS.steps)
