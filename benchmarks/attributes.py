@@ -24,6 +24,7 @@ Usage::
 
 Timings on a shared CPU are indicative.
 """
+
 from __future__ import annotations
 
 import time
@@ -50,8 +51,11 @@ flags.DEFINE_integer("steps", 3, "Timed steps (after the warm-up steps).")
 flags.DEFINE_integer("warmup_steps", 1, "Untimed steps after compiling (0 for very long steps).")
 flags.DEFINE_integer("matmul_n", 2048, "Matrix side of the matmul peak measurement.")
 
-_PRESET_SIZES = {"synthetic_faces/small": (64, 400), "synthetic_faces/default": (112, 2000),
-                 "synthetic_faces/tiny": (32, 14)}
+_PRESET_SIZES = {
+  "synthetic_faces/small": (64, 400),
+  "synthetic_faces/default": (112, 2000),
+  "synthetic_faces/tiny": (32, 14),
+}
 
 
 def _fusion_check(batch: int, n: int, m: int) -> int:
@@ -60,19 +64,30 @@ def _fusion_check(batch: int, n: int, m: int) -> int:
   return max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
 
 
-def time_step(config, mode: str, batch_size: int, size: int, num_classes: int, num_steps: int,
-              warmup_steps: int = 1) -> dict[str, float]:
+def time_step(
+  config,
+  mode: str,
+  batch_size: int,
+  size: int,
+  num_classes: int,
+  num_steps: int,
+  warmup_steps: int = 1,
+) -> dict[str, float]:
   """Compile time, seconds per step and FLOPs of one train step of variant ``mode``."""
   config.parallelism = "none"
   num_attributes = len(config.attributes.names)
   state = attributes.create_state(config, mode, num_attributes, num_classes, size)
   rng = np.random.default_rng(0)
-  batch = jax.device_put({
+  batch = jax.device_put(
+    {
       "image": rng.uniform(-1, 1, (batch_size, size, size, 3)).astype(np.float32),
       "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
-      "attributes": (rng.random((batch_size, num_attributes)) < 0.3).astype(np.float32)})
-  step = steps.jit_step(attributes.make_train_step(config.loss.attribute_weight,
-                                                   config.loss.identity_weight))
+      "attributes": (rng.random((batch_size, num_attributes)) < 0.3).astype(np.float32),
+    }
+  )
+  step = steps.jit_step(
+    attributes.make_train_step(config.loss.attribute_weight, config.loss.identity_weight)
+  )
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
@@ -85,9 +100,13 @@ def time_step(config, mode: str, batch_size: int, size: int, num_classes: int, n
     state, metrics = compiled(state, batch)
   jax.block_until_ready((state, metrics))
   seconds = (time.perf_counter() - start) / num_steps
-  return {"compile_s": compile_s, "step_s": seconds, "flops": compiled_flops(compiled),
-          "params": state_lib.num_params(state.params["net"]),
-          "loss": float(np.asarray(metrics["loss"]))}
+  return {
+    "compile_s": compile_s,
+    "step_s": seconds,
+    "flops": compiled_flops(compiled),
+    "params": state_lib.num_params(state.params["net"]),
+    "loss": float(np.asarray(metrics["loss"])),
+  }
 
 
 def main(argv):
@@ -104,22 +123,30 @@ def main(argv):
     batch = FLAGS.batch_size or config.batch_size
     widths = tuple(config.model.widths)
     t = len(config.attributes.names)
-    print(f"\n[{preset}] {size}x{size}, batch {batch}, widths {widths}, FC "
-          f"{config.model.attribute_hidden}/{config.model.identity_hidden}, T={t}, C={classes}, "
-          f"{config.model.dtype}")
+    print(
+      f"\n[{preset}] {size}x{size}, batch {batch}, widths {widths}, FC "
+      f"{config.model.attribute_hidden}/{config.model.identity_hidden}, T={t}, C={classes}, "
+      f"{config.model.dtype}"
+    )
     largest = _fusion_check(batch, widths[-1], t)
-    print(f"  fusion: fused [B, n*m] = [{batch}, {widths[-1] * t}]; largest intermediate of "
-          f"kronecker_fusion {largest} elements "
-          f"({'= B*n*m, ok' if largest == batch * widths[-1] * t else 'LARGER than B*n*m'})")
+    print(
+      f"  fusion: fused [B, n*m] = [{batch}, {widths[-1] * t}]; largest intermediate of "
+      f"kronecker_fusion {largest} elements "
+      f"({'= B*n*m, ok' if largest == batch * widths[-1] * t else 'LARGER than B*n*m'})"
+    )
     for mode in FLAGS.modes:
       r = time_step(config, mode, batch, size, classes, FLAGS.steps, FLAGS.warmup_steps)
-      line = (f"  {mode:8s}: {r['params'] / 1e6:6.2f}M params, compile {r['compile_s']:5.1f} s, "
-              f"{1 / r['step_s']:7.3f} steps/s ({batch / r['step_s']:7.1f} images/s, "
-              f"{r['step_s'] * 1e3:8.1f} ms/step)")
+      line = (
+        f"  {mode:8s}: {r['params'] / 1e6:6.2f}M params, compile {r['compile_s']:5.1f} s, "
+        f"{1 / r['step_s']:7.3f} steps/s ({batch / r['step_s']:7.1f} images/s, "
+        f"{r['step_s'] * 1e3:8.1f} ms/step)"
+      )
       if r["flops"]:
         achieved = r["flops"] / r["step_s"] / 1e9
-        line += (f", {r['flops'] / 1e9:8.1f} GFLOP/step -> {achieved:7.1f} GFLOP/s = "
-                 f"{100 * achieved / peak:5.1f}% of matmul peak")
+        line += (
+          f", {r['flops'] / 1e9:8.1f} GFLOP/step -> {achieved:7.1f} GFLOP/s = "
+          f"{100 * achieved / peak:5.1f}% of matmul peak"
+        )
       print(line)
 
 

@@ -32,6 +32,7 @@ Usage::
 
 Timings on a shared CPU are indicative.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -84,11 +85,10 @@ def _inputs(size: int, seed: int = 0) -> dict[str, np.ndarray]:
   rng = np.random.default_rng(seed)
   batch, members = FLAGS.batch, FLAGS.members
   return {
-      "frames": rng.uniform(-1, 1, (batch, members, size, size, 3)).astype(np.float32),
-      "mask": np.ones((batch, members), bool),
-      "real": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
-      "projection": (rng.normal(size=(size * size * 3, FLAGS.feature_dim))
-                     / size).astype(np.float32),
+    "frames": rng.uniform(-1, 1, (batch, members, size, size, 3)).astype(np.float32),
+    "mask": np.ones((batch, members), bool),
+    "real": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
+    "projection": (rng.normal(size=(size * size * 3, FLAGS.feature_dim)) / size).astype(np.float32),
   }
 
 
@@ -121,14 +121,20 @@ def _jax_step_fn(generator: nn.Module, discriminator: nn.Module, tx: optax.Gradi
     fake = jax.lax.stop_gradient(fake)
 
     def discriminator_loss(pd):
-      return jnp.mean(jax.nn.softplus(-discriminator.apply(pd, real))
-                      + jax.nn.softplus(discriminator.apply(pd, fake)))
+      return jnp.mean(
+        jax.nn.softplus(-discriminator.apply(pd, real))
+        + jax.nn.softplus(discriminator.apply(pd, fake))
+      )
 
     loss_d, grads_d = jax.value_and_grad(discriminator_loss)(params_d)
     updates_g, opt_g = tx.update(grads_g, opt_g, params_g)
     updates_d, opt_d = tx.update(grads_d, opt_d, params_d)
-    state = (optax.apply_updates(params_g, updates_g), optax.apply_updates(params_d, updates_d),
-             opt_g, opt_d)
+    state = (
+      optax.apply_updates(params_g, updates_g),
+      optax.apply_updates(params_d, updates_d),
+      opt_g,
+      opt_d,
+    )
     return state, (loss_g, loss_d)
 
   return step
@@ -141,8 +147,9 @@ def _rbg_key(seed: int) -> jax.Array:
 def bench_jax_train(size: int, transposed_conv: str) -> dict[str, float]:
   """Steps/s and FLOPs of the jitted GAN step for one image size."""
   data = _inputs(size)
-  generator = SetUNet(base_features=FLAGS.base_features, max_members=FLAGS.members,
-                      transposed_conv=transposed_conv)
+  generator = SetUNet(
+    base_features=FLAGS.base_features, max_members=FLAGS.members, transposed_conv=transposed_conv
+  )
   discriminator = Discriminator()
   params_g = jax.jit(generator.init)(_rbg_key(0), data["frames"], data["mask"])
   params_d = jax.jit(discriminator.init)(_rbg_key(1), data["real"])
@@ -160,8 +167,12 @@ def bench_jax_train(size: int, transposed_conv: str) -> dict[str, float]:
     jax.block_until_ready(losses)
 
   seconds, median = _time(run, FLAGS.steps)
-  return {"seconds": seconds, "median": median, "flops": compiled_flops(compiled) or 0.0,
-          "compile_s": compile_s}
+  return {
+    "seconds": seconds,
+    "median": median,
+    "flops": compiled_flops(compiled) or 0.0,
+    "compile_s": compile_s,
+  }
 
 
 def bench_jax_inference(size: int) -> dict[str, float]:
@@ -184,10 +195,12 @@ def bench_jax_inference(size: int) -> dict[str, float]:
     return embed(aggregate(f, m))
 
   results = {}
-  for name, fn, args in (("aggregate", aggregate, (frames, mask)),
-                         ("aggregate+embed", pipeline, (frames, mask)),
-                         ("embed B·N frames", embed, (flat,)),
-                         ("embed B faces", embed, (flat[:FLAGS.batch],))):
+  for name, fn, args in (
+    ("aggregate", aggregate, (frames, mask)),
+    ("aggregate+embed", pipeline, (frames, mask)),
+    ("embed B·N frames", embed, (flat,)),
+    ("embed B faces", embed, (flat[: FLAGS.batch],)),
+  ):
     compiled = jax.jit(fn).lower(*args).compile()
     seconds, median = _time(lambda: jax.block_until_ready(compiled(*args)), FLAGS.steps)
     results[name] = {"seconds": seconds, "median": median, "flops": compiled_flops(compiled) or 0.0}
@@ -223,8 +236,11 @@ def bench_torch_train(size: int) -> tuple[float, float] | None:
       self.dec = tnn.ModuleList()
       skips = (4 * c, 2 * c, c, c)
       for w, skip in zip((4 * c, 2 * c, c, c), skips):
-        self.dec.append(tnn.ModuleList([tnn.ConvTranspose2d(prev, w, 4, 2, 1),
-                                        conv(2 * w + skip, w, 1), conv(w, w, 3)]))
+        self.dec.append(
+          tnn.ModuleList(
+            [tnn.ConvTranspose2d(prev, w, 4, 2, 1), conv(2 * w + skip, w, 1), conv(w, w, 3)]
+          )
+        )
         prev = w
       self.head = tnn.ModuleList([conv(c, c, 3), conv(c, 3, 3)])
 
@@ -245,15 +261,19 @@ def bench_torch_train(size: int) -> tuple[float, float] | None:
       return self.head[1](elu(self.head[0](x)))
 
   class TorchDiscriminator(tnn.Module):
-
     def __init__(self, size, features=(32, 64, 64, 32)):
       super().__init__()
       f = features
       self.convs = tnn.Sequential(
-          tnn.Conv2d(3, f[0], 4, 2, 1), tnn.LeakyReLU(0.2),
-          tnn.Conv2d(f[0], f[1], 4, 2, 1), tnn.LeakyReLU(0.2),
-          tnn.Conv2d(f[1], f[2], 3, 1, 1), tnn.LeakyReLU(0.2),
-          tnn.Conv2d(f[2], f[3], 3, 1, 1), tnn.LeakyReLU(0.2))
+        tnn.Conv2d(3, f[0], 4, 2, 1),
+        tnn.LeakyReLU(0.2),
+        tnn.Conv2d(f[0], f[1], 4, 2, 1),
+        tnn.LeakyReLU(0.2),
+        tnn.Conv2d(f[1], f[2], 3, 1, 1),
+        tnn.LeakyReLU(0.2),
+        tnn.Conv2d(f[2], f[3], 3, 1, 1),
+        tnn.LeakyReLU(0.2),
+      )
       self.logit = tnn.Linear(f[3] * (size // 4) ** 2, 1)
 
     def forward(self, x):
@@ -279,8 +299,9 @@ def bench_torch_train(size: int) -> tuple[float, float] | None:
     adv = softplus(-discriminator(fake))
     target = features(frames.flatten(0, 1)).reshape(batch, -1, projection.shape[1]).mean(1)
     rec = ((features(fake) - target) ** 2).sum(-1)
-    tv = (((fake[:, :, 1:] - fake[:, :, :-1]) ** 2).sum((1, 2, 3))
-          + ((fake[:, :, :, 1:] - fake[:, :, :, :-1]) ** 2).sum((1, 2, 3)))
+    tv = ((fake[:, :, 1:] - fake[:, :, :-1]) ** 2).sum((1, 2, 3)) + (
+      (fake[:, :, :, 1:] - fake[:, :, :, :-1]) ** 2
+    ).sum((1, 2, 3))
     opt_g.zero_grad(set_to_none=True)
     (adv + TV_WEIGHT * tv + rec).mean().backward()
     opt_g.step()
@@ -297,37 +318,48 @@ def bench_torch_train(size: int) -> tuple[float, float] | None:
 
 def _torch_version() -> str:
   import torch  # pylint: disable=import-outside-toplevel
+
   return torch.__version__
 
 
 def main(argv):
   del argv
   peak = matmul_peak_gflops()
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-        f"float32 matmul peak {peak:.1f} GFLOP/s")
-  print(f"N = {FLAGS.members} frames per set, batch {FLAGS.batch}, "
-        f"base_features {FLAGS.base_features}, Discriminator widths {Discriminator.features}")
+  print(
+    f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+    f"float32 matmul peak {peak:.1f} GFLOP/s"
+  )
+  print(
+    f"N = {FLAGS.members} frames per set, batch {FLAGS.batch}, "
+    f"base_features {FLAGS.base_features}, Discriminator widths {Discriminator.features}"
+  )
   for size in (int(s) for s in FLAGS.sizes):
     print(f"\n== {size}x{size} ==")
     for transposed_conv in FLAGS.transposed_convs:
       r = bench_jax_train(size, transposed_conv)
       gflops = r["flops"] / r["seconds"] / 1e9
-      print(f"jax train step, transposed_conv={transposed_conv:8s}: "
-            f"{1 / r['seconds']:.3f} steps/s ({r['seconds']:.2f} s/step, "
-            f"median {r['median']:.2f}), "
-            f"{r['flops'] / 1e9:.1f} GFLOP/step, {gflops:.1f} GFLOP/s = "
-            f"{100 * gflops / peak:.0f}% of matmul peak (compile {r['compile_s']:.0f} s)")
+      print(
+        f"jax train step, transposed_conv={transposed_conv:8s}: "
+        f"{1 / r['seconds']:.3f} steps/s ({r['seconds']:.2f} s/step, "
+        f"median {r['median']:.2f}), "
+        f"{r['flops'] / 1e9:.1f} GFLOP/step, {gflops:.1f} GFLOP/s = "
+        f"{100 * gflops / peak:.0f}% of matmul peak (compile {r['compile_s']:.0f} s)"
+      )
     if FLAGS.torch:
       timing = bench_torch_train(size)
       if timing is None:
         print("torch train step: skipped (torch is not importable)")
       else:
-        print(f"torch train step (same layout, torch {_torch_version()}): "
-              f"{1 / timing[0]:.3f} steps/s ({timing[0]:.2f} s/step, median {timing[1]:.2f})")
+        print(
+          f"torch train step (same layout, torch {_torch_version()}): "
+          f"{1 / timing[0]:.3f} steps/s ({timing[0]:.2f} s/step, median {timing[1]:.2f})"
+        )
     if FLAGS.inference:
       for name, r in bench_jax_inference(size).items():
-        print(f"inference {name:17s}: {r['flops'] / 1e9:7.1f} GFLOP, {r['seconds']:.3f} s "
-              f"(median {r['median']:.3f} s)")
+        print(
+          f"inference {name:17s}: {r['flops'] / 1e9:7.1f} GFLOP, {r['seconds']:.3f} s "
+          f"(median {r['median']:.3f} s)"
+        )
 
 
 if __name__ == "__main__":

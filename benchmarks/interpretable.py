@@ -21,6 +21,7 @@ Usage::
   python -m benchmarks.interpretable --config=default --batch_size=16 --steps=5
   python -m benchmarks.interpretable --config=paper --batch_size=64 --steps=20   # GPU
 """
+
 from __future__ import annotations
 
 import time
@@ -38,15 +39,15 @@ from jfr.train import interpretable
 from jfr.train import steps
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("config", "paper", ["default", "paper", "tiny", "gaud"],
-                  "Variant of configs/interpretable.py.")
+flags.DEFINE_enum(
+  "config", "paper", ["default", "paper", "tiny", "gaud"], "Variant of configs/interpretable.py."
+)
 flags.DEFINE_string("variant", "sad_fad", "Trained variant (base, sad, fad, sad_fad).")
 flags.DEFINE_integer("batch_size", 8, "Pairs per step (2x images through the network).")
 flags.DEFINE_integer("num_classes", 1000, "Classes of the shared classifier.")
 flags.DEFINE_integer("steps", 2, "Timed steps (after one warm-up step).")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Computation dtype.")
 flags.DEFINE_integer("matmul_n", 1024, "Matrix side of the matmul peak measurement.")
-
 
 
 def load_config(variant: str):
@@ -59,9 +60,12 @@ def random_pairs(batch_size: int, size: int, num_classes: int) -> dict[str, np.n
   rng = np.random.default_rng(0)
   image = rng.uniform(-1, 1, (batch_size, size, size, 3)).astype(np.float32)
   occluded = image.copy()
-  occluded[:, size // 4:size // 4 + size // 8, size // 6:-size // 6] = -1.0
-  return {"image": image, "occluded": occluded,
-          "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
+  occluded[:, size // 4 : size // 4 + size // 8, size // 6 : -size // 6] = -1.0
+  return {
+    "image": image,
+    "occluded": occluded,
+    "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
+  }
 
 
 def seconds_per_call(fn, *args, repeats: int) -> float:
@@ -91,10 +95,12 @@ def lmf_report(shape: tuple[int, ...], keep: int, repeats: int) -> dict[str, flo
   full_sort = jax.jit(lambda r: jnp.sort(jnp.abs(r).reshape(shape[0], -1, shape[-1]), axis=1))
   np.testing.assert_array_equal(np.asarray(as_implemented(x)), np.asarray(last_value(x)))
   hlo = as_implemented.lower(x).compile().as_text()
-  return {"lmf_ms": 1e3 * seconds_per_call(as_implemented, x, repeats=repeats),
-          "lmf_sorts": " sort(" in hlo,
-          "lmf_last_topk_value_ms": 1e3 * seconds_per_call(last_value, x, repeats=repeats),
-          "full_sort_ms": 1e3 * seconds_per_call(full_sort, x, repeats=repeats)}
+  return {
+    "lmf_ms": 1e3 * seconds_per_call(as_implemented, x, repeats=repeats),
+    "lmf_sorts": " sort(" in hlo,
+    "lmf_last_topk_value_ms": 1e3 * seconds_per_call(last_value, x, repeats=repeats),
+    "full_sort_ms": 1e3 * seconds_per_call(full_sort, x, repeats=repeats),
+  }
 
 
 def main(argv):
@@ -106,29 +112,38 @@ def main(argv):
   size, k = config.model.image_size, config.model.feature_dim
   state = interpretable.create_state(config, FLAGS.variant, FLAGS.num_classes)
   batch = jax.device_put(random_pairs(FLAGS.batch_size, size, FLAGS.num_classes))
-  step = steps.jit_step(interpretable.make_train_step(config, FLAGS.variant, state.apply_fn),
-                        donate=False)
+  step = steps.jit_step(
+    interpretable.make_train_step(config, FLAGS.variant, state.apply_fn), donate=False
+  )
   compiled = step.lower(state, batch).compile()
   flops = compiled_flops(compiled)
   seconds = seconds_per_call(lambda s: compiled(s, batch), state, repeats=FLAGS.steps)
   peak = matmul_peak_gflops(FLAGS.matmul_n, jnp.dtype(FLAGS.dtype))
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
-  print(f"config {FLAGS.config}: {size}x{size} px, K = {k}, keep {config.model.keep}, "
-        f"variant {FLAGS.variant}, {FLAGS.batch_size} pairs/step, {FLAGS.dtype}")
-  print(f"Siamese train step: {1 / seconds:.3f} steps/s, {FLAGS.batch_size / seconds:.1f} "
-        f"pairs/s ({1e3 * seconds:.0f} ms/step)")
+  print(
+    f"config {FLAGS.config}: {size}x{size} px, K = {k}, keep {config.model.keep}, "
+    f"variant {FLAGS.variant}, {FLAGS.batch_size} pairs/step, {FLAGS.dtype}"
+  )
+  print(
+    f"Siamese train step: {1 / seconds:.3f} steps/s, {FLAGS.batch_size / seconds:.1f} "
+    f"pairs/s ({1e3 * seconds:.0f} ms/step)"
+  )
   if flops:
     achieved = flops / seconds / 1e9
-    print(f"step FLOPs {flops / 1e9:.2f} G -> {achieved:.1f} GFLOP/s; matmul peak "
-          f"{peak:.1f} GFLOP/s; fraction of peak {achieved / peak:.3f}")
+    print(
+      f"step FLOPs {flops / 1e9:.2f} G -> {achieved:.1f} GFLOP/s; matmul peak "
+      f"{peak:.1f} GFLOP/s; fraction of peak {achieved / peak:.3f}"
+    )
   else:
     print(f"step FLOPs unavailable on this backend; matmul peak {peak:.1f} GFLOP/s")
   hc = size // 4
   lmf = lmf_report((2 * FLAGS.batch_size, hc, hc, k), config.model.keep, repeats=5)
-  print(f"LMF on [{2 * FLAGS.batch_size}, {hc}, {hc}, {k}] keep {config.model.keep}: "
-        f"{lmf['lmf_ms']:.2f} ms as implemented (full sort in HLO: {lmf['lmf_sorts']}), "
-        f"{lmf['lmf_last_topk_value_ms']:.2f} ms with the threshold = the last top-k "
-        f"value, {lmf['full_sort_ms']:.2f} ms for a full sort")
+  print(
+    f"LMF on [{2 * FLAGS.batch_size}, {hc}, {hc}, {k}] keep {config.model.keep}: "
+    f"{lmf['lmf_ms']:.2f} ms as implemented (full sort in HLO: {lmf['lmf_sorts']}), "
+    f"{lmf['lmf_last_topk_value_ms']:.2f} ms with the threshold = the last top-k "
+    f"value, {lmf['full_sort_ms']:.2f} ms for a full sort"
+  )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Usage::
 
   python -m benchmarks.matmul_peak --n=2048 --dtype=float32
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,10 @@ def main(argv):
   del argv
   args = flags.FLAGS
   gflops = matmul_peak_gflops(args.n, jnp.dtype(args.dtype), args.repeats)
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-        f"{jax.device_count()} device(s)")
+  print(
+    f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+    f"{jax.device_count()} device(s)"
+  )
   print(f"matmul peak: {gflops:.1f} GFLOP/s ({args.n}x{args.n} {args.dtype})")
 
 

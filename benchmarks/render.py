@@ -6,6 +6,7 @@ and 112 pixels, then the wall time of ``download_and_prepare`` for the ``tiny`` 
 
   python benchmarks/render.py [--num_images 256] [--configs tiny,small]
 """
+
 import argparse
 import os
 import shutil
@@ -24,10 +25,10 @@ from jfr.data import face_renderer  # noqa: E402
 def render_throughput(size: int, num_images: int) -> tuple[float, float]:
   """Images per second (wall, CPU) rendering num_images stills of 64 identities."""
   lat = face_renderer.identity_latents(0, np.arange(num_images) % 64)
-  nui = face_renderer.sample_nuisances(np.random.default_rng(0), num_images,
-                                       occluder_prob=0.1)
-  face_renderer.render({k: v[:4] for k, v in lat.items()},
-                       {k: v[:4] for k, v in nui.items()}, size, seed_or_rng=0)  # warm-up
+  nui = face_renderer.sample_nuisances(np.random.default_rng(0), num_images, occluder_prob=0.1)
+  face_renderer.render(
+    {k: v[:4] for k, v in lat.items()}, {k: v[:4] for k, v in nui.items()}, size, seed_or_rng=0
+  )  # warm-up
   wall, cpu = time.perf_counter(), time.process_time()
   face_renderer.render(lat, nui, size, seed_or_rng=0)
   return num_images / (time.perf_counter() - wall), num_images / (time.process_time() - cpu)
@@ -36,6 +37,7 @@ def render_throughput(size: int, num_images: int) -> tuple[float, float]:
 def prepare_time(config: str) -> float:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from jfr.data import synthetic_faces  # pylint: disable=g-import-not-at-top,unused-import
+
   data_dir = tempfile.mkdtemp()
   try:
     start = time.perf_counter()
@@ -49,8 +51,11 @@ def prepare_time(config: str) -> float:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--num_images", type=int, default=256)
-  parser.add_argument("--configs", default="tiny,small",
-                      help="comma-separated synthetic_faces configs to prepare ('' = none)")
+  parser.add_argument(
+    "--configs",
+    default="tiny,small",
+    help="comma-separated synthetic_faces configs to prepare ('' = none)",
+  )
   args = parser.parse_args()
   for size in (32, 64, 112):
     wall, cpu = render_throughput(size, args.num_images)

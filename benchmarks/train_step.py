@@ -18,6 +18,7 @@ Usage::
   python -m benchmarks.train_step --batch_size=32 --steps=3            # CPU
   python -m benchmarks.train_step --batch_size=256 --dtype=bfloat16 --steps=20   # GPU
 """
+
 from __future__ import annotations
 
 import time
@@ -54,18 +55,26 @@ def make_state(image_size: int, num_classes: int, dtype: jnp.dtype) -> state_lib
   images = jnp.zeros((1, image_size, image_size, 3))
   tx = optax.sgd(0.1, momentum=0.9)
   return state_lib.create_train_state(
-      jax.random.PRNGKey(0),
-      {"backbone": (backbone, lambda rng: backbone.init(rng, images, train=False)),
-       "head": (head, jnp.zeros((1, backbone.embedding_dim)))},
-      {"backbone": tx, "head": tx})
+    jax.random.PRNGKey(0),
+    {
+      "backbone": (backbone, lambda rng: backbone.init(rng, images, train=False)),
+      "head": (head, jnp.zeros((1, backbone.embedding_dim))),
+    },
+    {"backbone": tx, "head": tx},
+  )
 
 
 def train_step(state, batch, rng):
   """Softmax cross-entropy on the backbone's embeddings; one guarded SGD update."""
+
   def loss_fn(params):
     emb, updates = state.apply_fn["backbone"](
-        {"params": params["backbone"], "batch_stats": state.batch_stats["backbone"]},
-        batch["image"], train=True, mutable=["batch_stats"], rngs={"dropout": rng})
+      {"params": params["backbone"], "batch_stats": state.batch_stats["backbone"]},
+      batch["image"],
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": rng},
+    )
     logits = state.apply_fn["head"]({"params": params["head"]}, emb)
     return softmax_cross_entropy(logits, batch["label"]).mean(), updates["batch_stats"]
 
@@ -76,8 +85,9 @@ def train_step(state, batch, rng):
   return state, {"loss": loss, "nonfinite": nonfinite}
 
 
-def pipeline(batch_size: int, image_size: int, num_classes: int,
-             num_images: int) -> Iterator[dict[str, np.ndarray]]:
+def pipeline(
+  batch_size: int, image_size: int, num_classes: int, num_images: int
+) -> Iterator[dict[str, np.ndarray]]:
   """Endless NumPy batches from a tf.data pipeline over random uint8 images."""
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8)
@@ -111,8 +121,7 @@ def main(argv):
   tf.config.set_visible_devices([], "GPU")
   dtype = jnp.dtype(FLAGS.dtype)
   state = make_state(FLAGS.image_size, FLAGS.num_classes, dtype)
-  batches = pipeline(FLAGS.batch_size, FLAGS.image_size, FLAGS.num_classes,
-                     FLAGS.pipeline_images)
+  batches = pipeline(FLAGS.batch_size, FLAGS.image_size, FLAGS.num_classes, FLAGS.pipeline_images)
   cached = jax.device_put(next(batches))
 
   start = time.perf_counter()
@@ -122,8 +131,9 @@ def main(argv):
 
   state = jax.device_put(state)
   cached_s, state = seconds_per_step(compiled, state, lambda: cached, FLAGS.steps)
-  fed_s, state = seconds_per_step(compiled, state, lambda: jax.device_put(next(batches)),
-                                  FLAGS.steps)
+  fed_s, state = seconds_per_step(
+    compiled, state, lambda: jax.device_put(next(batches)), FLAGS.steps
+  )
   start = time.perf_counter()
   for _ in range(FLAGS.steps):
     next(batches)
@@ -131,22 +141,30 @@ def main(argv):
   peak = matmul_peak_gflops(FLAGS.matmul_n, dtype)
 
   device = jax.devices()[0]
-  print(f"device: {device.device_kind} ({jax.default_backend()}); ResNet-18 flatten_fc + "
-        f"softmax({FLAGS.num_classes}), {FLAGS.image_size}x{FLAGS.image_size}, "
-        f"batch {FLAGS.batch_size}, {FLAGS.dtype}, "
-        f"{state_lib.num_params(state.params['backbone']) / 1e6:.2f}M backbone params")
+  print(
+    f"device: {device.device_kind} ({jax.default_backend()}); ResNet-18 flatten_fc + "
+    f"softmax({FLAGS.num_classes}), {FLAGS.image_size}x{FLAGS.image_size}, "
+    f"batch {FLAGS.batch_size}, {FLAGS.dtype}, "
+    f"{state_lib.num_params(state.params['backbone']) / 1e6:.2f}M backbone params"
+  )
   print(f"compile: {compile_s:.1f} s")
-  print(f"cached batch : {1 / cached_s:.3f} steps/s ({FLAGS.batch_size / cached_s:.1f} images/s, "
-        f"{cached_s * 1e3:.1f} ms/step)")
+  print(
+    f"cached batch : {1 / cached_s:.3f} steps/s ({FLAGS.batch_size / cached_s:.1f} images/s, "
+    f"{cached_s * 1e3:.1f} ms/step)"
+  )
   if flops is not None:
     achieved = flops / cached_s / 1e9
     print(f"step FLOPs   : {flops / 1e9:.1f} GFLOP (XLA cost analysis) -> {achieved:.1f} GFLOP/s")
-    print(f"matmul peak  : {peak:.1f} GFLOP/s ({FLAGS.matmul_n}^2 {FLAGS.dtype}) -> "
-          f"{100 * achieved / peak:.1f}% of peak")
+    print(
+      f"matmul peak  : {peak:.1f} GFLOP/s ({FLAGS.matmul_n}^2 {FLAGS.dtype}) -> "
+      f"{100 * achieved / peak:.1f}% of peak"
+    )
   else:
     print(f"step FLOPs   : not reported by this backend; matmul peak {peak:.1f} GFLOP/s")
-  print(f"tf.data fed  : {1 / fed_s:.3f} steps/s ({fed_s * 1e3:.1f} ms/step, "
-        f"{100 * (fed_s / cached_s - 1):+.1f}% vs cached)")
+  print(
+    f"tf.data fed  : {1 / fed_s:.3f} steps/s ({fed_s * 1e3:.1f} ms/step, "
+    f"{100 * (fed_s / cached_s - 1):+.1f}% vs cached)"
+  )
   print(f"pipeline only: {1 / pipeline_s:.1f} batches/s ({pipeline_s * 1e3:.1f} ms/batch)")
 
 

@@ -55,29 +55,51 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # identity train accuracy 30-42% (joint 7% at 400 steps; ~1% at 150 steps of 32, where
   # the variants' comparison was noise). All three variants with fine-tuning and
   # evaluation: 17.6 min on the 2-core CPU.
-  blocks.engine(config, num_train_steps=800, batch_size=64, log_every_steps=100,
-                checkpoint_every_steps=800)
+  blocks.engine(
+    config, num_train_steps=800, batch_size=64, log_every_steps=100, checkpoint_every_steps=800
+  )
   config.dataset = blocks.dataset("synthetic_faces/small")
   config.dataset.video_split = "video"
-  config.attributes = ml_collections.ConfigDict(dict(
-      names=tuple(face_renderer.IDENTITY_ATTRIBUTES)))
-  config.model = ml_collections.ConfigDict(dict(
-      widths=(8, 16, 32, 64, 64), attribute_hidden=128, identity_hidden=128, dtype="float32"))
+  config.attributes = ml_collections.ConfigDict(
+    dict(names=tuple(face_renderer.IDENTITY_ATTRIBUTES))
+  )
+  config.model = ml_collections.ConfigDict(
+    dict(widths=(8, 16, 32, 64, 64), attribute_hidden=128, identity_hidden=128, dtype="float32")
+  )
   config.variants = ("joint", "separate", "concat")
   config.loss = ml_collections.ConfigDict(dict(attribute_weight=1.0, identity_weight=1.0))
   # Sec. 4: Adam with the authors' defaults and learning rate 0.001.
   config.optimizer = blocks.optimizer_config("adam", 1e-3)
   config.augment = blocks.augment(jitter=0.1)
-  config.finetune = ml_collections.ConfigDict(dict(
-      enabled=True, num_train_steps=100, batch_size=32, images_per_identity=8,
-      train_attribute_head=False, optimizer=blocks.optimizer_config("adam", 1e-3)))
-  config.protocol = ml_collections.ConfigDict(dict(
-      probe_identity_fraction=0.5, gallery_per_identity=1,
-      distractor_counts=(10, 100, 1000, -1), video_frame_stride=5, max_rank=20,
-      batch_size=128, seed=0))
-  config.cam = ml_collections.ConfigDict(dict(
-      num_images=128, figure_attributes=("Big_Nose", "Big_Lips", "Narrow_Eyes", "Bald"),
-      figure_columns=6, batch_size=64))
+  config.finetune = ml_collections.ConfigDict(
+    dict(
+      enabled=True,
+      num_train_steps=100,
+      batch_size=32,
+      images_per_identity=8,
+      train_attribute_head=False,
+      optimizer=blocks.optimizer_config("adam", 1e-3),
+    )
+  )
+  config.protocol = ml_collections.ConfigDict(
+    dict(
+      probe_identity_fraction=0.5,
+      gallery_per_identity=1,
+      distractor_counts=(10, 100, 1000, -1),
+      video_frame_stride=5,
+      max_rank=20,
+      batch_size=128,
+      seed=0,
+    )
+  )
+  config.cam = ml_collections.ConfigDict(
+    dict(
+      num_images=128,
+      figure_attributes=("Big_Nose", "Big_Lips", "Narrow_Eyes", "Bald"),
+      figure_columns=6,
+      batch_size=64,
+    )
+  )
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
     config.num_train_steps = 3

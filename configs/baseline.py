@@ -1,8 +1,8 @@
 r"""Plain face recognition baseline: ResNet + ArcFace (or softmax) on synthetic faces.
 
-  python -m jfr.main --config=configs/baseline.py --workdir=/tmp/jfr_baseline
-  python -m jfr.main --config=configs/baseline.py:softmax ...   # plain softmax head
-  python -m jfr.main --config=configs/baseline.py:paper ...     # ResNet-50, 112 px, GPU sizes
+python -m jfr.main --config=configs/baseline.py --workdir=/tmp/jfr_baseline
+python -m jfr.main --config=configs/baseline.py:softmax ...   # plain softmax head
+python -m jfr.main --config=configs/baseline.py:paper ...     # ResNet-50, 112 px, GPU sizes
 """
 
 import ml_collections
@@ -20,8 +20,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.dataset = blocks.dataset("synthetic_faces/small")
   config.model = blocks.resnet()
   config.head = ml_collections.ConfigDict(dict(kind="arcface", scale=32.0, margin=0.3))
-  config.optimizer = blocks.optimizer_config("sgd", 0.1, schedule="cosine", warmup_steps=100,
-                                             weight_decay=5e-4)
+  config.optimizer = blocks.optimizer_config(
+    "sgd", 0.1, schedule="cosine", warmup_steps=100, weight_decay=5e-4
+  )
   config.augment = blocks.augment()
   config.eval = blocks.evaluation()
   if variant == "softmax":
@@ -38,8 +39,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.folds = 2
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
-    config.model = blocks.resnet((3, 4, 6, 3), num_filters=64, embedding_dim=512,
-                                 block="bottleneck")
+    config.model = blocks.resnet(
+      (3, 4, 6, 3), num_filters=64, embedding_dim=512, block="bottleneck"
+    )
     config.head.scale, config.head.margin = 64.0, 0.5
     config.batch_size = 256
     config.num_train_steps = 40_000

@@ -34,15 +34,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"configs/explain.py: unknown variant {variant!r}; known: {VARIANTS}")
   config = ml_collections.ConfigDict()
   config.method = "explain"
-  blocks.engine(config, num_train_steps=600, batch_size=32, log_every_steps=100,
-                checkpoint_every_steps=300)
+  blocks.engine(
+    config, num_train_steps=600, batch_size=32, log_every_steps=100, checkpoint_every_steps=300
+  )
   config.dataset = blocks.dataset("synthetic_faces/small")
   # Four stages: 64 px -> a 4x4x128 map, 16 px per cell as the paper's 7x7 map of 112 px
   # faces, and the decoder's four stride-2 layers give 64 px without resizing.
   config.model = blocks.resnet((1, 1, 1, 1), num_filters=16, pooling="gmp")
   config.head = ml_collections.ConfigDict(dict(kind="arcface", scale=32.0, margin=0.3))
-  config.optimizer = blocks.optimizer_config("sgd", 0.1, schedule="cosine", warmup_steps=50,
-                                             weight_decay=5e-4)
+  config.optimizer = blocks.optimizer_config(
+    "sgd", 0.1, schedule="cosine", warmup_steps=50, weight_decay=5e-4
+  )
   # Adam at 10x the paper's rate: the decoder gets 600 steps here, not 25 epochs.
   config.decoder_optimizer = blocks.optimizer_config("adam", 2e-3, schedule="cosine")
   config.decoder = ml_collections.ConfigDict(dict(widths=(32, 16, 8)))
@@ -51,12 +53,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.baseline = ml_collections.ConfigDict(dict(pooling="flatten_fc"))
   config.augment = blocks.augment()
   config.eval = blocks.evaluation()
-  config.explain = ml_collections.ConfigDict(dict(
-      num_pairs=128,                 # test pairs (half genuine) for the hiding game
+  config.explain = ml_collections.ConfigDict(
+    dict(
+      num_pairs=128,  # test pairs (half genuine) for the hiding game
       threshold_source="best_on_eval_pairs",  # or 'given' (then tau = threshold)
-      threshold=0.5,                 # tau on the cosine similarity when 'given'
-      chunk_size=16,                 # perturbed maps decoded per batch (Algorithm 1)
-      pair_batch=8,                  # pairs per compiled saliency call
+      threshold=0.5,  # tau on the cosine similarity when 'given'
+      chunk_size=16,  # perturbed maps decoded per batch (Algorithm 1)
+      pair_batch=8,  # pairs per compiled saliency call
       fractions=tuple(round(0.1 * i, 1) for i in range(11)),
       # Gaussian blur of hidden pixels (the paper gives no sigma). Calibrated so that
       # blurring all of A brings verification near chance: the small models read identity
@@ -64,11 +67,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # 4 -> 0.95, 8 -> 0.80, 16 -> 0.59, unblurred 0.98). A quarter of the image side.
       blur_sigma=16.0,
       parts=("brows", "eyes", "nose", "mouth"),
-      pairs_per_part=24,             # synthetic pairs differing in one part only
-      max_yaw=20.0,                  # pose range of the part pairs (parts stay visible)
-      region_dilation=2,             # pixels added around the part (anti-aliased edges)
-      figure_genuine=2, figure_impostor=2,
-  ))
+      pairs_per_part=24,  # synthetic pairs differing in one part only
+      max_yaw=20.0,  # pose range of the part pairs (parts stay visible)
+      region_dilation=2,  # pixels added around the part (anti-aliased edges)
+      figure_genuine=2,
+      figure_impostor=2,
+    )
+  )
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
     config.num_train_steps = 6
@@ -93,11 +98,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
     # ResNet-50 as in Sec. IV-A (He et al. [27]); its last FC replaced by global max pooling.
-    config.model = blocks.resnet((3, 4, 6, 3), num_filters=64, block="bottleneck",
-                                 pooling="gmp")
+    config.model = blocks.resnet((3, 4, 6, 3), num_filters=64, block="bottleneck", pooling="gmp")
     config.head.scale, config.head.margin = 64.0, 0.5
-    config.optimizer = blocks.optimizer_config("sgd", 0.02, schedule="cosine",
-                                               warmup_steps=1000, weight_decay=5e-4)
+    config.optimizer = blocks.optimizer_config(
+      "sgd", 0.02, schedule="cosine", warmup_steps=1000, weight_decay=5e-4
+    )
     config.decoder_optimizer = blocks.optimizer_config("adam", 2e-4, schedule="cosine")
     config.decoder.widths = (512, 256, 128)
     config.rec_weight = 1.0  # the paper does not state lambda

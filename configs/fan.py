@@ -47,14 +47,20 @@ VARIANTS = ("default", "tiny", "paper")
 def _extractor(num_train_steps: int, batch_size: int) -> ml_collections.ConfigDict:
   """Stage 1: a recognition config (see configs/baseline.py) without dataset/seed."""
   ext = ml_collections.ConfigDict()
-  blocks.engine(ext, num_train_steps=num_train_steps, batch_size=batch_size,
-                log_every_steps=50, checkpoint_every_steps=500)
+  blocks.engine(
+    ext,
+    num_train_steps=num_train_steps,
+    batch_size=batch_size,
+    log_every_steps=50,
+    checkpoint_every_steps=500,
+  )
   for field in ("seed", "parallelism"):  # taken from the FAN config
     del ext[field]
   ext.model = blocks.resnet((1, 1, 1, 1), num_filters=16, embedding_dim=128)
   ext.head = ml_collections.ConfigDict(dict(kind="arcface", scale=32.0, margin=0.3))
-  ext.optimizer = blocks.optimizer_config("sgd", 0.1, schedule="cosine", warmup_steps=50,
-                                          weight_decay=5e-4)
+  ext.optimizer = blocks.optimizer_config(
+    "sgd", 0.1, schedule="cosine", warmup_steps=50, weight_decay=5e-4
+  )
   ext.augment = blocks.augment()
   ext.eval = blocks.evaluation()
   return ext
@@ -67,8 +73,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.method = "fan"
   # Stage 2 (aggregator) engine fields, read by jfr.train.loop.run_training.
-  blocks.engine(config, num_train_steps=800, batch_size=6, log_every_steps=50,
-                checkpoint_every_steps=400)
+  blocks.engine(
+    config, num_train_steps=800, batch_size=6, log_every_steps=50, checkpoint_every_steps=400
+  )
   config.dataset = blocks.dataset("synthetic_faces/small")
   config.dataset.train_video_split = "train_video"  # clips of the train identities
   config.dataset.video_split = "video"  # clips of the test identities (evaluation)
@@ -76,23 +83,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.extractor = _extractor(num_train_steps=400, batch_size=64)
 
   # Face aggregator (jfr.models.set_unet.SetUNet) and discriminator.
-  config.aggregator = ml_collections.ConfigDict(dict(
-      base_features=8, max_members=32, output_activation="linear",
+  config.aggregator = ml_collections.ConfigDict(
+    dict(
+      base_features=8,
+      max_members=32,
+      output_activation="linear",
       transposed_conv="subpixel",
       set_size=10,  # N of the training sets (the paper trains with constant N = 10)
       min_set_size=10,  # each training set has uniform length in [min_set_size, N]
-  ))
-  config.discriminator = ml_collections.ConfigDict(dict(
-      features=(16, 32, 32, 16), negative_slope=0.2))
+    )
+  )
+  config.discriminator = ml_collections.ConfigDict(
+    dict(features=(16, 32, 32, 16), negative_slope=0.2)
+  )
 
   # Eq. 5 weights (paper: 1, 0.5, 1, 1e-4), beta of Eq. 6, rate r of Eq. 10.
-  config.loss = ml_collections.ConfigDict(dict(
-      lambda_dis=1.0, lambda_rec=0.5, lambda_adv=1.0, lambda_tv=1e-4, beta=8.0,
-      center_rate=0.5))
+  config.loss = ml_collections.ConfigDict(
+    dict(lambda_dis=1.0, lambda_rec=0.5, lambda_adv=1.0, lambda_tv=1e-4, beta=8.0, center_rate=0.5)
+  )
   # Adam for the generator and the discriminator (one optimizer each, same settings);
   # the 'steps' schedule drops the rate by 0.25 at half of training (5e-5 -> 1.25e-5).
-  config.optimizer = blocks.optimizer_config("adam", 1.5e-3, schedule="steps",
-                                             boundaries=(0.5,), decay_factor=0.25)
+  config.optimizer = blocks.optimizer_config(
+    "adam", 1.5e-3, schedule="steps", boundaries=(0.5,), decay_factor=0.25
+  )
   # Paper Sec. 4.1: flip, contrast/brightness/saturation, motion blur <= 9 px, p = 0.5.
   config.augment = blocks.augment(motion_blur_prob=0.5)
 
@@ -101,13 +114,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.variants = ("full", "no_adv", "rec_avg")
   config.ablation_num_train_steps = 200
 
-  config.eval = ml_collections.ConfigDict(dict(
+  config.eval = ml_collections.ConfigDict(
+    dict(
       batch_size=200,  # images per feature-extraction call
       set_batch_size=20,  # sets per aggregator call
       folds=10,  # YTF-like 10-fold verification over balanced video pairs
       fars=(0.1, 0.01),
       set_configs=((1, 2), (5, 2), (10, 2)),  # (N, n_avg) columns of Table 1
-      blur_set_size=10, blur_n_avg=2, blur_sharp_frames=1,  # Table 4: blur 9 of 10
+      blur_set_size=10,
+      blur_n_avg=2,
+      blur_sharp_frames=1,  # Table 4: blur 9 of 10
       blur_kernel_sizes=(7, 9, 11, 13, 15, 17),
       blur_variants=("full",),
       ijb_variants=("full",),
@@ -117,7 +133,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       ijb_fpirs=(0.01, 0.1),
       figure_sets=6,  # example sets drawn in each PNG grid
       figure_blur_kernel=13,
-  ))
+    )
+  )
 
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
@@ -157,8 +174,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
     config.extractor = _extractor(num_train_steps=40_000, batch_size=256)
-    config.extractor.model = blocks.resnet((3, 4, 6, 3), num_filters=64, embedding_dim=512,
-                                           block="bottleneck")
+    config.extractor.model = blocks.resnet(
+      (3, 4, 6, 3), num_filters=64, embedding_dim=512, block="bottleneck"
+    )
     config.extractor.head.scale, config.extractor.head.margin = 64.0, 0.5
     config.extractor.checkpoint_every_steps = 2000
     config.aggregator.base_features = 32
@@ -171,8 +189,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 6 epochs of the training videos at batch 6 (paper Sec. 4.1).
     config.epochs = 6
     config.train_sets_per_epoch = 1_100_000
-    config.num_train_steps = (config.get_ref("epochs") * config.get_ref("train_sets_per_epoch")
-                              // config.get_ref("batch_size"))
+    config.num_train_steps = (
+      config.get_ref("epochs")
+      * config.get_ref("train_sets_per_epoch")
+      // config.get_ref("batch_size")
+    )
     config.checkpoint_every_steps = 10_000
     config.log_every_steps = 500
     config.eval.set_configs = ((1, 2), (5, 2), (10, 2), (10, 4), (10, 6), (10, 8))

@@ -52,10 +52,10 @@ from jfr.train import config_blocks as blocks
 # Table 1 widths of conv11 ... conv52 (conv53 has K channels).
 PAPER_WIDTHS = (32, 64, 64, 64, 128, 128, 96, 192, 192, 128, 256, 256, 160)
 VARIANTS = {
-    "base": dict(lmf=False, sad=False, fad=False),     # d = 0%: the base CNN
-    "sad": dict(lmf=True, sad=True, fad=False),        # "SAD only" (LMF belongs to SAD)
-    "fad": dict(lmf=False, sad=False, fad=True),       # "FAD only"
-    "sad_fad": dict(lmf=True, sad=True, fad=True),     # the full method
+  "base": dict(lmf=False, sad=False, fad=False),  # d = 0%: the base CNN
+  "sad": dict(lmf=True, sad=True, fad=False),  # "SAD only" (LMF belongs to SAD)
+  "fad": dict(lmf=False, sad=False, fad=True),  # "FAD only"
+  "sad_fad": dict(lmf=True, sad=True, fad=True),  # the full method
 }
 
 
@@ -72,55 +72,64 @@ def _scaled_t(feature_dim: int) -> int:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant = arg or "default"
   if variant not in ("default", "gaud", "paper", "tiny"):
-    raise ValueError(f"configs/interpretable.py: unknown variant {variant!r}; "
-                     "expected default, gaud, paper or tiny")
+    raise ValueError(
+      f"configs/interpretable.py: unknown variant {variant!r}; "
+      "expected default, gaud, paper or tiny"
+    )
   config = ml_collections.ConfigDict()
   config.method = "interpretable"
-  blocks.engine(config, num_train_steps=900, batch_size=16, log_every_steps=100,
-                checkpoint_every_steps=900)
+  blocks.engine(
+    config, num_train_steps=900, batch_size=16, log_every_steps=100, checkpoint_every_steps=900
+  )
   config.dataset = blocks.dataset("synthetic_faces/small")
   config.dataset.train_identities = 100  # train on the first n identities (<= 0: all)
-  config.model = ml_collections.ConfigDict(dict(
-      image_size=64,                 # network input side (images are resized to it)
-      feature_dim=64,                # K
-      keep=_scaled_keep(64 // 4),    # LMF elements kept per H/4 x W/4 map
+  config.model = ml_collections.ConfigDict(
+    dict(
+      image_size=64,  # network input side (images are resized to it)
+      feature_dim=64,  # K
+      keep=_scaled_keep(64 // 4),  # LMF elements kept per H/4 x W/4 map
       trunk_widths=tuple(w // 8 for w in PAPER_WIDTHS),
-      hc_features=16,                # conv44 / conv54 channels (192 in Table 1)
-      phi_features=32,               # Φ conv channels (<= 0: the concatenation's, 576)
+      hc_features=16,  # conv44 / conv54 channels (192 in Table 1)
+      phi_features=32,  # Φ conv channels (<= 0: the concatenation's, 576)
       upsample="bilinear",
-      dtype="float32"))
+      dtype="float32",
+    )
+  )
   # BlaS: black 32x12 (at 96 px) rectangle; GauD: Gaussian noise, sides in [12, 32].
   config.occlusion = ml_collections.ConfigDict(dict(mode="static", fill="black"))
   # 'softmax': the paper's dense K-way softmax (Eq. 3); 'cosine': logits scale · cos(f, w).
   config.head = ml_collections.ConfigDict(dict(kind="cosine", scale=16.0))
-  config.loss = ml_collections.ConfigDict(dict(
-      identity_weight=1.0,           # Eq. 3
+  config.loss = ml_collections.ConfigDict(
+    dict(
+      identity_weight=1.0,  # Eq. 3
       occluded_identity_weight=1.0,  # Eq. 5
-      sad_filter_weight=1.0,         # Eq. 1 / K(K-1)
-      sad_response_weight=1.0,       # Eq. 2 / K(K-1), on g_σ * LMF(ψ)
-      sigma=1.5,                     # g_σ
-      fad_weight=0.1,                # Eq. 4 (1.0 in :paper; see the module docstring)
-      fad_mode="count",              # 'count': keep the fad_t least changed elements
+      sad_filter_weight=1.0,  # Eq. 1 / K(K-1)
+      sad_response_weight=1.0,  # Eq. 2 / K(K-1), on g_σ * LMF(ψ)
+      sigma=1.5,  # g_σ
+      fad_weight=0.1,  # Eq. 4 (1.0 in :paper; see the module docstring)
+      fad_mode="count",  # 'count': keep the fad_t least changed elements
       fad_t=_scaled_t(64),
-      fad_value_threshold=0.01,      # 'value' mode: keep elements changed by less than this
-      fad_on_unit_features=True,     # τ and Eq. 4 on √K f / |f| (scale-free, as the head)
-      occluded_branch_without_fad=True))  # base / SAD also classify f(Î) ("CASIA-Net agu.")
+      fad_value_threshold=0.01,  # 'value' mode: keep elements changed by less than this
+      fad_on_unit_features=True,  # τ and Eq. 4 on √K f / |f| (scale-free, as the head)
+      occluded_branch_without_fad=True,
+    )
+  )  # base / SAD also classify f(Î) ("CASIA-Net agu.")
   config.variants = ml_collections.ConfigDict(VARIANTS)
   config.run_variants = ("base", "sad", "fad", "sad_fad")
-  config.optimizer = blocks.optimizer_config("adam", 1e-3, schedule="steps",
-                                             boundaries=(0.6, 0.85), decay_factor=0.1,
-                                             momentum=0.9)
+  config.optimizer = blocks.optimizer_config(
+    "adam", 1e-3, schedule="steps", boundaries=(0.6, 0.85), decay_factor=0.1, momentum=0.9
+  )
   config.augment = blocks.augment(flip=False, jitter=0.1)  # no flip: it breaks the warp
   config.eval = blocks.evaluation(batch_size=200)
   config.eval.pairs_per_fold = 1000
   config.eval.report_fars = (0.01, 0.001)
   config.eval.report_ranks = (1, 5)
-  config.eval.analysis_images = 1000        # faces for peaks (Fig. 5) and Fig. 6
+  config.eval.analysis_images = 1000  # faces for peaks (Fig. 5) and Fig. 6
   config.eval.part_occlusion_margin = 0.04  # part occluder = landmark box + 4% of the side
   config.eval.part_filter_fraction = 0.125  # filters per part for retrieval (of K)
-  config.eval.random_filter_draws = 10      # random filter subsets (retrieval control)
-  config.eval.retrieval_identities = 150    # subjects (two faces each), Sec. 4.4
-  config.eval.figure_filters = 8            # filters shown in Fig. 8
+  config.eval.random_filter_draws = 10  # random filter subsets (retrieval control)
+  config.eval.retrieval_identities = 150  # subjects (two faces each), Sec. 4.4
+  config.eval.figure_filters = 8  # filters shown in Fig. 8
   if variant == "gaud":
     config.occlusion.mode, config.occlusion.fill = "dynamic", "noise"
   elif variant == "tiny":  # seconds; for tests

@@ -50,36 +50,56 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.method = "templates"
   # The descriptor network. The paper uses VGG-Face, a plain softmax (cross-entropy)
   # identity classifier, whose post-ReLU fc7 activations are the descriptors.
-  blocks.engine(config, num_train_steps=700, batch_size=32, log_every_steps=100,
-                checkpoint_every_steps=350)
+  blocks.engine(
+    config, num_train_steps=700, batch_size=32, log_every_steps=100, checkpoint_every_steps=350
+  )
   config.dataset = blocks.dataset("synthetic_faces/small")
   config.dataset.video_split = "video"
   # 64 px -> a 4x4x96 last conv map: 'conv_flat' descriptors have k = 1536 > 1024, the
   # largest m of Table I (12 filters: ~4x cheaper to train on a CPU than 16).
   config.model = blocks.resnet((1, 1, 1, 1), num_filters=12, embedding_dim=128)
   config.head = ml_collections.ConfigDict(dict(kind="softmax", scale=32.0, margin=0.3))
-  config.optimizer = blocks.optimizer_config("sgd", 0.1, schedule="cosine", warmup_steps=50,
-                                             weight_decay=5e-4)
+  config.optimizer = blocks.optimizer_config(
+    "sgd", 0.1, schedule="cosine", warmup_steps=50, weight_decay=5e-4
+  )
   config.augment = blocks.augment()
-  config.descriptors = ml_collections.ConfigDict(dict(
-      kind="conv_flat", batch_size=256, npy_path="", keys_path=""))
-  config.protocol = ml_collections.ConfigDict(dict(
-      num_splits=10, seed=0, out_of_gallery_fraction=1 / 3, probe_templates_per_subject=4,
+  config.descriptors = ml_collections.ConfigDict(
+    dict(kind="conv_flat", batch_size=256, npy_path="", keys_path="")
+  )
+  config.protocol = ml_collections.ConfigDict(
+    dict(
+      num_splits=10,
+      seed=0,
+      out_of_gallery_fraction=1 / 3,
+      probe_templates_per_subject=4,
       verify_templates_per_subject=4,
       verify_subjects=ml_collections.FieldReference(40, field_type=int),
       frames_per_video=ml_collections.FieldReference(4, field_type=int),
-      fpirs=(0.1, 0.01), identification_fars=(1e-4, 1e-5), ranks=(1, 10),
-      verification_fars=(0.1, 0.01, 0.001)))
-  config.ijba = ml_collections.ConfigDict(dict(
+      fpirs=(0.1, 0.01),
+      identification_fars=(1e-4, 1e-5),
+      ranks=(1, 10),
+      verification_fars=(0.1, 0.01, 0.001),
+    )
+  )
+  config.ijba = ml_collections.ConfigDict(
+    dict(
       root="",
       search_gallery="IJB-A_1N_sets/split{split}/search_gallery_{split}.csv",
       search_probe="IJB-A_1N_sets/split{split}/search_probe_{split}.csv",
       verify_metadata="IJB-A_11_sets/split{split}/verify_metadata_{split}.csv",
       verify_comparisons="IJB-A_11_sets/split{split}/verify_comparisons_{split}.csv",
-      splits=tuple(range(1, 11))))
-  config.experiment = ml_collections.ConfigDict(dict(
-      masked_ms=(50, 150, 250, 500, 1024), binary_ms=(150, 250, 500), random_seed=0,
-      block_size=1024, plot_metrics=("TPIR@FPIR=0.1", "Rank-1", "1:1 TAR@FAR=0.01")))
+      splits=tuple(range(1, 11)),
+    )
+  )
+  config.experiment = ml_collections.ConfigDict(
+    dict(
+      masked_ms=(50, 150, 250, 500, 1024),
+      binary_ms=(150, 250, 500),
+      random_seed=0,
+      block_size=1024,
+      plot_metrics=("TPIR@FPIR=0.1", "Rank-1", "1:1 TAR@FAR=0.01"),
+    )
+  )
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
     config.num_train_steps = 4
@@ -101,8 +121,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # trains a ResNet-50 on the 112 px synthetic faces (GPU) and takes its post-ReLU
     # global-average conv descriptor (k = 2048).
     config.dataset.name = "synthetic_faces/default"
-    config.model = blocks.resnet((3, 4, 6, 3), num_filters=64, embedding_dim=512,
-                                 block="bottleneck")
+    config.model = blocks.resnet(
+      (3, 4, 6, 3), num_filters=64, embedding_dim=512, block="bottleneck"
+    )
     config.batch_size = 256
     config.num_train_steps = 40_000
     config.checkpoint_every_steps = 2000

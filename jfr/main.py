@@ -15,14 +15,22 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:variant]).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Config file (path[:variant]).", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
-_MODE = flags.DEFINE_string("mode", "all", "What to run: all (train then evaluate), train, "
-                            "eval, or a mode the method adds (see its trainer).")
+_MODE = flags.DEFINE_string(
+  "mode",
+  "all",
+  "What to run: all (train then evaluate), train, "
+  "eval, or a mode the method adds (see its trainer).",
+)
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first (multi-host runs). "
-    "Without the three flags below JAX detects the cluster (SLURM, ...).")
+  "distributed",
+  False,
+  "Call jax.distributed.initialize() first (multi-host runs). "
+  "Without the three flags below JAX detects the cluster (SLURM, ...).",
+)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
@@ -36,15 +44,25 @@ def main(argv):
   for handler in std_logging.getLogger().handlers:
     handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or "orbax" not in r.pathname)
   import tensorflow as tf  # keep TF off any accelerator: JAX owns it
+
   tf.config.set_visible_devices([], "GPU")
   if _DISTRIBUTED.value:
     import jax
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value,
-                               process_id=_PROCESS_ID.value)
-    logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
-                 jax.process_count(), jax.local_device_count(), jax.device_count())
+
+    jax.distributed.initialize(
+      coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value,
+      process_id=_PROCESS_ID.value,
+    )
+    logging.info(
+      "process %d of %d, %d local / %d global devices",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+    )
   from jfr.train import registry
+
   config = _CONFIG.value
   logging.info("config:\n%s", config)
   registry.run(config, _WORKDIR.value, _MODE.value)

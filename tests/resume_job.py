@@ -5,6 +5,7 @@ resume) a small conv net with BatchNorm, dropout and SGD with momentum on a
 synthetic batch stream, under pmap on the visible devices, checkpointing every 2
 steps. It imports no TensorFlow (scalars go to a list writer) to start quickly.
 """
+
 import functools
 import sys
 import time
@@ -28,10 +29,18 @@ NUM_CLASSES = 4
 
 
 def make_config(num_train_steps, parallelism="pmap", **overrides):
-  config = ml_collections.ConfigDict({
-      "seed": 0, "num_train_steps": num_train_steps, "log_every_steps": 2,
-      "checkpoint_every_steps": 2, "keep_checkpoints": 3, "max_consecutive_nonfinite": 3,
-      "parallelism": parallelism, "batch_size": BATCH_SIZE})
+  config = ml_collections.ConfigDict(
+    {
+      "seed": 0,
+      "num_train_steps": num_train_steps,
+      "log_every_steps": 2,
+      "checkpoint_every_steps": 2,
+      "keep_checkpoints": 3,
+      "max_consecutive_nonfinite": 3,
+      "parallelism": parallelism,
+      "batch_size": BATCH_SIZE,
+    }
+  )
   config.update(overrides)
   config.lock()
   return config
@@ -58,15 +67,20 @@ def make_state(config):
 def _initial_state(seed, parallelism):
   model = TinyNet(axis_name=steps.bn_axis_name(parallelism))
   return state_lib.create_train_state(
-      jax.random.PRNGKey(seed), {"net": (model, jnp.zeros((1, 8, 8, 3)))},
-      {"net": optax.sgd(0.1, momentum=0.9)})
+    jax.random.PRNGKey(seed),
+    {"net": (model, jnp.zeros((1, 8, 8, 3)))},
+    {"net": optax.sgd(0.1, momentum=0.9)},
+  )
 
 
 def train_step(state, batch, rng):
   def loss_fn(params):
     logits, updates = state.apply_fn["net"](
-        {"params": params, "batch_stats": state.batch_stats["net"]}, batch["image"],
-        rngs={"dropout": rng}, mutable=["batch_stats"])
+      {"params": params, "batch_stats": state.batch_stats["net"]},
+      batch["image"],
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+    )
     return softmax_cross_entropy(logits, batch["label"]).mean(), updates["batch_stats"]
 
   (loss, new_bs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["net"])
@@ -79,8 +93,10 @@ def train_step(state, batch, rng):
 def make_batch(index):
   """Batch ``index`` of the stream (a function of the index alone)."""
   rng = np.random.default_rng(index)
-  return {"image": rng.uniform(-1, 1, (BATCH_SIZE, 8, 8, 3)).astype(np.float32),
-          "label": rng.integers(0, NUM_CLASSES, BATCH_SIZE).astype(np.int32)}
+  return {
+    "image": rng.uniform(-1, 1, (BATCH_SIZE, 8, 8, 3)).astype(np.float32),
+    "label": rng.integers(0, NUM_CLASSES, BATCH_SIZE).astype(np.int32),
+  }
 
 
 def batch_iterator_fn(step_delay_s=0.0):
@@ -90,6 +106,7 @@ def batch_iterator_fn(step_delay_s=0.0):
       time.sleep(step_delay_s)
       yield make_batch(index)
       index += 1
+
   return batches
 
 
@@ -112,8 +129,14 @@ def main(argv):
   step_delay_s = float(argv[3]) if len(argv) > 3 else 0.0
   logging.set_verbosity(logging.INFO)
   config = make_config(num_steps)
-  loop.run_training(config, workdir, make_state(config), train_step,
-                    batch_iterator_fn(step_delay_s), writer=ListWriter())
+  loop.run_training(
+    config,
+    workdir,
+    make_state(config),
+    train_step,
+    batch_iterator_fn(step_delay_s),
+    writer=ListWriter(),
+  )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,16 @@ from PIL import Image
 from jfr.data import adapters
 from jfr.data.adapters import celeb_a, common, ijb
 
-FEATURES = {"image": (np.uint8, None), "label": (np.int64, ()), "attributes": (bool, None),
-            "landmarks": (np.float32, (68, 2)), "segmentation": (np.uint8, None),
-            "occluder_mask": (bool, None), "video_id": (np.int64, ()),
-            "frame_index": (np.int64, ())}
+FEATURES = {
+  "image": (np.uint8, None),
+  "label": (np.int64, ()),
+  "attributes": (bool, None),
+  "landmarks": (np.float32, (68, 2)),
+  "segmentation": (np.uint8, None),
+  "occluder_mask": (bool, None),
+  "video_id": (np.int64, ()),
+  "frame_index": (np.int64, ()),
+}
 A = len(adapters.JFR_ATTRIBUTE_NAMES)
 
 
@@ -89,8 +95,10 @@ def test_image_folder_without_resize(identity_root, tmp_path):
 def test_image_folder_shuffle_seed(identity_root):
   ds, _ = adapters.image_folder_dataset(identity_root, 8, shuffle_seed=3)
   labels = [int(e["label"]) for e in ds.as_numpy_iterator()]
-  again = [int(e["label"]) for e in
-           adapters.image_folder_dataset(identity_root, 8, shuffle_seed=3)[0].as_numpy_iterator()]
+  again = [
+    int(e["label"])
+    for e in adapters.image_folder_dataset(identity_root, 8, shuffle_seed=3)[0].as_numpy_iterator()
+  ]
   assert labels == again and sorted(labels) == [0, 0, 0, 1, 2]
 
 
@@ -134,10 +142,11 @@ def test_image_folder_unreadable_images(tmp_path, caplog):
   assert info.num_examples == 1 and len(list(ds)) == 1
   # A truncated JPEG passes the header check; check='decode' catches it.
   root2 = tmp_path / "trunc"
-  full = _write(root2 / "a" / "t.jpg", np.random.default_rng(1).integers(0, 256, (64, 64, 3)),
-                "JPEG")
+  full = _write(
+    root2 / "a" / "t.jpg", np.random.default_rng(1).integers(0, 256, (64, 64, 3)), "JPEG"
+  )
   data = open(full, "rb").read()
-  open(full, "wb").write(data[:len(data) // 2])
+  open(full, "wb").write(data[: len(data) // 2])
   adapters.image_folder_dataset(str(root2), 8, check="header")
   with pytest.raises(ValueError, match=r"unreadable image .*t\.jpg"):
     adapters.image_folder_dataset(str(root2), 8, check="decode")
@@ -150,8 +159,11 @@ def test_image_folder_unreadable_images(tmp_path, caplog):
 
 def test_video_folder_dataset(tmp_path, caplog):
   root = tmp_path / "videos"
-  for identity, video, frames in (("id_b", "v2", (1, 2, 10)), ("id_b", "v1", (5,)),
-                                  ("id_a", "clip", (0, 1))):
+  for identity, video, frames in (
+    ("id_b", "v2", (1, 2, 10)),
+    ("id_b", "v1", (5,)),
+    ("id_a", "clip", (0, 1)),
+  ):
     for f in frames:
       _write(root / identity / video / f"frame_{f}.png", _const(10, 10, f * 10))
   with caplog.at_level(py_logging.WARNING):
@@ -205,16 +217,19 @@ def _celeba_image(value_inside=(0, 0, 255), value_outside=(255, 0, 0)):
 
 
 def _fake_celeba_example(identity, attributes_true):
-  return {"image": _celeba_image(),
-          "attributes": {n: n in attributes_true for n in celeb_a.CELEB_A_ATTRIBUTE_NAMES},
-          "identity": {"Identity_No": np.int64(identity)},
-          "landmarks": {"lefteye_x": np.int64(69)}}
+  return {
+    "image": _celeba_image(),
+    "attributes": {n: n in attributes_true for n in celeb_a.CELEB_A_ATTRIBUTE_NAMES},
+    "identity": {"Identity_No": np.int64(identity)},
+    "landmarks": {"lefteye_x": np.int64(69)},
+  }
 
 
 def test_celeb_a_example_to_features():
   names = ("Male", "Smiling", "Eyeglasses")
-  ex = celeb_a.celeb_a_example_to_features(_fake_celeba_example(7, {"Male", "Eyeglasses"}),
-                                           24, names)
+  ex = celeb_a.celeb_a_example_to_features(
+    _fake_celeba_example(7, {"Male", "Eyeglasses"}), 24, names
+  )
   ex = {k: v.numpy() for k, v in ex.items()}
   _check_features(ex, (24, 24))
   assert ex["label"] == 6  # Identity_No 7 -> label 6
@@ -230,7 +245,8 @@ def test_celeb_a_example_in_a_tf_data_map_and_errors():
   examples = [_fake_celeba_example(i + 1, {"Male"} if i else set()) for i in range(3)]
   stacked = tf.nest.map_structure(lambda *xs: np.stack(xs), *examples)
   ds = tf.data.Dataset.from_tensor_slices(stacked).map(
-      lambda e: celeb_a.celeb_a_example_to_features(e, (16, 12), ("Male",)))
+    lambda e: celeb_a.celeb_a_example_to_features(e, (16, 12), ("Male",))
+  )
   out = list(ds.as_numpy_iterator())
   assert [int(e["label"]) for e in out] == [0, 1, 2]
   assert [bool(e["attributes"][0]) for e in out] == [False, True, True]
@@ -245,6 +261,7 @@ def test_celeb_a_example_in_a_tf_data_map_and_errors():
 
 def test_celeb_a_dataset_through_tfds_mock():
   import tensorflow_datasets as tfds
+
   with tfds.testing.mock_data(num_examples=2):
     ds, info = adapters.celeb_a_dataset("train", 16, attribute_names=("Male", "Young"))
     out = list(ds.as_numpy_iterator())
@@ -263,37 +280,44 @@ def _write_celeba_files(root, files, partition, identities, attr_rows=None):
   if attr_rows is None:
     attr_rows = []
     for i, f in enumerate(files):
-      values = ["1" if (n == "Male" and i % 2) or (n == "Smiling" and i == 0) else "-1"
-                for n in names]
+      values = [
+        "1" if (n == "Male" and i % 2) or (n == "Smiling" and i == 0) else "-1" for n in names
+      ]
       attr_rows.append(" ".join([f] + values))
   (root / "list_attr_celeba.txt").write_text(
-      f"{len(attr_rows)}\n" + " ".join(names) + "\n" + "\n".join(attr_rows) + "\n")
+    f"{len(attr_rows)}\n" + " ".join(names) + "\n" + "\n".join(attr_rows) + "\n"
+  )
   (root / "list_eval_partition.txt").write_text(
-      "".join(f"{f} {p}\n" for f, p in zip(files, partition)))
-  (root / "identity_CelebA.txt").write_text(
-      "".join(f"{f} {i}\n" for f, i in identities.items()))
-  return (str(images), str(root / "list_attr_celeba.txt"),
-          str(root / "list_eval_partition.txt"), str(root / "identity_CelebA.txt"))
+    "".join(f"{f} {p}\n" for f, p in zip(files, partition))
+  )
+  (root / "identity_CelebA.txt").write_text("".join(f"{f} {i}\n" for f, i in identities.items()))
+  return (
+    str(images),
+    str(root / "list_attr_celeba.txt"),
+    str(root / "list_eval_partition.txt"),
+    str(root / "identity_CelebA.txt"),
+  )
 
 
 def test_celeb_a_folder_joins_identities_by_file_name(tmp_path, caplog):
   files = ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg"]
   identities = {"000003.jpg": 5, "000001.jpg": 2, "000004.jpg": 9, "000002.jpg": 2}
   images, attrs, part, ident = _write_celeba_files(tmp_path, files, [0, 0, 1, 0], identities)
-  ds, info = adapters.celeb_a_folder_dataset(images, attrs, part, "train", 8,
-                                             identity_file=ident,
-                                             attribute_names=("Smiling", "Male"))
+  ds, info = adapters.celeb_a_folder_dataset(
+    images, attrs, part, "train", 8, identity_file=ident, attribute_names=("Smiling", "Male")
+  )
   out = list(ds.as_numpy_iterator())
   assert info.num_examples == 3 and info.has_labels and info.num_classes == 9
-  assert [int(e["label"]) for e in out] == [1, 1, 8]   # 000001, 000002, 000004
-  np.testing.assert_array_equal([e["attributes"] for e in out],
-                                [[True, False], [False, True], [False, True]])
-  assert [int(np.median(e["image"][..., 0])) for e in out] == pytest.approx([0, 40, 120],
-                                                                           abs=3)
+  assert [int(e["label"]) for e in out] == [1, 1, 8]  # 000001, 000002, 000004
+  np.testing.assert_array_equal(
+    [e["attributes"] for e in out], [[True, False], [False, True], [False, True]]
+  )
+  assert [int(np.median(e["image"][..., 0])) for e in out] == pytest.approx([0, 40, 120], abs=3)
   for e in out:
     _check_features(e, (8, 8))
-  val, _ = adapters.celeb_a_folder_dataset(images, attrs, part, "validation", 8,
-                                           identity_file=ident)
+  val, _ = adapters.celeb_a_folder_dataset(
+    images, attrs, part, "validation", 8, identity_file=ident
+  )
   assert [int(e["label"]) for e in val.as_numpy_iterator()] == [4]
   with caplog.at_level(py_logging.WARNING):
     unlabelled, info = adapters.celeb_a_folder_dataset(images, attrs, part, "train", 8)
@@ -304,8 +328,7 @@ def test_celeb_a_folder_joins_identities_by_file_name(tmp_path, caplog):
 
 def test_celeb_a_folder_errors(tmp_path):
   files = ["000001.jpg", "000002.jpg"]
-  images, attrs, part, ident = _write_celeba_files(tmp_path, files, [0, 0],
-                                                   {"000001.jpg": 1})
+  images, attrs, part, ident = _write_celeba_files(tmp_path, files, [0, 0], {"000001.jpg": 1})
   with pytest.raises(ValueError, match=r"identity_CelebA\.txt.*000002\.jpg"):
     adapters.celeb_a_folder_dataset(images, attrs, part, "train", 8, identity_file=ident)
   with pytest.raises(ValueError, match="split"):
@@ -333,13 +356,15 @@ def _csv(path, text):
 
 
 def test_read_template_metadata(tmp_path):
-  path = _csv(tmp_path / "meta.csv",
-              "Template_ID,subject_id,FILE,Media_ID,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,"
-              "FACE_HEIGHT\n"
-              "101,7,img/1.jpg,11,0,1,2,30,40\n"
-              "\n"
-              "55,9,frame/2.png,12,0,3.5,4,50,60\n"
-              "101,7,img/3.jpg,11,0,5,6,70,80\n")
+  path = _csv(
+    tmp_path / "meta.csv",
+    "Template_ID,subject_id,FILE,Media_ID,SIGHTING_ID,FACE_X,FACE_Y,FACE_WIDTH,"
+    "FACE_HEIGHT\n"
+    "101,7,img/1.jpg,11,0,1,2,30,40\n"
+    "\n"
+    "55,9,frame/2.png,12,0,3.5,4,50,60\n"
+    "101,7,img/3.jpg,11,0,5,6,70,80\n",
+  )
   meta = ijb.read_template_metadata(path)
   np.testing.assert_array_equal(meta.template_ids, [55, 101])
   np.testing.assert_array_equal(meta.template_index, [1, 0, 1])
@@ -353,8 +378,9 @@ def test_read_template_metadata(tmp_path):
   np.testing.assert_array_equal(meta.indices_of([101, 55]), [1, 0])
   with pytest.raises(ValueError, match=r"\[77\]"):
     meta.indices_of([77])
-  minimal = ijb.read_template_metadata(_csv(tmp_path / "min.csv",
-                                            "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a.jpg\n"))
+  minimal = ijb.read_template_metadata(
+    _csv(tmp_path / "min.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a.jpg\n")
+  )
   assert minimal.media_ids is None and minimal.boxes is None
 
 
@@ -366,23 +392,29 @@ def test_template_metadata_errors(tmp_path):
   with pytest.raises(ValueError, match=r"m1\.csv:1: .*SUBJECT_ID"):
     ijb.read_template_metadata(_csv(tmp_path / "m1.csv", "TEMPLATE_ID,FILENAME\n1,a\n"))
   with pytest.raises(ValueError, match=r"m2\.csv:3: column SUBJECT_ID: expected an integer"):
-    ijb.read_template_metadata(_csv(tmp_path / "m2.csv",
-                                    "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a\n1,x,b\n"))
+    ijb.read_template_metadata(
+      _csv(tmp_path / "m2.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a\n1,x,b\n")
+    )
   with pytest.raises(ValueError, match=r"m3\.csv:2: expected 3 fields"):
-    ijb.read_template_metadata(_csv(tmp_path / "m3.csv",
-                                    "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2\n"))
+    ijb.read_template_metadata(_csv(tmp_path / "m3.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2\n"))
   with pytest.raises(ValueError, match=r"m4\.csv:4: column SUBJECT_ID: template 1 .* line 2"):
-    ijb.read_template_metadata(_csv(tmp_path / "m4.csv",
-                                    "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a\n3,4,b\n1,5,c\n"))
+    ijb.read_template_metadata(
+      _csv(tmp_path / "m4.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,2,a\n3,4,b\n1,5,c\n")
+    )
   with pytest.raises(ValueError, match=r"m5\.csv:2: column FACE_Y: expected a number"):
-    ijb.read_template_metadata(_csv(
+    ijb.read_template_metadata(
+      _csv(
         tmp_path / "m5.csv",
-        "TEMPLATE_ID,SUBJECT_ID,FILENAME,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n1,2,a,1,?,3,4\n"))
+        "TEMPLATE_ID,SUBJECT_ID,FILENAME,FACE_X,FACE_Y,FACE_WIDTH,FACE_HEIGHT\n1,2,a,1,?,3,4\n",
+      )
+    )
 
 
 def test_template_metadata_splits(tmp_path):
-  path = _csv(tmp_path / "s.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME,SPLIT\n"
-              "5,1,a,1\n6,2,b,2\n5,1,c,1\n9,3,d,2\n")
+  path = _csv(
+    tmp_path / "s.csv",
+    "TEMPLATE_ID,SUBJECT_ID,FILENAME,SPLIT\n5,1,a,1\n6,2,b,2\n5,1,c,1\n9,3,d,2\n",
+  )
   meta = ijb.read_template_metadata(path)
   two = meta.select_split(2)
   np.testing.assert_array_equal(two.template_ids, [6, 9])
@@ -393,8 +425,12 @@ def test_template_metadata_splits(tmp_path):
   paths = []
   for k in (1, 2):
     (tmp_path / f"split{k}").mkdir()
-    paths.append(_csv(tmp_path / f"split{k}" / f"verify_metadata_{k}.csv",
-                      f"TEMPLATE_ID,SUBJECT_ID,FILENAME\n{k},{k},x{k}.jpg\n"))
+    paths.append(
+      _csv(
+        tmp_path / f"split{k}" / f"verify_metadata_{k}.csv",
+        f"TEMPLATE_ID,SUBJECT_ID,FILENAME\n{k},{k},x{k}.jpg\n",
+      )
+    )
   splits = ijb.read_template_metadata_splits(paths)
   assert [s.template_ids.tolist() for s in splits] == [[1], [2]]
   with pytest.raises(ValueError, match="list"):
@@ -402,15 +438,16 @@ def test_template_metadata_splits(tmp_path):
 
 
 def test_template_pairs_and_labels(tmp_path):
-  meta = ijb.read_template_metadata(_csv(tmp_path / "meta.csv",
-                                         "TEMPLATE_ID,SUBJECT_ID,FILENAME\n"
-                                         "1,10,a\n2,10,b\n3,20,c\n"))
+  meta = ijb.read_template_metadata(
+    _csv(tmp_path / "meta.csv", "TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,10,a\n2,10,b\n3,20,c\n")
+  )
   pairs = ijb.read_template_pairs(_csv(tmp_path / "p.csv", "1,2\n1,3\n\n3,2\n"))
   assert pairs.labels is None
   np.testing.assert_array_equal(pairs.template_ids1, [1, 1, 3])
   np.testing.assert_array_equal(ijb.pair_labels(pairs, meta), [True, False, False])
-  labelled = ijb.read_template_pairs(_csv(tmp_path / "pl.csv",
-                                          "template_id1,Template_ID2,label\n1,2,1\n1,3,0\n"))
+  labelled = ijb.read_template_pairs(
+    _csv(tmp_path / "pl.csv", "template_id1,Template_ID2,label\n1,2,1\n1,3,0\n")
+  )
   np.testing.assert_array_equal(labelled.labels, [True, False])
   np.testing.assert_array_equal(ijb.pair_labels(labelled, meta), [True, False])
   wrong = ijb.read_template_pairs(_csv(tmp_path / "pw.csv", "1,2,0\n"))

@@ -1,4 +1,5 @@
 """Tests for jfr.models.attribute_net (net@1 / net@2 of Taherkhani et al., Eq. 1-3)."""
+
 import functools
 
 import jax
@@ -10,9 +11,14 @@ import pytest
 from jfr.models import attribute_net
 
 _T, _C = 3, 5
-_SMALL = functools.partial(attribute_net.AttributeIdentityNet, num_attributes=_T,
-                           num_classes=_C, widths=(4, 4, 8, 8, 8), attribute_hidden=6,
-                           identity_hidden=7)
+_SMALL = functools.partial(
+  attribute_net.AttributeIdentityNet,
+  num_attributes=_T,
+  num_classes=_C,
+  widths=(4, 4, 8, 8, 8),
+  attribute_hidden=6,
+  identity_hidden=7,
+)
 
 
 def _key(seed=0):
@@ -25,8 +31,9 @@ def _images(shape, seed=0):
 
 
 def _init(model, x):
-  return jax.jit(functools.partial(model.init_with_output, train=False,
-                                   return_conv_map=True))(_key(), x)
+  return jax.jit(functools.partial(model.init_with_output, train=False, return_conv_map=True))(
+    _key(), x
+  )
 
 
 def _batch():
@@ -53,8 +60,8 @@ def initialised(request):
 def _identity_loss_grads(model, variables, images, labels):
   def loss(params):
     out = model.apply({**variables, "params": params}, images, train=False)
-    return optax.softmax_cross_entropy_with_integer_labels(out["identity_logits"],
-                                                           labels).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(out["identity_logits"], labels).mean()
+
   return jax.jit(jax.grad(loss))(variables["params"])
 
 
@@ -63,15 +70,22 @@ def _max_abs(tree):
 
 
 @pytest.mark.parametrize("size,side", [(112, 7), (64, 4)])
-@pytest.mark.parametrize("mode,fused_dim", [("joint", 512 * 10), ("concat", 512 + 10),
-                                            ("separate", 512)])
+@pytest.mark.parametrize(
+  "mode,fused_dim", [("joint", 512 * 10), ("concat", 512 + 10), ("separate", 512)]
+)
 def test_paper_sizes_output_shapes(size, side, mode, fused_dim):
   model = attribute_net.AttributeIdentityNet(
-      num_attributes=10, num_classes=100, mode=mode, widths=attribute_net.PAPER_WIDTHS,
-      attribute_hidden=4096, identity_hidden=4096)
+    num_attributes=10,
+    num_classes=100,
+    mode=mode,
+    widths=attribute_net.PAPER_WIDTHS,
+    attribute_hidden=4096,
+    identity_hidden=4096,
+  )
   out, variables = jax.eval_shape(
-      lambda x: model.init_with_output(jax.random.PRNGKey(0), x, train=False,
-                                       return_conv_map=True), jnp.zeros((2, size, size, 3)))
+    lambda x: model.init_with_output(jax.random.PRNGKey(0), x, train=False, return_conv_map=True),
+    jnp.zeros((2, size, size, 3)),
+  )
   assert out["attribute_logits"].shape == (2, 10)
   assert out["identity_logits"].shape == (2, 100)
   assert out["features"].shape == (2, 4096)
@@ -84,8 +98,11 @@ def test_paper_sizes_output_shapes(size, side, mode, fused_dim):
 
 def test_vgg19_param_count_matches_vgg19_convs():
   params = jax.eval_shape(
-      lambda x: attribute_net.VGG19GAP(widths=attribute_net.PAPER_WIDTHS).init(
-          jax.random.PRNGKey(0), x, train=False), jnp.zeros((1, 64, 64, 3)))["params"]
+    lambda x: attribute_net.VGG19GAP(widths=attribute_net.PAPER_WIDTHS).init(
+      jax.random.PRNGKey(0), x, train=False
+    ),
+    jnp.zeros((1, 64, 64, 3)),
+  )["params"]
   # VGG-19's 16 conv layers hold 20,024,384 parameters with their biases (5,504);
   # here the biases are replaced by BatchNorm's scale and offset (2 x 5,504).
   count = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
@@ -96,15 +113,29 @@ def test_vgg19_param_count_matches_vgg19_convs():
 def test_vgg19_pools_after_convs_2_4_8_12():
   model = attribute_net.VGG19GAP(widths=(1, 2, 3, 4, 5))
   _, state = jax.eval_shape(
-      lambda x: model.apply(model.init(jax.random.PRNGKey(0), x, train=False), x,
-                            train=False, capture_intermediates=True, mutable=["intermediates"]),
-      jnp.zeros((1, 64, 64, 3)))
-  sides = {name: value["__call__"][0].shape[1]
-           for name, value in state["intermediates"].items() if name.startswith("conv")}
-  assert sides == {"conv1_1": 64, "conv1_2": 64, "conv2_1": 32, "conv2_2": 32,
-                   **{f"conv3_{i}": 16 for i in range(1, 5)},
-                   **{f"conv4_{i}": 8 for i in range(1, 5)},
-                   **{f"conv5_{i}": 4 for i in range(1, 5)}}
+    lambda x: model.apply(
+      model.init(jax.random.PRNGKey(0), x, train=False),
+      x,
+      train=False,
+      capture_intermediates=True,
+      mutable=["intermediates"],
+    ),
+    jnp.zeros((1, 64, 64, 3)),
+  )
+  sides = {
+    name: value["__call__"][0].shape[1]
+    for name, value in state["intermediates"].items()
+    if name.startswith("conv")
+  }
+  assert sides == {
+    "conv1_1": 64,
+    "conv1_2": 64,
+    "conv2_1": 32,
+    "conv2_2": 32,
+    **{f"conv3_{i}": 16 for i in range(1, 5)},
+    **{f"conv4_{i}": 8 for i in range(1, 5)},
+    **{f"conv5_{i}": 4 for i in range(1, 5)},
+  }
 
 
 def test_outputs_and_fusion(initialised):
@@ -147,12 +178,20 @@ def test_batch_norm_syncs_across_pmap_devices(batch):
   _, variables, out_full = _initialised("joint")
   want = _SMALL().apply(variables, images, train=True, mutable=["batch_stats"])[0]
   synced = _SMALL(axis_name="batch")
-  got = jax.pmap(lambda v, xs: synced.apply(v, xs, train=True, mutable=["batch_stats"])[0],
-                 axis_name="batch", in_axes=(None, 0), devices=jax.devices()[:2])(
-                     variables, images.reshape(2, 2, *images.shape[1:]))
+  got = jax.pmap(
+    lambda v, xs: synced.apply(v, xs, train=True, mutable=["batch_stats"])[0],
+    axis_name="batch",
+    in_axes=(None, 0),
+    devices=jax.devices()[:2],
+  )(variables, images.reshape(2, 2, *images.shape[1:]))
   for name in ("attribute_logits", "identity_logits", "features"):
-    np.testing.assert_allclose(np.asarray(got[name]).reshape(want[name].shape), want[name],
-                               rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+      np.asarray(got[name]).reshape(want[name].shape),
+      want[name],
+      rtol=1e-4,
+      atol=1e-5,
+      err_msg=name,
+    )
   assert not np.allclose(out_full["identity_logits"], want["identity_logits"])  # BN mode matters
 
 
@@ -164,11 +203,18 @@ def test_exact_cam_for_a_linear_attribute_branch(batch):
   assert maps.shape == (4, 2, 2, _T)
   # CAM (Zhou et al.): the spatial mean of M_t plus the bias is the attribute logit.
   logits_head = variables["params"]["attribute_head"]["logits"]
-  np.testing.assert_allclose(np.asarray(maps).mean(axis=(1, 2)) + logits_head["bias"],
-                             out["attribute_logits"], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(
-      attribute_net.attribute_cam(out["conv_map"], logits_head["kernel"], rectify=False),
-      maps, rtol=1e-5, atol=1e-6)
+    np.asarray(maps).mean(axis=(1, 2)) + logits_head["bias"],
+    out["attribute_logits"],
+    rtol=1e-5,
+    atol=1e-5,
+  )
+  np.testing.assert_allclose(
+    attribute_net.attribute_cam(out["conv_map"], logits_head["kernel"], rectify=False),
+    maps,
+    rtol=1e-5,
+    atol=1e-6,
+  )
   rectified = attribute_net.attribute_maps(model, variables, images)
   np.testing.assert_allclose(rectified, np.maximum(maps, 0.0), rtol=1e-6, atol=1e-7)
 
@@ -193,8 +239,12 @@ def test_attribute_cam_matches_numpy_loops():
   got = attribute_net.attribute_cam(jnp.asarray(conv_map), jnp.asarray(weights), rectify=False)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   shared = attribute_net.attribute_cam(jnp.asarray(conv_map), jnp.asarray(weights[0]))
-  np.testing.assert_allclose(shared[1], np.maximum(
-      np.einsum("hwc,ct->hwt", conv_map[1], weights[0]), 0.0), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    shared[1],
+    np.maximum(np.einsum("hwc,ct->hwt", conv_map[1], weights[0]), 0.0),
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_attribute_gradient_weights_match_analytic_jacobian():
@@ -205,11 +255,13 @@ def test_attribute_gradient_weights_match_analytic_jacobian():
   head_fn = lambda x: jnp.tanh(x @ w1) @ w2
   got = attribute_net.attribute_gradient_weights(head_fn, jnp.asarray(u))
   for b in range(4):
-    slope = 1.0 - np.tanh(u[b] @ w1)**2
+    slope = 1.0 - np.tanh(u[b] @ w1) ** 2
     np.testing.assert_allclose(got[b], w1 @ np.diag(slope) @ w2, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"num_attributes": 0}, "num_attributes"),
     ({"num_classes": 0}, "num_classes"),
     ({"num_classes": -3}, "num_classes"),
@@ -218,23 +270,25 @@ def test_attribute_gradient_weights_match_analytic_jacobian():
     ({"attribute_hidden": -1}, "attribute_hidden"),
     ({"identity_hidden": -1}, "identity_hidden"),
     ({"widths": (4, 4, 8, 8)}, "widths"),
-])
+  ],
+)
 def test_rejects_bad_fields(kwargs, match):
   with pytest.raises(ValueError, match=match):
     _SMALL(**kwargs)
 
 
-@pytest.mark.parametrize("shape,match", [((2, 40, 40, 3), "multiples of 16"),
-                                         ((2, 32, 32), "images")])
+@pytest.mark.parametrize(
+  "shape,match", [((2, 40, 40, 3), "multiples of 16"), ((2, 32, 32), "images")]
+)
 def test_rejects_bad_images(shape, match):
   with pytest.raises(ValueError, match=match):
-    jax.eval_shape(lambda x: _SMALL().init(jax.random.PRNGKey(0), x, train=False),
-                   jnp.zeros(shape))
+    jax.eval_shape(lambda x: _SMALL().init(jax.random.PRNGKey(0), x, train=False), jnp.zeros(shape))
 
 
-@pytest.mark.parametrize("conv_shape,weight_shape", [((2, 3, 4), (4, 3)),
-                                                     ((2, 3, 3, 4), (5, 3)),
-                                                     ((2, 3, 3, 4), (3, 4, 3))])
+@pytest.mark.parametrize(
+  "conv_shape,weight_shape",
+  [((2, 3, 4), (4, 3)), ((2, 3, 3, 4), (5, 3)), ((2, 3, 3, 4), (3, 4, 3))],
+)
 def test_attribute_cam_rejects_bad_shapes(conv_shape, weight_shape):
   with pytest.raises(ValueError):
     attribute_net.attribute_cam(jnp.zeros(conv_shape), jnp.zeros(weight_shape))

@@ -1,4 +1,5 @@
 """Tests for jfr.train.attributes (attribute-enhanced identification: trainer and experiment)."""
+
 import dataclasses
 import json
 
@@ -33,12 +34,15 @@ def _tiny(data_dir, **overrides):
 # ------------------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("names,match", [
+@pytest.mark.parametrize(
+  "names,match",
+  [
     (("Big_Nose", "Curly_Hair"), "Curly_Hair"),
     ((), "T >= 1"),
     (("Male", "Male"), "duplicate"),
     (("Male",), "figure_attributes"),  # the CAM figure's rows must be predicted
-])
+  ],
+)
 def test_bad_attribute_names_are_errors(tiny_data_dir, tmp_path, names, match):
   config = _tiny(tiny_data_dir, **{"attributes.names": names})
   with pytest.raises(ValueError, match=match):
@@ -72,25 +76,33 @@ def test_bad_variants_and_config_variant():
 
 def _zero_checkpoint(config, workdir, mode, num_attributes, num_classes, size=32):
   """A checkpoint of an all-zero stage-1 state (shapes only matter; nothing compiles)."""
-  abstract = jax.eval_shape(lambda: attributes.create_state(config, mode, num_attributes,
-                                                            num_classes, size))
+  abstract = jax.eval_shape(
+    lambda: attributes.create_state(config, mode, num_attributes, num_classes, size)
+  )
   state = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
   with TrainCheckpointer(workdir / mode, keep=1) as ckpt:
-    ckpt.save(config.num_train_steps, state,
-              {"batches_consumed": config.num_train_steps, "batch_size": config.batch_size})
+    ckpt.save(
+      config.num_train_steps,
+      state,
+      {"batches_consumed": config.num_train_steps, "batch_size": config.batch_size},
+    )
 
 
-@pytest.mark.parametrize("num_attributes,num_classes,match", [
-    (9, _TINY_TRAIN_IDS, "attribute_head"),   # a checkpoint of another T
+@pytest.mark.parametrize(
+  "num_attributes,num_classes,match",
+  [
+    (9, _TINY_TRAIN_IDS, "attribute_head"),  # a checkpoint of another T
     (10, _TINY_TRAIN_IDS + 1, "identity_head"),  # ... of another C
-])
+  ],
+)
 def test_checkpoint_of_another_t_or_c_is_an_error(tmp_path, num_attributes, num_classes, match):
   config = attributes_config.get_config("tiny")
   _zero_checkpoint(config, tmp_path, "joint", num_attributes, num_classes)
   with pytest.raises(ValueError, match=match):
     attributes.restore_pretrained(config, tmp_path, "joint", 10, _TINY_TRAIN_IDS, 32)
-  restored = attributes.restore_pretrained(config, tmp_path, "joint", num_attributes,
-                                           num_classes, 32)
+  restored = attributes.restore_pretrained(
+    config, tmp_path, "joint", num_attributes, num_classes, 32
+  )
   assert restored.params["net"]["attribute_head"]["logits"]["kernel"].shape[-1] == num_attributes
 
 
@@ -112,15 +124,15 @@ def test_restore_reads_both_stages(tiny_data_dir, tmp_path):
   _zero_checkpoint(config, tmp_path, "concat", 10, _TINY_TRAIN_IDS)
   classes = len(eval_data.protocol.probe_identities)
   pretrained = attributes.restore_pretrained(config, tmp_path, "concat", 10, _TINY_TRAIN_IDS, 32)
-  finetuned = jax.eval_shape(lambda: attributes.create_finetune_state(
-      config, "concat", pretrained, 10, classes))
+  finetuned = jax.eval_shape(
+    lambda: attributes.create_finetune_state(config, "concat", pretrained, 10, classes)
+  )
   finetuned = jax.tree.map(lambda s: np.full(s.shape, 0.5, s.dtype), finetuned)
   with TrainCheckpointer(tmp_path / "concat" / "finetune", keep=1) as ckpt:
     ckpt.save(2, finetuned, {"batches_consumed": 2, "batch_size": 4})
   with pytest.raises(ValueError, match="protocol.json is missing"):
     attributes.restore(config, tmp_path, data, eval_data)
-  attributes.check_protocol_record(tmp_path / "concat" / "finetune", eval_data.protocol,
-                                   write=True)
+  attributes.check_protocol_record(tmp_path / "concat" / "finetune", eval_data.protocol, write=True)
   states = attributes.restore(config, tmp_path, data, eval_data)
   assert set(states["concat"]) == {"pretrained", "finetuned"}
   kernel = states["concat"]["finetuned"].params["net"]["identity_head"]["logits"]["kernel"]
@@ -136,16 +148,21 @@ def test_restore_reads_both_stages(tiny_data_dir, tmp_path):
 # ------------------------------------------------------------------------- model shapes
 
 
-@pytest.mark.parametrize("mode,fused", [("joint", 512 * 10), ("separate", 512),
-                                        ("concat", 512 + 10)])
+@pytest.mark.parametrize(
+  "mode,fused", [("joint", 512 * 10), ("separate", 512), ("concat", 512 + 10)]
+)
 def test_paper_config_head_shapes(mode, fused):
   config = attributes_config.get_config("paper")
   assert (config.batch_size, config.optimizer.name, config.optimizer.learning_rate) == (
-      128, "adam", 1e-3)
+    128,
+    "adam",
+    1e-3,
+  )
   model = attributes.build_model(config, mode, 10, 2000, axis_name=None)
   out, variables = jax.eval_shape(
-      lambda x: model.init_with_output(jax.random.PRNGKey(0), x, train=False,
-                                       return_conv_map=True), jnp.zeros((2, 112, 112, 3)))
+    lambda x: model.init_with_output(jax.random.PRNGKey(0), x, train=False, return_conv_map=True),
+    jnp.zeros((2, 112, 112, 3)),
+  )
   assert out["attribute_logits"].shape == (2, 10)
   assert out["identity_logits"].shape == (2, 2000)
   assert out["features"].shape == (2, 4096)
@@ -176,8 +193,9 @@ def test_finetune_state_keeps_everything_but_the_classifier():
   np.testing.assert_array_equal(new["identity_head"]["logits"]["bias"], np.zeros(3))
   for name in ("trunk", "attribute_head"):
     jax.tree.map(np.testing.assert_array_equal, new[name], old[name])
-  jax.tree.map(np.testing.assert_array_equal, state.batch_stats["net"],
-               pretrained.batch_stats["net"])
+  jax.tree.map(
+    np.testing.assert_array_equal, state.batch_stats["net"], pretrained.batch_stats["net"]
+  )
   # The attribute branch is frozen by default: its update is zero whatever the gradient.
   grads = jax.tree.map(np.ones_like, new)
   updates, _ = state.tx["net"].update(grads, state.opt_state["net"], new)
@@ -190,8 +208,9 @@ def test_finetune_state_keeps_everything_but_the_classifier():
 
 def test_identity_protocol_splits():
   labels = np.repeat(np.arange(100, 110), 6)
-  p = attributes.identity_protocol(labels, probe_identity_fraction=0.4, finetune_per_identity=2,
-                                   gallery_per_identity=1, seed=3)
+  p = attributes.identity_protocol(
+    labels, probe_identity_fraction=0.4, finetune_per_identity=2, gallery_per_identity=1, seed=3
+  )
   assert len(p.probe_identities) == 4 and len(p.distractor_identities) == 6
   assert not set(p.probe_identities) & set(p.distractor_identities)
   assert (len(p.finetune), len(p.gallery), len(p.probe)) == (8, 4, 12)
@@ -199,20 +218,24 @@ def test_identity_protocol_splits():
   assert np.array_equal(np.sort(used), np.arange(60))  # a partition of the stills
   assert set(labels[p.gallery]) == set(p.probe_identities) == set(labels[p.probe])
   assert set(labels[p.distractor_stills]) == set(p.distractor_identities)
-  again = attributes.identity_protocol(labels, probe_identity_fraction=0.4,
-                                       finetune_per_identity=2, gallery_per_identity=1, seed=3)
+  again = attributes.identity_protocol(
+    labels, probe_identity_fraction=0.4, finetune_per_identity=2, gallery_per_identity=1, seed=3
+  )
   assert np.array_equal(again.probe, p.probe)
   with pytest.raises(ValueError, match="stills"):
-    attributes.identity_protocol(labels, probe_identity_fraction=0.4, finetune_per_identity=5,
-                                 gallery_per_identity=1, seed=3)
+    attributes.identity_protocol(
+      labels, probe_identity_fraction=0.4, finetune_per_identity=5, gallery_per_identity=1, seed=3
+    )
   with pytest.raises(ValueError, match="probe_identity_fraction"):
-    attributes.identity_protocol(labels, probe_identity_fraction=1.0, finetune_per_identity=1,
-                                 gallery_per_identity=1, seed=3)
+    attributes.identity_protocol(
+      labels, probe_identity_fraction=1.0, finetune_per_identity=1, gallery_per_identity=1, seed=3
+    )
 
 
 def _protocol_config(counts, max_rank):
-  return ml_collections.ConfigDict({"protocol": dict(distractor_counts=counts,
-                                                     max_rank=max_rank, seed=0)})
+  return ml_collections.ConfigDict(
+    {"protocol": dict(distractor_counts=counts, max_rank=max_rank, seed=0)}
+  )
 
 
 def test_identification_with_distractors():
@@ -220,8 +243,9 @@ def test_identification_with_distractors():
   centres = rng.normal(size=(6, 16))
   labels = np.repeat(np.arange(6), 4)
   features = centres[labels] + 0.05 * rng.normal(size=(24, 16))
-  p = attributes.identity_protocol(labels, probe_identity_fraction=0.5, finetune_per_identity=1,
-                                   gallery_per_identity=1, seed=0)
+  p = attributes.identity_protocol(
+    labels, probe_identity_fraction=0.5, finetune_per_identity=1, gallery_per_identity=1, seed=0
+  )
   distractors = features[p.distractor_stills]
   out = attributes.identification(features, labels, p, distractors, _protocol_config((0, -1), 3))
   assert out["rank1_by_distractors"] == {"0": 1.0, "12": 1.0}
@@ -247,8 +271,9 @@ def test_region_masks_and_mass_shares_match_loops():
       for x in range(8):
         assert scalp[b, y, x] == (seg[b, y, x] in (hair, skin) and y < brow)
         assert lower[b, y, x] == (seg[b, y, x] == skin and y > lip)
-  np.testing.assert_array_equal(attributes.region_masks(seg, landmarks, "nose", parts),
-                                seg == parts.index("nose"))
+  np.testing.assert_array_equal(
+    attributes.region_masks(seg, landmarks, "nose", parts), seg == parts.index("nose")
+  )
   with pytest.raises(ValueError, match="region"):
     attributes.region_masks(seg, landmarks, "elbow", parts)
   maps = rng.random((2, 8, 8, 2)).astype(np.float32)
@@ -277,9 +302,15 @@ def test_array_batches_are_deterministic_and_resume():
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
   labels = np.arange(10)
-  take = lambda start, n: [b for _, b in zip(range(n), attributes.array_batches(
-      images, labels, 4, seed=1, start_batch=start,
-      augment_options={"flip": True}).as_numpy_iterator())]
+  take = lambda start, n: [
+    b
+    for _, b in zip(
+      range(n),
+      attributes.array_batches(
+        images, labels, 4, seed=1, start_batch=start, augment_options={"flip": True}
+      ).as_numpy_iterator(),
+    )
+  ]
   full, resumed = take(0, 5), take(3, 2)
   for a, b in zip(full[3:], resumed):
     np.testing.assert_array_equal(a["image"], b["image"])

@@ -22,23 +22,41 @@ CX = (SIZE - 1) / 2.0  # the mirror axis of x -> W - 1 - x
 def _template() -> np.ndarray:
   """A symmetric face-like 68-point layout at 96 px (iBUG order), float32 [68, 2]."""
   pts = []
-  for i in range(17):                                   # jaw: image-left -> chin -> right
+  for i in range(17):  # jaw: image-left -> chin -> right
     phi = math.pi - i * math.pi / 16
     pts.append((CX + 34 * math.cos(phi), 44 + 40 * math.sin(phi)))
   brow = [(-27, 34), (-22, 30), (-16, 29), (-10, 30), (-5, 32)]
-  pts += [(CX + dx, y) for dx, y in brow]                             # 17-21
-  pts += [(CX - dx, y) for dx, y in reversed(brow)]                   # 22-26
-  pts += [(CX, y) for y in (40, 46, 52, 58)]                          # 27-30
+  pts += [(CX + dx, y) for dx, y in brow]  # 17-21
+  pts += [(CX - dx, y) for dx, y in reversed(brow)]  # 22-26
+  pts += [(CX, y) for y in (40, 46, 52, 58)]  # 27-30
   pts += [(CX + dx, y) for dx, y in ((-8, 62), (-4, 63), (0, 64), (4, 63), (8, 62))]
-  pts += [(CX + dx, y) for dx, y in ((-22, 44), (-18, 41), (-12, 41), (-8, 44), (-12, 46),
-                                     (-18, 46))]                      # 36-41
-  pts += [(CX + dx, y) for dx, y in ((8, 44), (12, 41), (18, 41), (22, 44), (18, 46),
-                                     (12, 46))]                       # 42-47
-  pts += [(CX + dx, y) for dx, y in ((-14, 72), (-9, 69), (-4, 68), (0, 69), (4, 68),
-                                     (9, 69), (14, 72), (9, 76), (4, 78), (0, 78.5),
-                                     (-4, 78), (-9, 76))]             # 48-59
-  pts += [(CX + dx, y) for dx, y in ((-11, 72), (-4, 71), (0, 71.5), (4, 71), (11, 72),
-                                     (4, 74), (0, 74.5), (-4, 74))]   # 60-67
+  pts += [
+    (CX + dx, y) for dx, y in ((-22, 44), (-18, 41), (-12, 41), (-8, 44), (-12, 46), (-18, 46))
+  ]  # 36-41
+  pts += [
+    (CX + dx, y) for dx, y in ((8, 44), (12, 41), (18, 41), (22, 44), (18, 46), (12, 46))
+  ]  # 42-47
+  pts += [
+    (CX + dx, y)
+    for dx, y in (
+      (-14, 72),
+      (-9, 69),
+      (-4, 68),
+      (0, 69),
+      (4, 68),
+      (9, 69),
+      (14, 72),
+      (9, 76),
+      (4, 78),
+      (0, 78.5),
+      (-4, 78),
+      (-9, 76),
+    )
+  ]  # 48-59
+  pts += [
+    (CX + dx, y)
+    for dx, y in ((-11, 72), (-4, 71), (0, 71.5), (4, 71), (11, 72), (4, 74), (0, 74.5), (-4, 74))
+  ]  # 60-67
   out = np.asarray(pts, np.float32)
   assert out.shape == (68, 2)
   return out
@@ -125,8 +143,9 @@ def test_flip_landmarks_follow_the_pixels():
 
 def test_flip_segmentation_permutation():
   seg = np.array([[1, 2, 0]], np.uint8)
-  _, _, out = augment.flip_left_right(np.zeros((1, 3, 3)), segmentation=seg,
-                                      segmentation_permutation=[0, 2, 1])
+  _, _, out = augment.flip_left_right(
+    np.zeros((1, 3, 3)), segmentation=seg, segmentation_permutation=[0, 2, 1]
+  )
   np.testing.assert_array_equal(out.numpy(), [[0, 1, 2]])
 
 
@@ -149,11 +168,13 @@ def test_random_flip_is_deterministic_and_consistent_across_maps():
 
 def test_random_flip_features():
   rng = np.random.default_rng(2)
-  ex = {"image": rng.integers(0, 256, (8, 10, 3), dtype=np.uint8),
-        "landmarks": rng.uniform(0, 9, (68, 2)).astype(np.float32),
-        "segmentation": rng.integers(0, 4, (8, 10), dtype=np.uint8),
-        "occluder_mask": rng.uniform(size=(8, 10)) > 0.5,
-        "label": np.int64(3)}
+  ex = {
+    "image": rng.integers(0, 256, (8, 10, 3), dtype=np.uint8),
+    "landmarks": rng.uniform(0, 9, (68, 2)).astype(np.float32),
+    "segmentation": rng.integers(0, 4, (8, 10), dtype=np.uint8),
+    "occluder_mask": rng.uniform(size=(8, 10)) > 0.5,
+    "label": np.int64(3),
+  }
   for i in range(8):
     out = augment.random_flip_features(ex, _seed(i))
     flipped = bool(np.array_equal(out["image"].numpy(), ex["image"][:, ::-1]))
@@ -180,8 +201,7 @@ def test_random_flip_rejects_bad_seed():
 def test_color_jitter_zero_strength_is_identity_and_deterministic():
   rng = np.random.default_rng(3)
   image = rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)
-  np.testing.assert_array_equal(
-      augment.color_jitter(image, _seed(0), 0.0, 0.0, 0.0).numpy(), image)
+  np.testing.assert_array_equal(augment.color_jitter(image, _seed(0), 0.0, 0.0, 0.0).numpy(), image)
   a = augment.color_jitter(image, _seed(5), 0.3, 0.4, 0.5).numpy()
   b = augment.color_jitter(image, _seed(5), 0.3, 0.4, 0.5).numpy()
   c = augment.color_jitter(image, _seed(6), 0.3, 0.4, 0.5).numpy()
@@ -196,7 +216,7 @@ def test_color_jitter_brightness_is_a_bounded_shift_in_model_range():
     out = augment.color_jitter(image, _seed(i), 0.2, 0.0, 0.0).numpy()
     delta = out - image
     np.testing.assert_allclose(delta, delta.flat[0], atol=1e-5)  # one shift everywhere
-    assert abs(delta.flat[0]) <= 2 * 0.2 + 1e-6                    # 0.2 of [0,1] = 0.4 of [-1,1]
+    assert abs(delta.flat[0]) <= 2 * 0.2 + 1e-6  # 0.2 of [0,1] = 0.4 of [-1,1]
     deltas.append(delta.flat[0])
   assert np.std(deltas) > 0.01
 
@@ -210,8 +230,9 @@ def test_color_jitter_contrast_keeps_channel_means_and_saturation_keeps_grey():
   assert 0.5 - 1e-4 <= factor.mean() <= 1.5 + 1e-4
   np.testing.assert_allclose(factor, factor.mean(), atol=1e-3)
   grey = np.repeat(rng.uniform(-0.8, 0.8, (6, 6, 1)), 3, axis=-1).astype(np.float32)
-  np.testing.assert_allclose(augment.color_jitter(grey, _seed(2), 0.0, 0.0, 0.9).numpy(),
-                             grey, atol=1e-5)
+  np.testing.assert_allclose(
+    augment.color_jitter(grey, _seed(2), 0.0, 0.0, 0.9).numpy(), grey, atol=1e-5
+  )
 
 
 def test_color_jitter_validates_strengths():
@@ -251,12 +272,11 @@ def test_motion_blur_kernel_size_and_angle(size):
   expected = np.zeros((size, size))
   expected[size // 2] = 1.0 / size
   np.testing.assert_allclose(horizontal, expected, atol=1e-6)
-  np.testing.assert_allclose(augment.motion_blur_kernel(size, 90.0).numpy(), expected.T,
-                             atol=1e-6)
+  np.testing.assert_allclose(augment.motion_blur_kernel(size, 90.0).numpy(), expected.T, atol=1e-6)
   for angle in (20.0, 45.0, 70.0, 120.0, 160.0):
     k = augment.motion_blur_kernel(size, angle).numpy()
     half = size // 2
-    ys, xs = np.mgrid[-half:half + 1, -half:half + 1]
+    ys, xs = np.mgrid[-half : half + 1, -half : half + 1]
     # Principal axis of the weights, with y pointing up (counter-clockwise angles).
     cov = np.cov(np.stack([xs.ravel(), -ys.ravel()]), aweights=k.ravel())
     evals, evecs = np.linalg.eigh(cov)
@@ -282,8 +302,7 @@ def test_apply_motion_blur_impulse_response_and_brightness():
   np.testing.assert_allclose(out[6:15, 6:15], k, atol=1e-6)
   np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)
   constant = np.full((2, 12, 12, 3), 77, np.uint8)
-  np.testing.assert_array_equal(augment.apply_motion_blur(constant, 17, 33.0).numpy(),
-                                constant)
+  np.testing.assert_array_equal(augment.apply_motion_blur(constant, 17, 33.0).numpy(), constant)
   rng = np.random.default_rng(5)
   image = rng.uniform(-1, 1, (40, 40, 3)).astype(np.float32)
   blurred = augment.apply_motion_blur(image, 7, 60.0).numpy()
@@ -294,21 +313,22 @@ def test_apply_motion_blur_impulse_response_and_brightness():
 def test_random_motion_blur():
   impulse = np.zeros((31, 31, 1), np.float32)
   impulse[15, 15] = 1.0
-  np.testing.assert_array_equal(augment.motion_blur(impulse, _seed(0), 9, 0.0).numpy(),
-                                impulse)
+  np.testing.assert_array_equal(augment.motion_blur(impulse, _seed(0), 9, 0.0).numpy(), impulse)
   responses = []
   for i in range(12):
     out = augment.motion_blur(impulse, _seed(i), max_size=9, prob=1.0).numpy()[..., 0]
     np.testing.assert_array_equal(
-        out, augment.motion_blur(impulse, _seed(i), max_size=9, prob=1.0).numpy()[..., 0])
+      out, augment.motion_blur(impulse, _seed(i), max_size=9, prob=1.0).numpy()[..., 0]
+    )
     np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)
     rows, cols = np.nonzero(out > 1e-6)
     assert rows.min() >= 11 and rows.max() <= 19 and cols.min() >= 11 and cols.max() <= 19
     assert out.max() < 0.5  # blurred: at least 3 px long
     responses.append(out)
   assert len({r.tobytes() for r in responses}) > 6
-  applied = [not np.array_equal(augment.motion_blur(impulse, _seed(i)).numpy(), impulse)
-             for i in range(40)]
+  applied = [
+    not np.array_equal(augment.motion_blur(impulse, _seed(i)).numpy(), impulse) for i in range(40)
+  ]
   assert 8 <= sum(applied) <= 32  # prob 0.5
 
 
@@ -326,7 +346,7 @@ def test_gaussian_blur_impulse_response():
     for j in range(-r, r + 1):
       ref[i + r, j + r] = math.exp(-(i * i + j * j) / (2 * sigma * sigma))
   ref /= ref.sum()
-  np.testing.assert_allclose(out[12 - r:13 + r, 12 - r:13 + r], ref, atol=1e-6)
+  np.testing.assert_allclose(out[12 - r : 13 + r, 12 - r : 13 + r], ref, atol=1e-6)
   np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)
   const = np.full((9, 9, 3), 200, np.uint8)
   np.testing.assert_array_equal(augment.gaussian_blur(const, 2.0).numpy(), const)
@@ -350,7 +370,8 @@ def test_static_rectangle_size_and_placement_inside_the_face():
     assert np.all(hull.find_simplex(rect, tol=1e-3) >= 0), rect
     centres.add(tuple(rect.mean(0).round(2)))
     np.testing.assert_array_equal(
-        rect, augment.sample_occlusion_rectangle(_seed(i), SIZE, "static", TEMPLATE).numpy())
+      rect, augment.sample_occlusion_rectangle(_seed(i), SIZE, "static", TEMPLATE).numpy()
+    )
   assert len(centres) >= 8
 
 
@@ -417,8 +438,7 @@ def _point_triangle_distance(p, tri):
 
 def test_barycentric_coordinates_inside_and_nearest_outside():
   tris = augment.mesh_triangles(TEMPLATE)
-  pts = np.array([[CX, 60.0], [30.0, 50.0], [2.0, 3.0], [50.0, 95.0], [95.0, 40.0]],
-                 np.float32)
+  pts = np.array([[CX, 60.0], [30.0, 50.0], [2.0, 3.0], [50.0, 95.0], [95.0, 40.0]], np.float32)
   index, coords = augment.barycentric_coordinates(pts, TEMPLATE)
   index, coords = index.numpy(), coords.numpy()
   t64 = TEMPLATE.astype(np.float64)
@@ -435,8 +455,9 @@ def test_barycentric_coordinates_inside_and_nearest_outside():
 def test_same_rectangle_lands_on_same_landmarks_across_poses(yaw):
   rng = np.random.default_rng(int(yaw) + 100)
   mats, offs = _random_affines(rng, 3)
-  faces = np.stack([_affine(_yaw_warp(TEMPLATE, yaw), m, o) for m, o in zip(mats, offs)]
-                   + [TEMPLATE]).astype(np.float32)
+  faces = np.stack(
+    [_affine(_yaw_warp(TEMPLATE, yaw), m, o) for m, o in zip(mats, offs)] + [TEMPLATE]
+  ).astype(np.float32)
   tri = spatial.Delaunay(TEMPLATE.astype(np.float64))
   for mode in ("static", "dynamic"):
     rect = augment.sample_occlusion_rectangle(_seed(7), SIZE, mode, TEMPLATE).numpy()
@@ -487,8 +508,9 @@ def test_apply_occlusion_fills():
   floats = images.astype(np.float32) / 127.5 - 1.0
   assert np.all(augment.apply_occlusion(floats, masks, "black").numpy()[masks] == -1.0)
   noise = augment.apply_occlusion(images, masks, "noise", _seed(1)).numpy()
-  np.testing.assert_array_equal(noise, augment.apply_occlusion(images, masks, "noise",
-                                                               _seed(1)).numpy())
+  np.testing.assert_array_equal(
+    noise, augment.apply_occlusion(images, masks, "noise", _seed(1)).numpy()
+  )
   np.testing.assert_array_equal(noise[~masks], images[~masks])
   values = noise[masks].astype(np.float64) / 255.0
   assert abs(values.mean() - augment.NOISE_FILL_MEAN) < 0.05
@@ -502,8 +524,9 @@ def test_apply_occlusion_fills():
 def _posed_batch(rng, count=4):
   mats, offs = _random_affines(rng, count)
   yaws = rng.uniform(-30, 30, count)
-  faces = np.stack([_affine(_yaw_warp(TEMPLATE, y), m, o)
-                    for y, m, o in zip(yaws, mats, offs)]).astype(np.float32)
+  faces = np.stack(
+    [_affine(_yaw_warp(TEMPLATE, y), m, o) for y, m, o in zip(yaws, mats, offs)]
+  ).astype(np.float32)
   images = rng.integers(30, 256, (count, SIZE, SIZE, 3), dtype=np.uint8)
   return images, faces
 
@@ -517,14 +540,13 @@ def test_occlude_batch_eager_and_in_tf_data_map():
   assert np.all(out[masks] == 0)
   np.testing.assert_array_equal(out[~masks], images[~masks])
   rect = augment.sample_occlusion_rectangle(
-      tf.random.experimental.stateless_split(_seed(4), 2)[0], SIZE, "dynamic",
-      TEMPLATE).numpy()
+    tf.random.experimental.stateless_split(_seed(4), 2)[0], SIZE, "dynamic", TEMPLATE
+  ).numpy()
   quads = augment.warp_rectangle_to_faces(rect, TEMPLATE, faces).numpy()
   np.testing.assert_array_equal(masks, augment.occlusion_masks(quads, SIZE).numpy())
 
   ds = tf.data.Dataset.from_tensor_slices((images, faces)).batch(4)
-  ds = ds.map(lambda im, lm: augment.occlude_batch(im, lm, _seed(4), "dynamic", "black",
-                                                   TEMPLATE))
+  ds = ds.map(lambda im, lm: augment.occlude_batch(im, lm, _seed(4), "dynamic", "black", TEMPLATE))
   graph_out, graph_masks = next(iter(ds))
   np.testing.assert_array_equal(graph_masks.numpy(), masks)
   np.testing.assert_array_equal(graph_out.numpy(), out)
@@ -550,13 +572,15 @@ def test_occlude_batch_noise_float_images_and_missing_landmarks():
 
 def test_occlude_batch_on_rendered_faces_with_the_default_template():
   from jfr.data import face_renderer  # the renderer's frontal template is the default
+
   latents = face_renderer.identity_latents(0, np.arange(4))
   nuisances = face_renderer.sample_nuisances(np.random.default_rng(0), 4)
   nuisances["yaw"] = np.array([-35.0, -10.0, 0.0, 30.0])
   faces = face_renderer.render(latents, nuisances, 64, seed_or_rng=0)
   for i in range(3):
-    out, masks = augment.occlude_batch(faces["image"], faces["landmarks"], _seed(i),
-                                       "dynamic", "noise")
+    out, masks = augment.occlude_batch(
+      faces["image"], faces["landmarks"], _seed(i), "dynamic", "noise"
+    )
     masks = masks.numpy()
     assert out.shape == faces["image"].shape and out.dtype == tf.uint8
     for b in range(4):

@@ -1,4 +1,5 @@
 """Tests for jfr.train.checkpoint: round trip, retention, damaged and mismatching checkpoints."""
+
 import functools
 import glob
 import logging
@@ -29,18 +30,22 @@ def _state(features=5, seed=0):
   """A two-model state (shared between tests: saving and restoring never modify it)."""
   x = jnp.ones((2, 3))
   return state_lib.create_train_state(
-      jax.random.PRNGKey(seed),
-      {"net": (_Net(features), x), "dec": (nn.Dense(2), x)},
-      {"net": optax.sgd(0.1, momentum=0.9), "dec": optax.adam(1e-3)},
-      extras={"centers": jnp.arange(6.0).reshape(3, 2)})
+    jax.random.PRNGKey(seed),
+    {"net": (_Net(features), x), "dec": (nn.Dense(2), x)},
+    {"net": optax.sgd(0.1, momentum=0.9), "dec": optax.adam(1e-3)},
+    extras={"centers": jnp.arange(6.0).reshape(3, 2)},
+  )
 
 
 def _perturbed(state, step):
   """A state that differs from ``state`` in every array, at ``step``."""
-  moved = jax.tree.map(lambda x: x + 1 if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                       (state.params, state.batch_stats, state.opt_state, state.extras))
-  return state.replace(step=jnp.int32(step), params=moved[0], batch_stats=moved[1],
-                       opt_state=moved[2], extras=moved[3])
+  moved = jax.tree.map(
+    lambda x: x + 1 if jnp.issubdtype(x.dtype, jnp.floating) else x,
+    (state.params, state.batch_stats, state.opt_state, state.extras),
+  )
+  return state.replace(
+    step=jnp.int32(step), params=moved[0], batch_stats=moved[1], opt_state=moved[2], extras=moved[3]
+  )
 
 
 def _assert_states_equal(a, b):
@@ -82,9 +87,12 @@ def test_refuses_to_write_over_a_step(tmp_path):
 
 def test_refuses_non_finite_params(tmp_path):
   state = _state()
-  bad = state.replace(params={**state.params,
-                              "dec": {**state.params["dec"],
-                                      "bias": state.params["dec"]["bias"].at[1].set(jnp.nan)}})
+  bad = state.replace(
+    params={
+      **state.params,
+      "dec": {**state.params["dec"], "bias": state.params["dec"]["bias"].at[1].set(jnp.nan)},
+    }
+  )
   with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
     with pytest.raises(state_lib.NonFiniteError, match=r"params\['dec'\]\['bias'\]"):
       ckpt.save(2, bad, {})
@@ -103,6 +111,7 @@ def _truncate_arrays(step_dir):
 def _remove(relative):
   def damage(step_dir):
     os.remove(os.path.join(step_dir, relative))
+
   return damage
 
 
@@ -111,9 +120,16 @@ _ASYNC_NOISE = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExcept
 
 
 @_ASYNC_NOISE
-@pytest.mark.parametrize("damage", [
-    _truncate_arrays, _remove("state/_METADATA"), _remove("meta/metadata"),
-    _remove("state/manifest.ocdbt")], ids=["truncated", "no_metadata", "no_meta", "no_manifest"])
+@pytest.mark.parametrize(
+  "damage",
+  [
+    _truncate_arrays,
+    _remove("state/_METADATA"),
+    _remove("meta/metadata"),
+    _remove("state/manifest.ocdbt"),
+  ],
+  ids=["truncated", "no_metadata", "no_meta", "no_manifest"],
+)
 def test_damaged_latest_falls_back_to_previous(tmp_path, caplog, damage):
   state = _saved(tmp_path)
   directory = tmp_path / "checkpoints"
@@ -147,9 +163,14 @@ def test_all_damaged_returns_none_and_keeps_files(tmp_path):
 def test_wrong_shape_names_path_and_shapes(tmp_path):
   _saved(tmp_path)
   with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
-    with pytest.raises(ValueError, match=(r"'params\.net\.Dense_0\.bias' has \(shape, dtype\) "
-                                          r"\(\(5,\), 'float32'\) in the checkpoint but "
-                                          r"\(\(7,\), 'float32'\)")):
+    with pytest.raises(
+      ValueError,
+      match=(
+        r"'params\.net\.Dense_0\.bias' has \(shape, dtype\) "
+        r"\(\(5,\), 'float32'\) in the checkpoint but "
+        r"\(\(7,\), 'float32'\)"
+      ),
+    ):
       ckpt.restore_latest(_state(features=7))
     assert ckpt.all_steps() == [2, 4]  # a mismatch is not damage: nothing is moved
 
@@ -157,8 +178,11 @@ def test_wrong_shape_names_path_and_shapes(tmp_path):
 def test_missing_model_is_named(tmp_path):
   _saved(tmp_path)
   other = state_lib.create_train_state(
-      jax.random.PRNGKey(0), {"net": (_Net(5), jnp.ones((2, 3)))},
-      {"net": optax.sgd(0.1, momentum=0.9)}, extras={"centers": jnp.zeros((3, 2))})
+    jax.random.PRNGKey(0),
+    {"net": (_Net(5), jnp.ones((2, 3)))},
+    {"net": optax.sgd(0.1, momentum=0.9)},
+    extras={"centers": jnp.zeros((3, 2))},
+  )
   with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
     with pytest.raises(ValueError, match=r"'opt_state\.dec\..*not in the target state"):
       ckpt.restore_latest(other)

@@ -1,4 +1,5 @@
 """Tests of jfr.models.conv_transpose against flax's nn.ConvTranspose and a NumPy loop."""
+
 import chex
 import flax.linen as nn
 import jax
@@ -34,22 +35,24 @@ def _np_conv_transpose_4x4(x, kernel):
 
 
 class SubpixelConvTransposeTest(chex.TestCase):
-
   @parameterized.parameters(
-      ((4, 4), 5, 7, 3, 4),
-      ((4, 4), 8, 8, 6, 2),
-      ((4, 4), 1, 1, 2, 3),
-      ((4, 4), 7, 4, 16, 8),
-      ((2, 2), 3, 5, 4, 5),
-      ((6, 6), 4, 3, 3, 2),
-      ((4, 2), 5, 6, 3, 3),
+    ((4, 4), 5, 7, 3, 4),
+    ((4, 4), 8, 8, 6, 2),
+    ((4, 4), 1, 1, 2, 3),
+    ((4, 4), 7, 4, 16, 8),
+    ((2, 2), 3, 5, 4, 5),
+    ((6, 6), 4, 3, 3, 2),
+    ((4, 2), 5, 6, 3, 3),
   )
   def test_equals_flax_conv_transpose(self, kernel_size, height, width, c_in, c_out):
     rng = np.random.default_rng(height * 31 + width)
     x = jnp.asarray(rng.normal(size=(2, height, width, c_in)), jnp.float32)
-    params = {"params": {
+    params = {
+      "params": {
         "kernel": jnp.asarray(rng.normal(size=kernel_size + (c_in, c_out)), jnp.float32),
-        "bias": jnp.asarray(rng.normal(size=(c_out,)), jnp.float32)}}
+        "bias": jnp.asarray(rng.normal(size=(c_out,)), jnp.float32),
+      }
+    }
     want = _flax(c_out, kernel_size).apply(params, x)
     got = SubpixelConvTranspose(c_out, kernel_size).apply(params, x)
     chex.assert_shape(got, (2, 2 * height, 2 * width, c_out))
@@ -60,16 +63,20 @@ class SubpixelConvTransposeTest(chex.TestCase):
     x = rng.normal(size=(2, 3, 5, 3))
     kernel = rng.normal(size=(4, 4, 3, 2))
     got = subpixel_conv_transpose(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32))
-    np.testing.assert_allclose(np.asarray(got), _np_conv_transpose_4x4(x, kernel),
-                               atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(
+      np.asarray(got), _np_conv_transpose_4x4(x, kernel), atol=1e-4, rtol=1e-5
+    )
 
   def test_gradients_equal_flax(self):
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(2, 5, 6, 4)), jnp.float32)
     target = jnp.asarray(rng.normal(size=(2, 10, 12, 3)), jnp.float32)
-    params = {"params": {
+    params = {
+      "params": {
         "kernel": jnp.asarray(rng.normal(size=(4, 4, 4, 3)), jnp.float32),
-        "bias": jnp.asarray(rng.normal(size=(3,)), jnp.float32)}}
+        "bias": jnp.asarray(rng.normal(size=(3,)), jnp.float32),
+      }
+    }
 
     def loss(module):
       return lambda p, v: jnp.sum((module.apply(p, v) - target) ** 2)
@@ -104,10 +111,12 @@ class SubpixelConvTransposeTest(chex.TestCase):
   @parameterized.parameters((3, 3), (4, 5), (4,), (0, 4))
   def test_odd_or_bad_kernel_raises(self, *kernel_size):
     with self.assertRaisesRegex(ValueError, "kernel_size"):
-      jax.eval_shape(lambda: SubpixelConvTranspose(2, kernel_size).init(
-          jax.random.key(0), jnp.ones((1, 4, 4, 2))))
+      jax.eval_shape(
+        lambda: SubpixelConvTranspose(2, kernel_size).init(
+          jax.random.key(0), jnp.ones((1, 4, 4, 2))
+        )
+      )
 
   def test_bad_input_rank_raises(self):
     with self.assertRaisesRegex(ValueError, "inputs"):
-      jax.eval_shape(lambda: SubpixelConvTranspose(2).init(jax.random.key(0),
-                                                            jnp.ones((4, 4, 2))))
+      jax.eval_shape(lambda: SubpixelConvTranspose(2).init(jax.random.key(0), jnp.ones((4, 4, 2))))

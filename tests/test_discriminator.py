@@ -1,4 +1,5 @@
 """Tests of jfr.models.discriminator (the FAN discriminator)."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,11 +10,11 @@ from jfr.models.discriminator import Discriminator
 
 
 class DiscriminatorTest(chex.TestCase):
-
   def test_paper_layout_at_112(self):
     images = jnp.zeros((2, 112, 112, 3))
     logits, variables = jax.eval_shape(
-        lambda: Discriminator().init_with_output(jax.random.key(0), images))
+      lambda: Discriminator().init_with_output(jax.random.key(0), images)
+    )
     self.assertEqual(logits.shape, (2,))
     params = variables["params"]
     self.assertEqual(params["conv1"]["kernel"].shape, (4, 4, 3, 32))
@@ -27,8 +28,9 @@ class DiscriminatorTest(chex.TestCase):
     model = Discriminator(features=(4, 8, 8, 4))
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), images))
     rng = np.random.default_rng(1)  # NumPy draws: threefry init compiles slowly on CPU.
-    params = jax.tree.map(lambda leaf: jnp.asarray(0.3 * rng.normal(size=leaf.shape),
-                                                   jnp.float32), shapes)
+    params = jax.tree.map(
+      lambda leaf: jnp.asarray(0.3 * rng.normal(size=leaf.shape), jnp.float32), shapes
+    )
     logits = jax.jit(model.apply)(params, images)
     chex.assert_shape(logits, (3,))
     self.assertEqual(logits.dtype, jnp.float32)
@@ -47,8 +49,8 @@ class DiscriminatorTest(chex.TestCase):
     self.assertEqual(params["params"]["logit"]["kernel"].shape, (4 * 4 * 4, 1))
 
   @parameterized.named_parameters(
-      ("rank", (16, 16, 3), "\\[B, H, W, C\\]"),
-      ("size", (1, 18, 16, 3), "multiples of 4"),
+    ("rank", (16, 16, 3), "\\[B, H, W, C\\]"),
+    ("size", (1, 18, 16, 3), "multiples of 4"),
   )
   def test_bad_input_raises(self, shape, message):
     with self.assertRaisesRegex(ValueError, message):
@@ -56,5 +58,6 @@ class DiscriminatorTest(chex.TestCase):
 
   def test_bad_features_raise(self):
     with self.assertRaisesRegex(ValueError, "features"):
-      jax.eval_shape(lambda: Discriminator(features=(4, 8)).init(
-          jax.random.key(0), jnp.zeros((1, 16, 16, 3))))
+      jax.eval_shape(
+        lambda: Discriminator(features=(4, 8)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+      )

@@ -1,4 +1,5 @@
 """Tests for jfr.data.face_renderer: determinism, attributes, geometry, occluders, video."""
+
 import numpy as np
 import pytest
 
@@ -20,7 +21,7 @@ def _frontal_batch(ids, n_per, rng, max_yaw=20.0):
 
 def _near_part(seg, point, part, radius=1):
   x, y = int(round(float(point[0]))), int(round(float(point[1])))
-  window = seg[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1]
+  window = seg[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1]
   return bool((window == part).any())
 
 
@@ -38,8 +39,7 @@ def test_shapes_and_dtypes():
   assert out["attributes"].dtype == bool
   assert fr.ATTRIBUTE_NAMES[:10] == fr.IDENTITY_ATTRIBUTES
   assert fr.ATTRIBUTE_NAMES[10:13] == ("Eyeglasses", "Smiling", "Mouth_Slightly_Open")
-  assert fr.PART_NAMES[:7] == ("background", "skin", "hair", "brows", "eyes", "nose",
-                               "mouth")
+  assert fr.PART_NAMES[:7] == ("background", "skin", "hair", "brows", "eyes", "nose", "mouth")
   assert fr.frontal_landmarks(64).shape == (68, 2)
 
 
@@ -50,12 +50,13 @@ def test_render_is_deterministic_and_batch_independent():
   b = fr.render(lat, nui, 48, seed_or_rng=7)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k])
-  part = fr.render({k: v[2:4] for k, v in lat.items()}, {k: v[2:4] for k, v in nui.items()},
-                   48, seed_or_rng=7)
+  part = fr.render(
+    {k: v[2:4] for k, v in lat.items()}, {k: v[2:4] for k, v in nui.items()}, 48, seed_or_rng=7
+  )
   for k in a:
     np.testing.assert_array_equal(a[k][2:4], part[k])
   other = fr.render(lat, nui, 48, seed_or_rng=8)
-  assert not np.array_equal(a["image"], other["image"])      # different sensor noise
+  assert not np.array_equal(a["image"], other["image"])  # different sensor noise
 
 
 def test_identity_latent_independent_of_other_ids():
@@ -142,7 +143,7 @@ def test_yaw_is_a_3d_rotation():
   np.testing.assert_allclose(iod[2], iod[3], rtol=1e-3)
   offset = lm[:, 30, 0] - 0.5 * (right_eye[:, 0] + left_eye[:, 0])
   assert abs(offset[0]) < 0.5
-  assert 0 < offset[1] < offset[2]          # positive yaw: nose moves to image right
+  assert 0 < offset[1] < offset[2]  # positive yaw: nose moves to image right
   assert offset[3] < 0
   # the far side compresses: eye widths differ under yaw, not frontally
   width_r = lm[:, 39, 0] - lm[:, 36, 0]
@@ -155,8 +156,21 @@ def test_frontal_template_is_the_mean_neutral_face():
   tpl = fr.frontal_landmarks(96)
   out = fr.render(fr.mean_latents(1), fr.neutral_nuisances(1), 96, seed_or_rng=0)
   np.testing.assert_allclose(tpl, out["landmarks"][0], atol=1e-4)
-  mirror = np.r_[16:-1:-1, 26:21:-1, 21:16:-1, 27:31, 35:30:-1, 45:41:-1, 47:45:-1,
-                 39:35:-1, 41:39:-1, 54:47:-1, 59:54:-1, 64:59:-1, 67:64:-1]
+  mirror = np.r_[
+    16:-1:-1,
+    26:21:-1,
+    21:16:-1,
+    27:31,
+    35:30:-1,
+    45:41:-1,
+    47:45:-1,
+    39:35:-1,
+    41:39:-1,
+    54:47:-1,
+    59:54:-1,
+    64:59:-1,
+    67:64:-1,
+  ]
   np.testing.assert_allclose(tpl[:, 0] + tpl[mirror, 0], 95.0, atol=1e-3)
   np.testing.assert_allclose(tpl[:, 1], tpl[mirror, 1], atol=1e-3)
 
@@ -170,21 +184,24 @@ def test_occluder_masks():
   mask, lm, seg = out["occluder_mask"], out["landmarks"], out["segmentation"]
   assert not mask[:2].any()
   assert mask[2:].reshape(4, -1).any(1).all()
-  for i in (2, 3):          # eyeglasses cover the eyes, not the mouth
+  for i in (2, 3):  # eyeglasses cover the eyes, not the mouth
     pts = np.rint(lm[i, 36:48]).astype(int)
     assert mask[i, pts[:, 1], pts[:, 0]].mean() >= 0.9
     pts = np.rint(lm[i, 48:60]).astype(int)
     assert mask[i, pts[:, 1], pts[:, 0]].mean() <= 0.1
-    assert (seg[i] == EYES).any()          # amodal segmentation keeps the eyes
-  for i in (4, 5):          # the scarf covers the mouth and chin, not the eyes
+    assert (seg[i] == EYES).any()  # amodal segmentation keeps the eyes
+  for i in (4, 5):  # the scarf covers the mouth and chin, not the eyes
     pts = np.rint(lm[i, np.r_[7:10, 48:68]]).astype(int)
     assert mask[i, pts[:, 1], pts[:, 0]].mean() >= 0.9
     pts = np.rint(lm[i, 36:48]).astype(int)
     assert not mask[i, pts[:, 1], pts[:, 0]].any()
   # the scarf changes the image where the mask is, and (almost) only there
-  clean = fr.render({k: v[4:5] for k, v in lat.items()},
-                    {k: (np.zeros_like(v[4:5]) if k == "occluder" else v[4:5])
-                     for k, v in nui.items()}, 64, seed_or_rng=0)["image"][0]
+  clean = fr.render(
+    {k: v[4:5] for k, v in lat.items()},
+    {k: (np.zeros_like(v[4:5]) if k == "occluder" else v[4:5]) for k, v in nui.items()},
+    64,
+    seed_or_rng=0,
+  )["image"][0]
   diff = np.abs(clean.astype(int) - out["image"][4].astype(int)).sum(-1) > 30
   assert diff[mask[4]].mean() > 0.8 and diff[~mask[4]].mean() < 0.05
 
@@ -194,8 +211,9 @@ def test_occluder_probabilities():
   kinds = fr.sample_nuisances(rng, 2000, occluder_prob=0.3, eyeglasses_prob=0.2)["occluder"]
   assert abs((kinds == 2).mean() - 0.3) < 0.04
   assert abs((kinds == 1).mean() - 0.2) < 0.04
-  assert (fr.sample_nuisances(rng, 50, occluder_prob=0.0, eyeglasses_prob=0.0)
-          ["occluder"] == 0).all()
+  assert (
+    fr.sample_nuisances(rng, 50, occluder_prob=0.0, eyeglasses_prob=0.0)["occluder"] == 0
+  ).all()
 
 
 def test_video_drifts_smoothly():
@@ -207,8 +225,9 @@ def test_video_drifts_smoothly():
   assert (clip["occluder"] == clip["occluder"][0]).all()
   assert len(np.unique(clip["noise_seed"])) == frames
   assert (clip["motion_blur"] > 0).all()
-  lm = fr.render(fr.identity_latents(0, np.zeros(frames, int)), clip, 64,
-                 seed_or_rng=0)["landmarks"]
+  lm = fr.render(fr.identity_latents(0, np.zeros(frames, int)), clip, 64, seed_or_rng=0)[
+    "landmarks"
+  ]
   step = np.linalg.norm(lm[1:] - lm[:-1], axis=-1).mean()
   pairs = np.random.default_rng(0).integers(0, frames, (200, 2))
   pairs = pairs[pairs[:, 0] != pairs[:, 1]]
@@ -222,15 +241,22 @@ def test_motion_blur_blurs():
   lat = fr.identity_latents(0, np.zeros(2, int))
   nui = fr.neutral_nuisances(2)
   nui["motion_blur"][:] = [0.0, 8.0]
-  nui["motion_angle"][:] = 0.0            # horizontal
+  nui["motion_angle"][:] = 0.0  # horizontal
   img = fr.render(lat, nui, 64, seed_or_rng=0)["image"].astype(float)
-  sharpness = [(np.diff(im, axis=1) ** 2).mean() for im in img]   # gradient energy
+  sharpness = [(np.diff(im, axis=1) ** 2).mean() for im in img]  # gradient energy
   assert sharpness[1] < 0.5 * sharpness[0]
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(image_size=8), dict(image_size=64.0), dict(seed_or_rng=-1),
-    dict(drop="yaw"), dict(mismatch=True)])
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    dict(image_size=8),
+    dict(image_size=64.0),
+    dict(seed_or_rng=-1),
+    dict(drop="yaw"),
+    dict(mismatch=True),
+  ],
+)
 def test_render_rejects_bad_input(kwargs):
   lat = fr.identity_latents(0, np.arange(2))
   nui = fr.sample_nuisances(np.random.default_rng(0), 2)
@@ -239,8 +265,7 @@ def test_render_rejects_bad_input(kwargs):
   if kwargs.get("mismatch"):
     nui = fr.sample_nuisances(np.random.default_rng(0), 3)
   with pytest.raises(ValueError):
-    fr.render(lat, nui, kwargs.get("image_size", 32),
-              seed_or_rng=kwargs.get("seed_or_rng", 0))
+    fr.render(lat, nui, kwargs.get("image_size", 32), seed_or_rng=kwargs.get("seed_or_rng", 0))
 
 
 def test_samplers_reject_bad_input():

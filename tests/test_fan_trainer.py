@@ -20,8 +20,12 @@ get_config = fan_config.get_config
 
 def test_default_config_carries_the_paper_losses_and_augmentation():
   config = get_config()
-  assert (config.loss.lambda_dis, config.loss.lambda_rec, config.loss.lambda_adv,
-          config.loss.lambda_tv) == (1.0, 0.5, 1.0, 1e-4)
+  assert (
+    config.loss.lambda_dis,
+    config.loss.lambda_rec,
+    config.loss.lambda_adv,
+    config.loss.lambda_tv,
+  ) == (1.0, 0.5, 1.0, 1e-4)
   assert config.loss.center_rate == 0.5
   assert config.augment.flip and config.augment.contrast > 0
   assert config.augment.brightness > 0 and config.augment.saturation > 0
@@ -29,8 +33,11 @@ def test_default_config_carries_the_paper_losses_and_augmentation():
   assert config.dataset.name == "synthetic_faces/small"
   assert config.extractor.head.kind == "arcface"
   assert config.optimizer.name == "adam"
-  assert (config.optimizer.schedule, tuple(config.optimizer.boundaries),
-          config.optimizer.decay_factor) == ("steps", (0.5,), 0.25)
+  assert (
+    config.optimizer.schedule,
+    tuple(config.optimizer.boundaries),
+    config.optimizer.decay_factor,
+  ) == ("steps", (0.5,), 0.25)
   fan.check_config(config)
 
 
@@ -39,7 +46,10 @@ def test_paper_config_carries_the_paper_settings():
   assert config.dataset.name == "synthetic_faces/default"
   model = config.extractor.model
   assert (tuple(model.stage_sizes), model.block, model.embedding_dim) == (
-      (3, 4, 6, 3), "bottleneck", 512)
+    (3, 4, 6, 3),
+    "bottleneck",
+    512,
+  )
   assert (config.batch_size, config.aggregator.set_size, config.loss.beta) == (6, 10, 32.0)
   assert config.optimizer.learning_rate == 5e-5
   assert config.optimizer.learning_rate * config.optimizer.decay_factor == pytest.approx(1.25e-5)
@@ -54,13 +64,16 @@ def test_unknown_config_variant_is_an_error():
     get_config("huge")
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("variants", ("full", "nope"), "unknown"),
     ("variants", (), "at least one"),
     ("eval.blur_variants", ("no_tv",), "blur_variants"),
     ("aggregator.min_set_size", 0, "min_set_size"),
     ("eval.blur_set_size", 40, "max_members"),
-])
+  ],
+)
 def test_check_config_rejects_inconsistent_settings(field, value, match):
   config = get_config()
   node, _, leaf = field.rpartition(".")
@@ -84,8 +97,7 @@ def test_extractor_config_is_a_recognition_config_on_the_fan_data():
 def test_variant_config_shortens_only_the_ablations():
   config = get_config()
   assert fan.variant_config(config, "full").num_train_steps == config.num_train_steps
-  assert fan.variant_config(config, "no_adv").num_train_steps == \
-      config.ablation_num_train_steps
+  assert fan.variant_config(config, "no_adv").num_train_steps == config.ablation_num_train_steps
   config.ablation_num_train_steps = -1
   assert fan.variant_config(config, "no_adv").num_train_steps == config.num_train_steps
 
@@ -104,18 +116,23 @@ def test_validate_face_sets_accepts_a_valid_padded_batch():
   frames[1, 2] = np.nan  # padded members are never read
   assert fan.validate_face_sets(frames, mask, max_members=4, image_size=32) is None
   mask[1, 2] = True  # the same NaN frame as a real member is refused
-  with pytest.raises(ValueError, match=r"non-finite pixels in real member\(s\) \(set, member\) \[\[1, 2\]\]"):
+  with pytest.raises(
+    ValueError, match=r"non-finite pixels in real member\(s\) \(set, member\) \[\[1, 2\]\]"
+  ):
     fan.validate_face_sets(frames, mask, max_members=4, image_size=32)
 
 
-@pytest.mark.parametrize("case,match", [
+@pytest.mark.parametrize(
+  "case,match",
+  [
     ("empty", "N >= 1"),
     ("all_false", "no real member"),
     ("too_many", "max_members"),
     ("wrong_size", "32x32"),
     ("nan", "non-finite"),
     ("int_mask", "boolean"),
-])
+  ],
+)
 def test_validate_face_sets_rejects_bad_input(case, match):
   frames, mask = _sets()
   if case == "empty":
@@ -139,7 +156,7 @@ def test_make_aggregator_validates_before_running_the_generator():
   aggregate = fan.make_aggregator(config, generator_params=None, image_size=32)
   frames, mask = _sets(n=config.aggregator.max_members + 1)
   with pytest.raises(ValueError, match="max_members"):
-    aggregate(frames, mask[:, :frames.shape[1]])
+    aggregate(frames, mask[:, : frames.shape[1]])
   frames, mask = _sets()
   mask[:] = False
   with pytest.raises(ValueError, match="no real member"):
@@ -176,29 +193,34 @@ def test_train_step_updates_the_networks_and_moves_the_centres_by_eq10(variant):
   size, n, b, dim, classes = 32, config.aggregator.set_size, config.batch_size, 16, 5
   extractor_module = fan.extractor_module(config)
   extractor = jax.jit(lambda x: extractor_module.init(jax.random.PRNGKey(1), x, train=False))(
-      jnp.zeros((1, size, size, 3)))
+    jnp.zeros((1, size, size, 3))
+  )
   rng = np.random.default_rng(0)
   centers = rng.normal(size=(classes, dim)).astype(np.float32)
   initial = fan.initial_variables(config, size)
   state = fan.create_aggregator_state(config, extractor, centers, initial, 10)
   mask = np.ones((b, n), bool)
   mask[0, 2:] = False
-  batch = {"frames": rng.uniform(-1, 1, (b, n, size, size, 3)).astype(np.float32),
-           "mask": mask, "label": np.array([0, 3, 3, 1]),
-           "positive": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32),
-           "negative": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32)}
-  new, metrics = jax.jit(fan.make_train_step(config, variant))(state, batch,
-                                                              jax.random.PRNGKey(0))
+  batch = {
+    "frames": rng.uniform(-1, 1, (b, n, size, size, 3)).astype(np.float32),
+    "mask": mask,
+    "label": np.array([0, 3, 3, 1]),
+    "positive": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32),
+    "negative": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32),
+  }
+  new, metrics = jax.jit(fan.make_train_step(config, variant))(state, batch, jax.random.PRNGKey(0))
   assert float(metrics["nonfinite"]) == 0.0
   changed = lambda name: any(  # noqa: E731
-      not np.allclose(x, y) for x, y in zip(jax.tree.leaves(state.params[name]),
-                                            jax.tree.leaves(new.params[name])))
+    not np.allclose(x, y)
+    for x, y in zip(jax.tree.leaves(state.params[name]), jax.tree.leaves(new.params[name]))
+  )
   assert changed("generator")
   assert changed("discriminator") == (variant == "full")
   embed = lambda x: extractor_module.apply(extractor, x, train=False)  # noqa: E731
   f_inputs = embed(batch["frames"].reshape(-1, size, size, 3)).reshape(b, n, -1)
-  expected = fan_losses.update_centers(centers, batch["label"], embed(batch["positive"]),
-                                       f_inputs, mask, rate=config.loss.center_rate)
+  expected = fan_losses.update_centers(
+    centers, batch["label"], embed(batch["positive"]), f_inputs, mask, rate=config.loss.center_rate
+  )
   new_centers = np.asarray(new.extras["centers"])
   np.testing.assert_allclose(new_centers, expected, rtol=1e-4, atol=1e-4)
   np.testing.assert_array_equal(new_centers[[2, 4]], centers[[2, 4]])
@@ -246,15 +268,18 @@ def test_identity_centers_are_the_class_means_of_the_extractor_features():
   config = get_config("tiny")
   module = fan.extractor_module(config)
   variables = jax.jit(lambda x: module.init(jax.random.PRNGKey(0), x, train=False))(
-      jnp.zeros((1, 32, 32, 3)))
+    jnp.zeros((1, 32, 32, 3))
+  )
   rng = np.random.default_rng(0)
-  stills = {"image": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
-            "label": np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])}
+  stills = {
+    "image": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+    "label": np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2]),
+  }
   centers, stats = fan.identity_centers(config, stills, variables, num_classes=3)
   feats = np.asarray(module.apply(variables, stills["image"] / 127.5 - 1.0, train=False))
   for c in range(3):
     np.testing.assert_allclose(centers[c], feats[stills["label"] == c].mean(0), atol=1e-4)
-  assert stats["mean_squared_norm"] == pytest.approx(np.mean(np.sum(feats ** 2, 1)), rel=1e-4)
+  assert stats["mean_squared_norm"] == pytest.approx(np.mean(np.sum(feats**2, 1)), rel=1e-4)
   assert stats["beta"] == config.loss.beta
   with pytest.raises(ValueError, match="missing"):
     fan.identity_centers(config, stills, variables, num_classes=4)

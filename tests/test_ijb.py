@@ -1,4 +1,5 @@
 """Tests for jfr.eval.ijb: IJB-A-like splits, real IJB-A files, the 1:N / 1:1 evaluation."""
+
 import os
 
 import jax
@@ -21,17 +22,25 @@ def _media(subjects=6, stills=4, videos=2, frames=5, seed=0):
       video_ids += [s * videos + v] * frames
       frame_index += list(range(frames))
   order = np.random.default_rng(seed).permutation(len(labels))
-  return (np.array(labels)[order], np.array(video_ids)[order],
-          np.array(frame_index)[order])
+  return (np.array(labels)[order], np.array(video_ids)[order], np.array(frame_index)[order])
 
 
 def _splits(**kw):
   labels, video_ids, frame_index = _media()
-  args = dict(num_splits=3, seed=1, out_of_gallery_fraction=1 / 3,
-              probe_templates_per_subject=2, verify_templates_per_subject=4)
+  args = dict(
+    num_splits=3,
+    seed=1,
+    out_of_gallery_fraction=1 / 3,
+    probe_templates_per_subject=2,
+    verify_templates_per_subject=4,
+  )
   args.update(kw)
-  return (labels, video_ids, frame_index,
-          ijb.synthetic_splits(labels, video_ids, frame_index, **args))
+  return (
+    labels,
+    video_ids,
+    frame_index,
+    ijb.synthetic_splits(labels, video_ids, frame_index, **args),
+  )
 
 
 # ----------------------------------------------------------------- synthetic splits
@@ -58,15 +67,16 @@ def test_out_of_gallery_probes_and_disjoint_gallery_probe_media():
     assert len(set(split.gallery.subjects)) == split.gallery.num_templates == 4
     # An enrolled subject's gallery and probe templates share no image and use all.
     for s in split.gallery.subjects:
-      g = split.gallery.rows[np.isin(split.gallery.template_ids,
-                                     np.flatnonzero(split.gallery.subjects == s))]
-      p = split.probe.rows[np.isin(split.probe.template_ids,
-                                   np.flatnonzero(probe_subjects == s))]
+      g = split.gallery.rows[
+        np.isin(split.gallery.template_ids, np.flatnonzero(split.gallery.subjects == s))
+      ]
+      p = split.probe.rows[np.isin(split.probe.template_ids, np.flatnonzero(probe_subjects == s))]
       assert not set(g) & set(p)
       assert sorted(np.concatenate([g, p])) == sorted(np.flatnonzero(labels == s))
-      assert g.size == 2 + 5                 # half the stills, one whole video
-  assert any(not np.array_equal(a.gallery.subjects, b.gallery.subjects)
-             for a, b in zip(splits, splits[1:]))                  # splits differ
+      assert g.size == 2 + 5  # half the stills, one whole video
+  assert any(
+    not np.array_equal(a.gallery.subjects, b.gallery.subjects) for a, b in zip(splits, splits[1:])
+  )  # splits differ
 
 
 def test_verification_templates_partition_media_and_pairs_are_all_pairs():
@@ -76,7 +86,7 @@ def test_verification_templates_partition_media_and_pairs_are_all_pairs():
   assert v.num_templates == 6 * 4
   for s in np.unique(labels):
     rows = v.rows[np.isin(v.template_ids, np.flatnonzero(v.subjects == s))]
-    assert sorted(rows) == sorted(np.flatnonzero(labels == s))     # a partition
+    assert sorted(rows) == sorted(np.flatnonzero(labels == s))  # a partition
   assert split.pairs.shape == (24 * 23 // 2, 2)
   assert np.all(split.pairs[:, 0] < split.pairs[:, 1])
   assert split.pair_labels().sum() == 6 * (4 * 3 // 2)
@@ -94,7 +104,7 @@ def test_frames_per_video_keeps_evenly_spaced_frames():
   labels, video_ids, frame_index, splits = _splits(frames_per_video=2)
   used = np.concatenate([splits[0].gallery.rows, splits[0].probe.rows])
   frames = used[video_ids[used] >= 0]
-  assert sorted(set(frame_index[frames])) == [1, 3]               # floor((i + .5) * 5 / 2)
+  assert sorted(set(frame_index[frames])) == [1, 3]  # floor((i + .5) * 5 / 2)
 
 
 def test_synthetic_splits_are_deterministic():
@@ -105,18 +115,21 @@ def test_synthetic_splits_are_deterministic():
     np.testing.assert_array_equal(x.verify.template_ids, y.verify.template_ids)
 
 
-@pytest.mark.parametrize("kw, match", [
+@pytest.mark.parametrize(
+  "kw, match",
+  [
     (dict(out_of_gallery_fraction=0.0), "out_of_gallery_fraction"),
     (dict(out_of_gallery_fraction=0.01), "out_of_gallery_fraction"),
     (dict(verify_templates_per_subject=1), "verify_templates_per_subject"),
-    (dict(verify_templates_per_subject=5), "labels"),    # 4 stills cannot fill 5
-    (dict(probe_templates_per_subject=3), "labels"),     # 2 probe stills cannot fill 3
+    (dict(verify_templates_per_subject=5), "labels"),  # 4 stills cannot fill 5
+    (dict(probe_templates_per_subject=3), "labels"),  # 2 probe stills cannot fill 3
     (dict(probe_templates_per_subject=0), "probe_templates_per_subject"),
     (dict(verify_subjects=7), "verify_subjects"),
     (dict(verify_subjects=1), "verify_subjects"),
     (dict(num_splits=0), "num_splits"),
     (dict(frames_per_video=0), "frames_per_video"),
-])
+  ],
+)
 def test_synthetic_splits_bad_arguments(kw, match):
   with pytest.raises(ValueError, match=match):
     _splits(**kw)
@@ -125,9 +138,16 @@ def test_synthetic_splits_bad_arguments(kw, match):
 def test_synthetic_splits_mismatched_lengths():
   labels, video_ids, frame_index = _media()
   with pytest.raises(ValueError, match="video_ids"):
-    ijb.synthetic_splits(labels, video_ids[:-1], frame_index, num_splits=1, seed=0,
-                         out_of_gallery_fraction=0.3, probe_templates_per_subject=1,
-                         verify_templates_per_subject=2)
+    ijb.synthetic_splits(
+      labels,
+      video_ids[:-1],
+      frame_index,
+      num_splits=1,
+      seed=0,
+      out_of_gallery_fraction=0.3,
+      probe_templates_per_subject=1,
+      verify_templates_per_subject=2,
+    )
 
 
 def test_templates_reject_empty_template_and_mismatched_lengths():
@@ -146,20 +166,21 @@ def test_templates_reject_empty_template_and_mismatched_lengths():
 
 def _mean_matcher():
   """Templates = mean of their 1-d descriptors, distance = |a - b|."""
+
   def represent(d, ids, num, key):
     return np.array([d[ids == t, 0].mean() for t in range(num)])
+
   return ijb.Matcher(represent, lambda a, b: np.abs(a[:, None] - b[None, :]))
 
 
 def _hand_split():
   # rows:   0    1    2     3    4    5     6
   values = [0.0, 2.0, 10.0, 2.0, 5.0, 1.5, 20.0]
-  gallery = ijb.Templates([0, 1, 2], [0, 0, 1], [1, 2])           # A: mean 1, B: 10
+  gallery = ijb.Templates([0, 1, 2], [0, 0, 1], [1, 2])  # A: mean 1, B: 10
   probe = ijb.Templates([3, 4, 5, 6], [0, 1, 2, 3], [1, 2, 3, 4])  # C, D out of gallery
   verify = ijb.Templates([0, 3, 2, 4], [0, 1, 2, 3], [1, 1, 2, 2])  # values 0, 2, 10, 5
   pairs = np.array([[0, 1], [2, 3], [0, 2], [1, 3], [0, 3]])
-  return np.array(values, np.float32)[:, None], ijb.ProtocolSplit(gallery, probe, verify,
-                                                                  pairs)
+  return np.array(values, np.float32)[:, None], ijb.ProtocolSplit(gallery, probe, verify, pairs)
 
 
 def test_evaluate_split_matches_hand_computation():
@@ -176,19 +197,26 @@ def test_evaluate_split_matches_hand_computation():
   # 1:1: genuine -2 (0,1), -5 (2,3); impostors -10, -3, -5; FAR=0.5 -> at most one
   #   impostor >= t -> t = -3 -> TAR 1/2.
   descriptors, split = _hand_split()
-  targets = ijb.Targets(fpirs=(0.5,), identification_fars=(0.4,), ranks=(1, 2, 5),
-                        verification_fars=(0.5,))
-  values, notes = ijb.evaluate_split(_mean_matcher(), descriptors, split,
-                                     jax.random.PRNGKey(0), targets)
-  assert values == {"TPIR@FPIR=0.5": 0.5, "TAR@FAR=0.4": 0.5, "Rank-1": 0.5,
-                    "Rank-2": 1.0, "Rank-5": 1.0, "1:1 TAR@FAR=0.5": 0.5}
+  targets = ijb.Targets(
+    fpirs=(0.5,), identification_fars=(0.4,), ranks=(1, 2, 5), verification_fars=(0.5,)
+  )
+  values, notes = ijb.evaluate_split(
+    _mean_matcher(), descriptors, split, jax.random.PRNGKey(0), targets
+  )
+  assert values == {
+    "TPIR@FPIR=0.5": 0.5,
+    "TAR@FAR=0.4": 0.5,
+    "Rank-1": 0.5,
+    "Rank-2": 1.0,
+    "Rank-5": 1.0,
+    "1:1 TAR@FAR=0.5": 0.5,
+  }
   assert len(notes) == 1 and "FAR [0.4] below the resolution 1/2" in notes[0]
 
 
 def test_evaluate_split_records_resolution_notes():
   descriptors, split = _hand_split()
-  values, notes = ijb.evaluate_split(_mean_matcher(), descriptors, split,
-                                     jax.random.PRNGKey(0))
+  values, notes = ijb.evaluate_split(_mean_matcher(), descriptors, split, jax.random.PRNGKey(0))
   assert list(values) == ijb.Targets().names()
   assert any("below the resolution" in n for n in notes)
 
@@ -253,18 +281,35 @@ HEADER = "TEMPLATE_ID,SUBJECT_ID,FILE,MEDIA_ID,SIGHTING_ID,FRAME"
 
 def test_ijba_split_maps_files_and_subjects_to_descriptor_rows(tmp_path):
   # img/2.jpg shows subjects 7 and 8 (two faces): the keys disambiguate by subject.
-  keys = _write(tmp_path / "keys.csv", ["FILE,SUBJECT_ID", "img/1.jpg,7", "img/2.jpg,7",
-                                        "img/2.jpg,8", "frame/3_1.png,8", "img/4.jpg,9"])
-  gallery = _write(tmp_path / "g.csv", [HEADER, "100,7,img/1.jpg,1,1,", "100,7,img/2.jpg,2,2,",
-                                        "200,8,frame/3_1.png,3,3,1"])
+  keys = _write(
+    tmp_path / "keys.csv",
+    [
+      "FILE,SUBJECT_ID",
+      "img/1.jpg,7",
+      "img/2.jpg,7",
+      "img/2.jpg,8",
+      "frame/3_1.png,8",
+      "img/4.jpg,9",
+    ],
+  )
+  gallery = _write(
+    tmp_path / "g.csv",
+    [HEADER, "100,7,img/1.jpg,1,1,", "100,7,img/2.jpg,2,2,", "200,8,frame/3_1.png,3,3,1"],
+  )
   probe = _write(tmp_path / "p.csv", [HEADER, "300,8,img/2.jpg,2,2,", "400,9,img/4.jpg,4,4,"])
-  verify = _write(tmp_path / "v.csv", [HEADER, "11,7,img/1.jpg,1,1,", "12,7,img/2.jpg,2,2,",
-                                       "13,8,img/2.jpg,2,2,"])
+  verify = _write(
+    tmp_path / "v.csv",
+    [HEADER, "11,7,img/1.jpg,1,1,", "12,7,img/2.jpg,2,2,", "13,8,img/2.jpg,2,2,"],
+  )
   comparisons = _write(tmp_path / "c.csv", ["11,12", "12,13"])
   filenames, subjects = ijb.read_descriptor_keys(keys)
-  split = ijb.ijba_split(ijb_files.read_search_protocol(gallery, probe),
-                         ijb_files.read_template_metadata(verify),
-                         ijb_files.read_template_pairs(comparisons), filenames, subjects)
+  split = ijb.ijba_split(
+    ijb_files.read_search_protocol(gallery, probe),
+    ijb_files.read_template_metadata(verify),
+    ijb_files.read_template_pairs(comparisons),
+    filenames,
+    subjects,
+  )
   np.testing.assert_array_equal(split.gallery.rows, [0, 1, 3])
   np.testing.assert_array_equal(split.gallery.template_ids, [0, 0, 1])
   np.testing.assert_array_equal(split.gallery.subjects, [7, 8])
@@ -282,8 +327,9 @@ def test_metadata_rows_missing_descriptor(tmp_path):
   with pytest.raises(ValueError, match="no descriptor.*img/5.jpg"):
     ijb.metadata_rows(ijb_files.read_template_metadata(verify), np.array(["img/1.jpg"]))
   with pytest.raises(ValueError, match="subject_ids"):
-    ijb.metadata_rows(ijb_files.read_template_metadata(verify),
-                      np.array(["img/1.jpg", "img/5.jpg"]), np.array([7]))
+    ijb.metadata_rows(
+      ijb_files.read_template_metadata(verify), np.array(["img/1.jpg", "img/5.jpg"]), np.array([7])
+    )
 
 
 def test_read_descriptor_keys_bad_files(tmp_path):

@@ -1,4 +1,5 @@
 """Tests of jfr.eval.interpretability against NumPy loops and hand cases."""
+
 import chex
 import jax
 import numpy as np
@@ -19,8 +20,9 @@ def template():
 
 
 def test_map_to_image_coordinates_hand_case():
-  xy = np.asarray(interp.map_to_image_coordinates(np.array([0, 15, 3]), np.array([0, 15, 7]),
-                                                  (16, 16), (64, 64)))
+  xy = np.asarray(
+    interp.map_to_image_coordinates(np.array([0, 15, 3]), np.array([0, 15, 7]), (16, 16), (64, 64))
+  )
   np.testing.assert_allclose(xy, [[1.5, 1.5], [61.5, 61.5], [29.5, 13.5]])
 
 
@@ -34,26 +36,26 @@ def _peaks_reference(maps, image_size):
       for name, best in (("pos", m.max()), ("neg", m.min())):
         rows, cols = np.nonzero(m == best)
         r, col = rows[0], cols[0]  # row-major first
-        out[f"{name}_xy"][i, c] = ((col + 0.5) * image_size[1] / w - 0.5,
-                                   (r + 0.5) * image_size[0] / h - 0.5)
+        out[f"{name}_xy"][i, c] = (
+          (col + 0.5) * image_size[1] / w - 0.5,
+          (r + 0.5) * image_size[0] / h - 0.5,
+        )
         out[f"{name}_weight"][i, c] = max(best if name == "pos" else -best, 0.0)
   return out
 
 
 class ResponsePeaksTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_matches_numpy_loops(self):
     rng = np.random.default_rng(0)
     maps = rng.normal(size=(3, 5, 4, 6)).astype(np.float32)
-    maps[0, :, :, 1] = -np.abs(maps[0, :, :, 1]) - 0.1   # no positive value
-    maps[1, :, :, 2] = np.abs(maps[1, :, :, 2]) + 0.1    # no negative value
-    maps[2, :, :, 3] = 0.0                               # ties everywhere: first cell
+    maps[0, :, :, 1] = -np.abs(maps[0, :, :, 1]) - 0.1  # no positive value
+    maps[1, :, :, 2] = np.abs(maps[1, :, :, 2]) + 0.1  # no negative value
+    maps[2, :, :, 3] = 0.0  # ties everywhere: first cell
     peaks = self.variant(lambda m: interp.response_peaks(m, (20, 16)))(maps)
     expected = _peaks_reference(maps, (20, 16))
     for key, value in expected.items():
-      np.testing.assert_allclose(np.asarray(peaks[key]), value, rtol=1e-6, atol=1e-6,
-                                 err_msg=key)
+      np.testing.assert_allclose(np.asarray(peaks[key]), value, rtol=1e-6, atol=1e-6, err_msg=key)
     self.assertEqual(float(peaks["pos_weight"][0, 1]), 0.0)
     self.assertEqual(float(peaks["neg_weight"][1, 2]), 0.0)
 
@@ -69,8 +71,16 @@ def test_response_peaks_rejects_bad_rank():
 def test_boundary_control_points():
   pts = interp.boundary_control_points(64, per_side=3)
   assert pts.shape == (8, 2)
-  expected = {(-0.5, -0.5), (31.5, -0.5), (63.5, -0.5), (63.5, 31.5), (63.5, 63.5),
-              (31.5, 63.5), (-0.5, 63.5), (-0.5, 31.5)}
+  expected = {
+    (-0.5, -0.5),
+    (31.5, -0.5),
+    (63.5, -0.5),
+    (63.5, 31.5),
+    (63.5, 63.5),
+    (31.5, 63.5),
+    (-0.5, 63.5),
+    (-0.5, 31.5),
+  }
   assert {tuple(p) for p in pts} == expected
   with pytest.raises(ValueError, match="per_side"):
     interp.boundary_control_points(64, per_side=1)
@@ -109,7 +119,7 @@ def test_barycentric_coordinates_flag_flat_triangles():
 def _warp_reference(points, landmarks, template, size):
   """Loops: triangle choice of the module docstring, 3x3 solves for the coordinates."""
   vertices, triangles = interp.canonical_mesh(template, size)
-  boundary = vertices[len(template):]
+  boundary = vertices[len(template) :]
   out = np.zeros_like(points)
   for n in range(points.shape[0]):
     face = np.concatenate([landmarks[n], boundary])
@@ -121,7 +131,8 @@ def _warp_reference(points, landmarks, template, size):
           continue
         lam = np.linalg.solve(a, np.array([*points[n, p], 1.0]))
         same = np.sign(np.linalg.det(a)) == np.sign(
-            np.linalg.det(np.vstack([vertices[tri].T, np.ones(3)])))
+          np.linalg.det(np.vstack([vertices[tri].T, np.ones(3)]))
+        )
         contains = lam.min() >= -1e-6
         key = (contains, contains and same, lam.min())
         if best_key is None or key > best_key:
@@ -135,27 +146,30 @@ def _posed(template, angle_deg, scale, shift, jitter, seed):
   a = np.deg2rad(angle_deg)
   rot = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
   centre = np.array([SIZE / 2 - 0.5] * 2)
-  return (template - centre) @ rot.T + centre + shift + rng.uniform(-jitter, jitter,
-                                                                   template.shape)
+  return (template - centre) @ rot.T + centre + shift + rng.uniform(-jitter, jitter, template.shape)
 
 
 def test_warp_identity_for_the_template_face(template):
   rng = np.random.default_rng(2)
   points = rng.uniform(-0.5, SIZE - 0.5, (3, 40, 2))
-  warped = interp.warp_points_to_template(points, np.broadcast_to(template, (3, 68, 2)),
-                                          template, SIZE)
+  warped = interp.warp_points_to_template(
+    points, np.broadcast_to(template, (3, 68, 2)), template, SIZE
+  )
   np.testing.assert_allclose(warped, points, atol=1e-9)
 
 
 def test_warp_matches_loop_reference(template):
   rng = np.random.default_rng(3)
-  landmarks = np.stack([_posed(template, 12.0, 0.9, (2.0, -1.0), 0.8, 4),
-                        _posed(template, -8.0, 1.1, (-3.0, 2.0), 1.5, 5)])
+  landmarks = np.stack(
+    [
+      _posed(template, 12.0, 0.9, (2.0, -1.0), 0.8, 4),
+      _posed(template, -8.0, 1.1, (-3.0, 2.0), 1.5, 5),
+    ]
+  )
   points = rng.uniform(-0.5, SIZE - 0.5, (2, 30, 2))
   points[0, :4] = [[-0.5, -0.5], [63.5, 10.0], [31.5, 31.5], [70.0, -4.0]]  # edges, outside
   warped = interp.warp_points_to_template(points, landmarks, template, SIZE, chunk=1)
-  np.testing.assert_allclose(warped, _warp_reference(points, landmarks, template, SIZE),
-                             atol=1e-8)
+  np.testing.assert_allclose(warped, _warp_reference(points, landmarks, template, SIZE), atol=1e-8)
 
 
 def test_warp_of_a_peak_on_a_landmark_lands_on_the_template_landmark(template):
@@ -165,11 +179,13 @@ def test_warp_of_a_peak_on_a_landmark_lands_on_the_template_landmark(template):
   landmarks = _posed(template, 15.0, 0.85, (3.0, 2.0), 0.0, 0)[None]
   _, triangles = interp.canonical_mesh(template, SIZE)
   i, j = next(t[:2] for t in triangles if max(t) < 68)
-  peaks = np.stack([landmarks[0, 30], landmarks[0, 36],
-                    (landmarks[0, i] + landmarks[0, j]) / 2.0])[None]
+  peaks = np.stack([landmarks[0, 30], landmarks[0, 36], (landmarks[0, i] + landmarks[0, j]) / 2.0])[
+    None
+  ]
   warped = interp.warp_points_to_template(peaks, landmarks, template, SIZE)
-  np.testing.assert_allclose(warped[0], [template[30], template[36],
-                                         (template[i] + template[j]) / 2.0], atol=1e-9)
+  np.testing.assert_allclose(
+    warped[0], [template[30], template[36], (template[i] + template[j]) / 2.0], atol=1e-9
+  )
 
 
 def test_warp_rejects_bad_shapes(template):
@@ -219,8 +235,9 @@ def test_spreadness_hand_cases():
 
 
 def test_fraction_inside_face(template):
-  centres = np.array([template[30], template[36] + [1.0, 0.0], [1.0, 1.0], [62.0, 40.0],
-                      [np.nan, np.nan]])
+  centres = np.array(
+    [template[30], template[36] + [1.0, 0.0], [1.0, 1.0], [62.0, 40.0], [np.nan, np.nan]]
+  )
   assert interp.fraction_inside_face(centres, template) == pytest.approx(0.5)
   with pytest.raises(ValueError, match="centres"):
     interp.fraction_inside_face(np.full((2, 2), np.nan), template)
@@ -248,26 +265,36 @@ def test_part_boxes(template):
 
 def test_distance_to_box():
   box = np.array([0.0, 0.0, 2.0, 1.0])
-  np.testing.assert_allclose(interp.distance_to_box(np.array([[1.0, 0.5], [5.0, 1.0],
-                                                              [-3.0, 5.0]]), box),
-                             [0.0, 3.0, 5.0])
+  np.testing.assert_allclose(
+    interp.distance_to_box(np.array([[1.0, 0.5], [5.0, 1.0], [-3.0, 5.0]]), box), [0.0, 3.0, 5.0]
+  )
 
 
 def test_select_part_filters_hand_case():
   box = np.array([10.0, 10.0, 20.0, 14.0])  # centre (15, 12)
-  centres = np.array([[15.0, 30.0],    # 16 below
-                      [11.0, 11.0],    # inside, 4.1 from the centre
-                      [np.nan, np.nan],
-                      [15.0, 12.0],    # inside, at the centre
-                      [25.0, 12.0]])   # 5 right
+  centres = np.array(
+    [
+      [15.0, 30.0],  # 16 below
+      [11.0, 11.0],  # inside, 4.1 from the centre
+      [np.nan, np.nan],
+      [15.0, 12.0],  # inside, at the centre
+      [25.0, 12.0],
+    ]
+  )  # 5 right
   np.testing.assert_array_equal(interp.select_part_filters(centres, box, 3), [3, 1, 4])
   with pytest.raises(ValueError, match="count"):
     interp.select_part_filters(centres, box, 5)
 
 
 def test_retrieval_rank1_hand_case():
-  features = np.array([[1.0, 0.0], [1.0, 0.2],     # subject 0
-                       [0.9, 1.0], [0.0, 1.0]])    # subject 1
+  features = np.array(
+    [
+      [1.0, 0.0],
+      [1.0, 0.2],  # subject 0
+      [0.9, 1.0],
+      [0.0, 1.0],
+    ]
+  )  # subject 1
   labels = np.array([0, 0, 1, 1])
   # cosines: item 2 is nearer item 1 (0.80) than its mate item 3 (0.74): 3 of 4 correct
   assert interp.retrieval_rank1(features, labels) == pytest.approx(0.75)
@@ -286,8 +313,10 @@ def test_retrieval_rank1_matches_loops():
   correct = 0
   for q in range(12):
     f = features[:, filters]
-    sims = [np.dot(f[q], f[i]) / np.linalg.norm(f[q]) / np.linalg.norm(f[i])
-            if i != q else -np.inf for i in range(12)]
+    sims = [
+      np.dot(f[q], f[i]) / np.linalg.norm(f[q]) / np.linalg.norm(f[i]) if i != q else -np.inf
+      for i in range(12)
+    ]
     correct += labels[int(np.argmax(sims))] == labels[q]
   assert interp.retrieval_rank1(features, labels, filters) == pytest.approx(correct / 12)
 

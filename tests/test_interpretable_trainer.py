@@ -24,8 +24,7 @@ def test_paper_config_has_the_papers_hyperparameters():
   config = get_config("paper")
   assert config.model.image_size == 96 and config.model.feature_dim == 320
   assert config.model.keep == 24 and config.loss.fad_t == 260 and config.loss.sigma == 1.5
-  assert config.model.trunk_widths == (32, 64, 64, 64, 128, 128, 96, 192, 192, 128, 256, 256,
-                                       160)
+  assert config.model.trunk_widths == (32, 64, 64, 64, 128, 128, 96, 192, 192, 128, 256, 256, 160)
   assert config.model.hc_features == 192
   assert config.head.kind == "softmax" and not config.loss.fad_on_unit_features  # Eqs. 3-5
   assert config.loss.fad_mode == "count" and config.dataset.train_identities <= 0
@@ -47,14 +46,17 @@ def test_default_config_scales_lmf_and_fad_shares():
     get_config("huge")
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("run_variants", ("base", "nope"), "run_variants"),
     ("run_variants", ("base", "base"), "run_variants"),
     ("model.keep", 65, "keep"),
     ("loss.fad_t", 9, "fad_t"),
     ("occlusion.fill", "grey", "fill"),
     ("model.image_size", 40, "image_size"),
-])
+  ],
+)
 def test_check_config_rejects(field, value, match):
   config = get_config("tiny")
   parent = config
@@ -74,8 +76,7 @@ def _tiny_pairs(batch_size: int = 8, size: int = 32, classes: int = 5):
   image = rng.uniform(-1, 1, (batch_size, size, size, 3)).astype(np.float32)
   occluded = image.copy()
   occluded[:, 8:16, 4:28] = -1.0  # one shared black band
-  return {"image": image, "occluded": occluded,
-          "label": np.arange(batch_size) % classes}
+  return {"image": image, "occluded": occluded, "label": np.arange(batch_size) % classes}
 
 
 def _tiny_config(**loss_fields):
@@ -106,9 +107,12 @@ def test_tau_carries_no_gradient_through_the_full_step(sad_fad_setup):
 
   @jax.jit
   def gradients(params):
-    out = state.apply_fn["net"]({"params": params["net"], "batch_stats": bs},
-                                jnp.concatenate([batch["image"], batch["occluded"]]),
-                                train=True, mutable=["batch_stats"])[0]
+    out = state.apply_fn["net"](
+      {"params": params["net"], "batch_stats": bs},
+      jnp.concatenate([batch["image"], batch["occluded"]]),
+      train=True,
+      mutable=["batch_stats"],
+    )[0]
     # the batch's τ as a constant: computed from ``params``, not from the argument ``p``
     f = interpretable.unit_features(out["f"])  # config.loss.fad_on_unit_features
     tau = interpretable.batch_fad_mask(f[:b], f[b:], config.loss.fad_t, "count")
@@ -123,8 +127,7 @@ def test_tau_carries_no_gradient_through_the_full_step(sad_fad_setup):
   np.testing.assert_allclose(loss, loss_fixed, rtol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), g, g_fixed)
   # ... while another τ changes the gradient (the comparison above is not vacuous)
-  diffs = [float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(g),
-                                                        jax.tree.leaves(g_ones))]
+  diffs = [float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ones))]
   assert max(diffs) > 1e-6
 
 
@@ -132,39 +135,60 @@ def test_train_step_updates_and_reports_every_loss(sad_fad_setup):
   config, state, batch = sad_fad_setup
   step = jax.jit(interpretable.make_train_step(config, "sad_fad", state.apply_fn))
   new, metrics = step(state, batch, jax.random.PRNGKey(0))
-  assert set(metrics) == {"loss", "id", "id_occluded", "accuracy", "accuracy_occluded",
-                          "sad_filter", "sad_response", "fad", "tau_fraction", "nonfinite"}
+  assert set(metrics) == {
+    "loss",
+    "id",
+    "id_occluded",
+    "accuracy",
+    "accuracy_occluded",
+    "sad_filter",
+    "sad_response",
+    "fad",
+    "tau_fraction",
+    "nonfinite",
+  }
   assert float(metrics["nonfinite"]) == 0.0
-  assert float(metrics["tau_fraction"]) == pytest.approx(config.loss.fad_t /
-                                                         config.model.feature_dim)
+  assert float(metrics["tau_fraction"]) == pytest.approx(
+    config.loss.fad_t / config.model.feature_dim
+  )
   k = config.model.feature_dim
   kernel = state.params["net"]["psi"]["kernel"]
   assert float(metrics["sad_filter"]) == pytest.approx(
-      float(diversity.sad_filter_loss(kernel)) / (k * (k - 1)), rel=1e-5)
+    float(diversity.sad_filter_loss(kernel)) / (k * (k - 1)), rel=1e-5
+  )
   w = config.loss
-  total = (w.identity_weight * metrics["id"] + w.occluded_identity_weight * metrics["id_occluded"]
-           + w.sad_filter_weight * metrics["sad_filter"]
-           + w.sad_response_weight * metrics["sad_response"] + w.fad_weight * metrics["fad"])
+  total = (
+    w.identity_weight * metrics["id"]
+    + w.occluded_identity_weight * metrics["id_occluded"]
+    + w.sad_filter_weight * metrics["sad_filter"]
+    + w.sad_response_weight * metrics["sad_response"]
+    + w.fad_weight * metrics["fad"]
+  )
   np.testing.assert_allclose(metrics["loss"], total, rtol=1e-5)
-  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(state.params),
-                                                  jax.tree.leaves(new.params))]
+  moved = [
+    not np.allclose(a, b)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params))
+  ]
   assert all(moved)
 
 
-@pytest.mark.parametrize("variant,expected", [
+@pytest.mark.parametrize(
+  "variant,expected",
+  [
     ("base", {"id", "id_occluded", "accuracy", "accuracy_occluded"}),
-    ("sad", {"id", "id_occluded", "accuracy", "accuracy_occluded", "sad_filter",
-             "sad_response"}),
+    ("sad", {"id", "id_occluded", "accuracy", "accuracy_occluded", "sad_filter", "sad_response"}),
     ("fad", {"id", "id_occluded", "accuracy", "accuracy_occluded", "fad", "tau_fraction"}),
-])
+  ],
+)
 def test_each_variant_has_its_losses(variant, expected):
   config = _tiny_config()
   assert interpretable.build_network(config, variant).keep == (
-      config.model.keep if variant == "sad" else None)
-  step = interpretable.make_train_step(config, variant,
-                                       _abstract_state(config, variant).apply_fn)
-  _, metrics = jax.eval_shape(step, _abstract_state(config, variant), _tiny_pairs(),
-                              jax.random.PRNGKey(0))
+    config.model.keep if variant == "sad" else None
+  )
+  step = interpretable.make_train_step(config, variant, _abstract_state(config, variant).apply_fn)
+  _, metrics = jax.eval_shape(
+    step, _abstract_state(config, variant), _tiny_pairs(), jax.random.PRNGKey(0)
+  )
   assert set(metrics) == expected | {"loss", "nonfinite"}
 
 
@@ -190,8 +214,9 @@ def test_softmax_head_is_a_dense_layer_and_trains_all_losses():
 
 def test_unit_features():
   f = jnp.array([[3.0, 4.0], [0.0, 0.0]])
-  np.testing.assert_allclose(interpretable.unit_features(f),
-                             [[0.6 * np.sqrt(2), 0.8 * np.sqrt(2)], [0.0, 0.0]], rtol=1e-6)
+  np.testing.assert_allclose(
+    interpretable.unit_features(f), [[0.6 * np.sqrt(2), 0.8 * np.sqrt(2)], [0.0, 0.0]], rtol=1e-6
+  )
 
 
 class _FakeBuilder:
@@ -213,11 +238,13 @@ def test_identity_subset_keeps_the_first_identities():
 
 def test_part_rectangle_covers_the_part():
   from jfr.data import face_renderer
+
   template = face_renderer.frontal_landmarks(64)
   rect = interpretable.part_rectangle(template, "eyes", 2.0)
   eyes = template[36:48]
   assert rect[0, 0] == pytest.approx(eyes[:, 0].min() - 2) and rect[2, 1] == pytest.approx(
-      eyes[:, 1].max() + 2)
+    eyes[:, 1].max() + 2
+  )
   assert rect.shape == (4, 2)
 
 
@@ -230,10 +257,9 @@ def test_batch_fad_mask_averages_over_the_replicas(mode, t):
   f_occluded = (f_clean + rng.normal(size=(n, 10)) * np.linspace(0.1, 2, 10)).astype(np.float32)
   expected = np.asarray(diversity.fad_mask(f_clean, f_occluded, t, mode))
   assert 0 < expected.sum() < 10
-  sharded = jax.pmap(lambda a, b: interpretable.batch_fad_mask(a, b, t, mode),
-                     axis_name=steps.BATCH_AXIS)(
-                         f_clean.reshape(len(devices), 2, 10),
-                         f_occluded.reshape(len(devices), 2, 10))
+  sharded = jax.pmap(
+    lambda a, b: interpretable.batch_fad_mask(a, b, t, mode), axis_name=steps.BATCH_AXIS
+  )(f_clean.reshape(len(devices), 2, 10), f_occluded.reshape(len(devices), 2, 10))
   for replica in np.asarray(sharded):
     np.testing.assert_array_equal(replica, expected)
 
@@ -260,7 +286,11 @@ def test_tiny_run_trains_compares_and_writes_tables_and_figures(tmp_path, tiny_d
     assert title in markdown
   saved = json.loads((tmp_path / "eval" / "interpretable.json").read_text())
   assert set(saved["results"]) == {"base", "sad_fad"}
-  for figure in ("fig5_peak_locations", "fig6_feature_difference", "fig8_responses_base",
-                 "fig8_responses_sad_fad"):
+  for figure in (
+    "fig5_peak_locations",
+    "fig6_feature_difference",
+    "fig8_responses_base",
+    "fig8_responses_sad_fad",
+  ):
     with Image.open(tmp_path / "figures" / f"{figure}.png") as image:
       assert min(image.size) > 200

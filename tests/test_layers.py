@@ -1,4 +1,5 @@
 """Tests of jfr.models.layers against direct NumPy renderings of the equations."""
+
 import functools
 
 import chex
@@ -28,7 +29,6 @@ def _np_set_max(x, mask):
 
 
 class SetOpsTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_masked_set_max_matches_loop(self):
     x, mask = _random_set(0)
@@ -73,7 +73,6 @@ class SetOpsTest(chex.TestCase):
 
 
 class KroneckerFusionTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_matches_np_kron_row_by_row(self):
     rng = np.random.default_rng(0)
@@ -109,7 +108,6 @@ def _np_lmf(x, keep):
 
 
 class LargeMagnitudeFilterTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(1, 5, 24, 36)
   def test_matches_argsort_reference(self, keep):

@@ -1,4 +1,5 @@
 """Tests for jfr.train.loop: kill-and-resume equality, the non-finite guard, logging, contracts."""
+
 import glob
 import os
 import signal
@@ -22,9 +23,15 @@ _REPO = Path(__file__).resolve().parents[1]
 
 def _run(config, workdir, batches=None, **kwargs):
   writer = resume_job.ListWriter()
-  final = loop.run_training(config, workdir, resume_job.make_state(config),
-                            resume_job.train_step, batches or resume_job.batch_iterator_fn(),
-                            writer=writer, **kwargs)
+  final = loop.run_training(
+    config,
+    workdir,
+    resume_job.make_state(config),
+    resume_job.train_step,
+    batches or resume_job.batch_iterator_fn(),
+    writer=writer,
+    **kwargs,
+  )
   assert writer.closed
   return final, writer
 
@@ -35,11 +42,25 @@ def _assert_states_equal(a, b):
 
 
 def _job(workdir, num_steps, delay):
-  env = dict(os.environ, PYTHONPATH=str(_REPO), JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  env = dict(
+    os.environ,
+    PYTHONPATH=str(_REPO),
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS="--xla_force_host_platform_device_count=4",
+  )
   return subprocess.Popen(
-      [sys.executable, str(_REPO / "tests" / "resume_job.py"), str(workdir), str(num_steps),
-       str(delay)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      str(_REPO / "tests" / "resume_job.py"),
+      str(workdir),
+      str(num_steps),
+      str(delay),
+    ],
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 @pytest.mark.slow
@@ -72,17 +93,20 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
   _assert_states_equal(final, uninterrupted)
   # The update moved the parameters (so the equality is not trivial).
   initial = resume_job.make_state(config)
-  assert not np.allclose(final.params["net"]["Dense_0"]["kernel"],
-                         initial.params["net"]["Dense_0"]["kernel"])
+  assert not np.allclose(
+    final.params["net"]["Dense_0"]["kernel"], initial.params["net"]["Dense_0"]["kernel"]
+  )
 
 
 def _with_nan_batches(nan_steps):
   """The job's stream, with NaN images at the given (1-based) steps."""
+
   def batches(start):
     for index, batch in enumerate(resume_job.batch_iterator_fn()(start), start=start):
       if index + 1 in nan_steps:
         batch["image"][0, 0, 0, 0] = np.nan
       yield batch
+
   return batches
 
 
@@ -92,17 +116,28 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
   record = loop.Hook(every_steps=1, fn=lambda step, state, writer: seen.update({step: state}))
   writer = resume_job.ListWriter()
   with pytest.raises(state_lib.NonFiniteError, match="3 consecutive train steps"):
-    loop.run_training(config, tmp_path, resume_job.make_state(config), resume_job.train_step,
-                      _with_nan_batches({3, 5, 6, 7}), hooks=[record], writer=writer)
+    loop.run_training(
+      config,
+      tmp_path,
+      resume_job.make_state(config),
+      resume_job.train_step,
+      _with_nan_batches({3, 5, 6, 7}),
+      hooks=[record],
+      writer=writer,
+    )
   assert sorted(seen) == [1, 2, 3, 4, 5, 6]  # step 7 raised before its hooks ran
   # A skipped step leaves params, batch stats and optimizer state as they were.
   for skipped in (3, 5, 6):
     for field in ("params", "batch_stats", "opt_state"):
-      jax.tree.map(np.testing.assert_array_equal, getattr(seen[skipped], field),
-                   getattr(seen[skipped - 1], field))
+      jax.tree.map(
+        np.testing.assert_array_equal,
+        getattr(seen[skipped], field),
+        getattr(seen[skipped - 1], field),
+      )
     assert int(seen[skipped].step) == skipped
-  assert not np.allclose(seen[4].params["net"]["Dense_0"]["kernel"],
-                         seen[3].params["net"]["Dense_0"]["kernel"])
+  assert not np.allclose(
+    seen[4].params["net"]["Dense_0"]["kernel"], seen[3].params["net"]["Dense_0"]["kernel"]
+  )
   assert dict(writer.scalars)[4]["nonfinite"] == 0.5  # steps 3 and 4 are averaged
   with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
     assert ckpt.latest_step() == 6
@@ -113,10 +148,20 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
 def test_tensorboard_scalars_and_hooks(tmp_path):
   config = resume_job.make_config(4, parallelism="jit", log_every_steps=2)
   calls = []
-  hook = loop.Hook(every_steps=3, fn=lambda step, state, writer: calls.append(
-      (step, int(state.step), isinstance(state.params["net"]["Dense_0"]["kernel"], np.ndarray))))
-  loop.run_training(config, tmp_path, resume_job.make_state(config), resume_job.train_step,
-                    resume_job.batch_iterator_fn(), hooks=[hook])
+  hook = loop.Hook(
+    every_steps=3,
+    fn=lambda step, state, writer: calls.append(
+      (step, int(state.step), isinstance(state.params["net"]["Dense_0"]["kernel"], np.ndarray))
+    ),
+  )
+  loop.run_training(
+    config,
+    tmp_path,
+    resume_job.make_state(config),
+    resume_job.train_step,
+    resume_job.batch_iterator_fn(),
+    hooks=[hook],
+  )
   assert calls == [(3, 3, True), (4, 4, True)]
   tags = {}
   for name in glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*")):
@@ -144,26 +189,43 @@ def test_contract_errors(tmp_path):
   with pytest.raises(ValueError, match=r"batch_iterator_fn\(0\) ended after 0 batches"):
     _run(config, tmp_path / "short", lambda start: iter(()))
   with pytest.raises(ValueError, match=r"batch\['label'\] at step 1: expected leading axis"):
-    _run(config, tmp_path / "size", lambda start: iter([{**resume_job.make_batch(0),
-                                                          "label": np.zeros(3, np.int32)}]))
+    _run(
+      config,
+      tmp_path / "size",
+      lambda start: iter([{**resume_job.make_batch(0), "label": np.zeros(3, np.int32)}]),
+    )
   with checkpoint.TrainCheckpointer(tmp_path / "bs", keep=1) as ckpt:
-    ckpt.save(2, state.replace(step=np.int32(2)),
-              {"batches_consumed": 2, "batch_size": 16, "consecutive_nonfinite": 0,
-               "nonfinite_steps": 0})
+    ckpt.save(
+      2,
+      state.replace(step=np.int32(2)),
+      {"batches_consumed": 2, "batch_size": 16, "consecutive_nonfinite": 0, "nonfinite_steps": 0},
+    )
   with pytest.raises(ValueError, match="config.batch_size: the checkpoint was written"):
     _run(config, tmp_path / "bs")
   with pytest.raises(ValueError, match="must include 'nonfinite'"):
-    loop.run_training(config, tmp_path / "nometric", state,
-                      lambda state, batch, rng: (state, {"loss": 0.0}),
-                      resume_job.batch_iterator_fn(), writer=resume_job.ListWriter())
+    loop.run_training(
+      config,
+      tmp_path / "nometric",
+      state,
+      lambda state, batch, rng: (state, {"loss": 0.0}),
+      resume_job.batch_iterator_fn(),
+      writer=resume_job.ListWriter(),
+    )
 
 
-@pytest.mark.parametrize("field,value", [("num_train_steps", 0), ("parallelism", "tpu"),
-                                         ("batch_size", 6)])
+@pytest.mark.parametrize(
+  "field,value", [("num_train_steps", 0), ("parallelism", "tpu"), ("batch_size", 6)]
+)
 def test_config_is_validated(tmp_path, field, value):
   config = resume_job.make_config(4, parallelism="pmap")
   state = resume_job.make_state(config)
   config[field] = value
   with pytest.raises(ValueError, match=f"config.{field}"):
-    loop.run_training(config, tmp_path, state, resume_job.train_step,
-                      resume_job.batch_iterator_fn(), writer=resume_job.ListWriter())
+    loop.run_training(
+      config,
+      tmp_path,
+      state,
+      resume_job.train_step,
+      resume_job.batch_iterator_fn(),
+      writer=resume_job.ListWriter(),
+    )

@@ -1,4 +1,5 @@
 """Tests for jfr.losses.margin against direct NumPy renderings of the formulas."""
+
 import math
 
 import chex
@@ -53,7 +54,6 @@ def _cosines(batch=6, classes=5, seed=0):
 
 
 class MarginLossTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_softmax_cross_entropy(self):
     rng = np.random.default_rng(1)
@@ -70,15 +70,13 @@ class MarginLossTest(chex.TestCase):
       for s, m in ((64.0, 0.5), (30.0, 0.3)):
         got = self.variant(margin.arcface_loss, static_argnums=(2, 3, 4))(cos, labels, s, m, easy)
         chex.assert_shape(got, (6,))
-        chex.assert_trees_all_close(got, _np_arcface(cos, labels, s, m, easy),
-                                   rtol=1e-4, atol=1e-5)
+        chex.assert_trees_all_close(got, _np_arcface(cos, labels, s, m, easy), rtol=1e-4, atol=1e-5)
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_cosface(self):
     cos, labels = _cosines(seed=2)
     got = self.variant(margin.cosface_loss)(cos, labels, 64.0, 0.35)
-    chex.assert_trees_all_close(got, _np_cosface(cos, labels, 64.0, 0.35), rtol=1e-4,
-                               atol=1e-5)
+    chex.assert_trees_all_close(got, _np_cosface(cos, labels, 64.0, 0.35), rtol=1e-4, atol=1e-5)
 
   def test_zero_margin_is_scaled_softmax(self):
     cos, labels = _cosines(seed=3)
@@ -92,8 +90,9 @@ class MarginLossTest(chex.TestCase):
     assert np.all(np.isfinite(grads))
 
 
-@pytest.mark.parametrize("fn", [margin.softmax_cross_entropy, margin.arcface_loss,
-                                margin.cosface_loss])
+@pytest.mark.parametrize(
+  "fn", [margin.softmax_cross_entropy, margin.arcface_loss, margin.cosface_loss]
+)
 def test_rejects_bad_labels(fn):
   cos = np.zeros((3, 4), np.float32)
   with pytest.raises(ValueError, match=r"labels: expected values in \[0, 4\)"):

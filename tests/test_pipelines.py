@@ -1,4 +1,5 @@
 """Tests for jfr.data.pipelines on the tiny synthetic data set."""
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -16,9 +17,18 @@ def _take(ds, n):
 
 
 def test_image_batches_shapes_range_and_determinism(builder):
-  kw = dict(seed=3, features=("image", "label", "attributes"),
-            augment_options=dict(flip=True, brightness=0.2, contrast=0.2, saturation=0.2,
-                                 motion_blur_prob=0.5, motion_blur_max_size=9))
+  kw = dict(
+    seed=3,
+    features=("image", "label", "attributes"),
+    augment_options=dict(
+      flip=True,
+      brightness=0.2,
+      contrast=0.2,
+      saturation=0.2,
+      motion_blur_prob=0.5,
+      motion_blur_max_size=9,
+    ),
+  )
   a = _take(pipelines.image_batches(builder, "train", 8, **kw), 3)
   b = _take(pipelines.image_batches(builder, "train", 8, **kw), 3)
   size = builder.info.features["image"].shape[0]
@@ -57,8 +67,9 @@ def test_eval_batches_pads_with_valid_mask(builder):
 
 @pytest.fixture(scope="module")
 def videos_and_stills(builder):
-  frames = pipelines.load_arrays(builder, "train_video",
-                                 ("image", "label", "video_id", "frame_index"))
+  frames = pipelines.load_arrays(
+    builder, "train_video", ("image", "label", "video_id", "frame_index")
+  )
   stills = pipelines.load_arrays(builder, "train", ("image", "label"))
   return pipelines.group_videos(frames), stills, frames
 
@@ -69,8 +80,9 @@ def test_group_videos_orders_frames(videos_and_stills):
   vid = videos["video_ids"][v]
   sel = frames["video_id"] == vid
   order = np.argsort(frames["frame_index"][sel])
-  np.testing.assert_array_equal(videos["frames"][v, :videos["lengths"][v]],
-                                frames["image"][sel][order])
+  np.testing.assert_array_equal(
+    videos["frames"][v, : videos["lengths"][v]], frames["image"][sel][order]
+  )
   assert np.all(videos["labels"][v] == frames["label"][sel])
 
 
@@ -88,8 +100,8 @@ def test_set_batches_members_positive_negative(videos_and_stills):
     assert np.all(n >= 2) and np.all(n <= 6)
     # masks are a prefix; padded members are zero
     for i in range(4):
-      assert np.all(batch["mask"][i, :n[i]]) and not np.any(batch["mask"][i, n[i]:])
-      assert np.all(batch["frames"][i, n[i]:] == 0)
+      assert np.all(batch["mask"][i, : n[i]]) and not np.any(batch["mask"][i, n[i] :])
+      assert np.all(batch["frames"][i, n[i] :] == 0)
       pos = np.flatnonzero(np.all(still_images == batch["positive"][i], axis=(1, 2, 3)))
       neg = np.flatnonzero(np.all(still_images == batch["negative"][i], axis=(1, 2, 3)))
       assert stills["label"][pos[0]] == batch["label"][i]
@@ -100,8 +112,9 @@ def test_set_batches_members_positive_negative(videos_and_stills):
       frames = pipelines.to_model_range(videos["frames"][v]).numpy().reshape((-1,) + (h, h, 3))
       for m in range(n[i]):
         assert np.any(np.all(frames == batch["frames"][i, m], axis=(1, 2, 3)))
-  resumed = _take(pipelines.set_batches(videos, stills, 4, 6, seed=0, min_set_size=2,
-                                        start_batch=2), 1)[0]
+  resumed = _take(
+    pipelines.set_batches(videos, stills, 4, 6, seed=0, min_set_size=2, start_batch=2), 1
+  )[0]
   np.testing.assert_array_equal(resumed["frames"], batches[2]["frames"])
 
 
@@ -115,8 +128,7 @@ def test_set_batches_bad_input(videos_and_stills):
 
 
 def test_occlusion_pairs_share_semantic_occluder(builder):
-  ds = pipelines.occlusion_pair_batches(builder, "train", 6, seed=0, mode="static",
-                                        fill="black")
+  ds = pipelines.occlusion_pair_batches(builder, "train", 6, seed=0, mode="static", fill="black")
   b = _take(ds, 1)[0]
   assert b["occluded"].shape == b["image"].shape
   m = b["occlusion_mask"]

@@ -1,4 +1,5 @@
 """Tests for jfr.eval.protocols."""
+
 import numpy as np
 import pytest
 
@@ -23,9 +24,11 @@ def test_pooled_features_rejects_empty_group():
 
 def test_batched_apply_pads_and_unpads():
   calls = []
+
   def fn(x, y):
     calls.append(x.shape)
     return x * 2 + y
+
   x = np.arange(10.0)
   out = protocols.batched_apply(fn, x, np.ones(10), batch_size=4)
   np.testing.assert_allclose(out, x * 2 + 1)
@@ -38,14 +41,13 @@ def test_verification_pairs_balanced_and_valid():
   assert len(a) == 40
   np.testing.assert_array_equal(same, (labels[a] == labels[b]))
   for fold in range(4):
-    assert same[fold * 10:(fold + 1) * 10].sum() == 5
+    assert same[fold * 10 : (fold + 1) * 10].sum() == 5
   assert np.all(a[same] != b[same])
 
 
 def test_gallery_probe_split_open_set():
   labels = np.repeat(np.arange(10), 4)
-  g, p = protocols.gallery_probe_split(labels, seed=1, gallery_per_identity=1,
-                                       unknown_fraction=0.3)
+  g, p = protocols.gallery_probe_split(labels, seed=1, gallery_per_identity=1, unknown_fraction=0.3)
   assert set(g).isdisjoint(p) and len(g) + len(p) == 40
   assert len(g) == 7 and len(np.unique(labels[g])) == 7
   unknown = set(labels[p]) - set(labels[g])
@@ -72,17 +74,18 @@ def test_video_representations_avg_and_aggregated():
   frames = rng.uniform(-1, 1, size=(3, 6, 4, 4, 3)).astype(np.float32)
   lengths = np.array([6, 4, 5])
   embed = lambda x: x.reshape(x.shape[0], -1)[:, :8]
-  feats, info = protocols.video_representations(frames, lengths, embed_fn=embed,
-                                                set_size=2, n_avg=2, batch_size=4)
+  feats, info = protocols.video_representations(
+    frames, lengths, embed_fn=embed, set_size=2, n_avg=2, batch_size=4
+  )
   assert info["embedded_images"] == 12
   idx = protocols.resample_indices(4, 4)
   ref = embed(frames[1][idx])
   ref = (ref / np.linalg.norm(ref, axis=1, keepdims=True)).mean(0)
   np.testing.assert_allclose(feats[1], ref / np.linalg.norm(ref), atol=1e-6)
   first = lambda sets, mask: sets[:, 0]
-  feats2, info2 = protocols.video_representations(frames, lengths, embed_fn=embed,
-                                                  set_size=2, n_avg=2,
-                                                  aggregate_fn=first, batch_size=4)
+  feats2, info2 = protocols.video_representations(
+    frames, lengths, embed_fn=embed, set_size=2, n_avg=2, aggregate_fn=first, batch_size=4
+  )
   assert info2["embedded_images"] == 6
   ref2 = embed(frames[1][idx[::2]])
   ref2 = (ref2 / np.linalg.norm(ref2, axis=1, keepdims=True)).mean(0)
@@ -93,11 +96,19 @@ def test_cmc_with_distractors_never_improves():
   rng = np.random.default_rng(0)
   g = rng.normal(size=(10, 8))
   probes = g + 0.8 * rng.normal(size=(10, 8))
-  out = protocols.cmc_with_distractors(probes, np.arange(10), g, np.arange(10),
-                                       rng.normal(size=(50, 8)), [0, 10, -1],
-                                       ranks=(1,), seed=0)
+  out = protocols.cmc_with_distractors(
+    probes,
+    np.arange(10),
+    g,
+    np.arange(10),
+    rng.normal(size=(50, 8)),
+    [0, 10, -1],
+    ranks=(1,),
+    seed=0,
+  )
   r = [out["cmc_by_distractors"][k][0] for k in ("0", "10", "50")]
   assert r[0] >= r[1] >= r[2]
   with pytest.raises(ValueError, match="distractor"):
-    protocols.cmc_with_distractors(probes, np.arange(10), g, np.arange(10),
-                                   rng.normal(size=(5, 8)), [6], seed=0)
+    protocols.cmc_with_distractors(
+      probes, np.arange(10), g, np.arange(10), rng.normal(size=(5, 8)), [6], seed=0
+    )

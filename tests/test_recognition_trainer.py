@@ -1,4 +1,5 @@
 """End-to-end test of the recognition baseline trainer on the tiny synthetic data."""
+
 import json
 
 import numpy as np
@@ -22,8 +23,7 @@ def test_train_then_eval_writes_results(tiny_data_dir, tmp_path):
   assert (tmp_path / "eval" / "recognition_cmc.png").stat().st_size > 0
   # eval mode restores the final checkpoint and reproduces the same figures
   again = registry.run(config, str(tmp_path), "eval")
-  np.testing.assert_allclose(again["verification"]["accuracy"],
-                             results["verification"]["accuracy"])
+  np.testing.assert_allclose(again["verification"]["accuracy"], results["verification"]["accuracy"])
 
 
 def test_unknown_mode_and_method_are_errors():

@@ -1,4 +1,5 @@
 """Tests for jfr.models.resnet and jfr.models.heads."""
+
 import functools
 
 import jax
@@ -41,8 +42,10 @@ def _variables(model, x):
   return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
-@pytest.mark.parametrize("factory,want", [
-    (resnet.ResNet18, 11_689_512), (resnet.ResNet34, 21_797_672), (resnet.ResNet50, 25_557_032)])
+@pytest.mark.parametrize(
+  "factory,want",
+  [(resnet.ResNet18, 11_689_512), (resnet.ResNet34, 21_797_672), (resnet.ResNet50, 25_557_032)],
+)
 def test_imagenet_configuration_matches_reference_parameter_count(factory, want):
   # With the ImageNet stem and a 1000-way FC after global average pooling the
   # backbones are the published ResNets (torchvision's counts).
@@ -56,22 +59,29 @@ def test_face_stem_at_112_gives_7x7_map():
   x = jnp.zeros((2, 112, 112, 3))
   variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
   emb, fmap = jax.eval_shape(
-      functools.partial(model.apply, train=False, return_feature_map=True), variables, x)
+    functools.partial(model.apply, train=False, return_feature_map=True), variables, x
+  )
   assert emb.shape == (2, 512) and fmap.shape == (2, 7, 7, channels)
   assert variables["params"]["fc"]["kernel"].shape == (7 * 7 * channels, 512)
   # The embedding BN has a bias but a fixed unit scale (insightface).
   assert set(variables["params"]["embedding_bn"]) == {"bias"}
 
 
-@pytest.mark.parametrize("pooling,dim,stem,side,dtype", [
-    ("flatten_fc", 6, "face", 8, jnp.float32), ("gap", 6, "imagenet", 4, jnp.float32),
-    ("gmp", 8, "face", 8, jnp.bfloat16)])
+@pytest.mark.parametrize(
+  "pooling,dim,stem,side,dtype",
+  [
+    ("flatten_fc", 6, "face", 8, jnp.float32),
+    ("gap", 6, "imagenet", 4, jnp.float32),
+    ("gmp", 8, "face", 8, jnp.bfloat16),
+  ],
+)
 def test_tiny_outputs(pooling, dim, stem, side, dtype):
   model = _TINY(pooling=pooling, stem=stem, dtype=dtype)
   x = _images(3)
   variables = _variables(model, x)
   emb, fmap = jax.jit(functools.partial(model.apply, train=False, return_feature_map=True))(
-      variables, x)
+    variables, x
+  )
   assert emb.shape == (3, dim) and fmap.shape == (3, side, side, 8)
   # Parameters and outputs stay float32 whatever the computation dtype.
   assert emb.dtype == fmap.dtype == jnp.float32
@@ -106,17 +116,21 @@ def test_bottleneck_and_dropout():
   x = _images(2)
   variables = _variables(model, x)
   assert variables["params"]["BottleneckBlock_1"]["Conv_2"]["kernel"].shape == (1, 1, 8, 32)
-  run = jax.jit(lambda key: model.apply(variables, x, rngs={"dropout": key},
-                                        mutable=["batch_stats"])[0])
+  run = jax.jit(
+    lambda key: model.apply(variables, x, rngs={"dropout": key}, mutable=["batch_stats"])[0]
+  )
   assert not np.allclose(run(jax.random.PRNGKey(1)), run(jax.random.PRNGKey(2)))
 
 
 def test_batch_norm_syncs_across_pmap_devices(gap_model):
   x, variables, (want, _) = gap_model
   synced = _TINY(pooling="gap", axis_name="batch")
-  got = jax.pmap(lambda v, xs: synced.apply(v, xs, mutable=["batch_stats"])[0],
-                 axis_name="batch", in_axes=(None, 0), devices=jax.devices()[:2])(
-                     variables, x.reshape(2, 2, 32, 32, 3))
+  got = jax.pmap(
+    lambda v, xs: synced.apply(v, xs, mutable=["batch_stats"])[0],
+    axis_name="batch",
+    in_axes=(None, 0),
+    devices=jax.devices()[:2],
+  )(variables, x.reshape(2, 2, 32, 32, 3))
   np.testing.assert_allclose(np.asarray(got).reshape(4, -1), want, rtol=1e-4, atol=1e-5)
 
 
@@ -128,12 +142,15 @@ def test_conv_kernel_init_matches_he_normal_statistics():
   assert np.abs(kernel).max() <= 2 * np.sqrt(2.0 / 144) / 0.87962566 + 1e-6
 
 
-@pytest.mark.parametrize("kwargs,x,match", [
+@pytest.mark.parametrize(
+  "kwargs,x,match",
+  [
     ({}, jnp.zeros((2, 32, 32)), "x: expected images"),
     ({}, jnp.zeros((2, 32, 32, 1)), "x: expected images"),
     ({"pooling": "avg"}, jnp.zeros((2, 32, 32, 3)), "pooling"),
     ({"stem": "big"}, jnp.zeros((2, 32, 32, 3)), "stem"),
-])
+  ],
+)
 def test_resnet_rejects_bad_input(kwargs, x, match):
   with pytest.raises(ValueError, match=match):
     _TINY(**kwargs).init(jax.random.PRNGKey(0), x)
@@ -146,8 +163,12 @@ def test_arcface_head_returns_cosines():
   cos = head.apply(variables, x)
   w = np.asarray(variables["params"]["kernel"])
   xn = np.asarray(x)
-  want = np.array([[xn[i] @ w[:, j] / np.linalg.norm(xn[i]) / np.linalg.norm(w[:, j])
-                    for j in range(3)] for i in range(5)])
+  want = np.array(
+    [
+      [xn[i] @ w[:, j] / np.linalg.norm(xn[i]) / np.linalg.norm(w[:, j]) for j in range(3)]
+      for i in range(5)
+    ]
+  )
   np.testing.assert_allclose(cos, want, rtol=1e-5, atol=1e-6)
   assert w.shape == (4, 3)
 

@@ -1,4 +1,5 @@
 """Tests of jfr.models.set_unet (the FAN face aggregator)."""
+
 import chex
 import flax.linen as nn
 import jax
@@ -38,7 +39,6 @@ def _numpy_params(model, frames, mask, seed=0):
 
 
 class SetUNetTest(chex.TestCase):
-
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
@@ -53,8 +53,7 @@ class SetUNetTest(chex.TestCase):
     frames = jnp.zeros((1, 2, 112, 112, 3))
     mask = jnp.ones((1, 2), bool)
     model = SetUNet()
-    out, variables = jax.eval_shape(
-        lambda: model.init_with_output(jax.random.key(0), frames, mask))
+    out, variables = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), frames, mask))
     self.assertEqual(out.shape, (1, 112, 112, 3))
     self.assertEqual(out.dtype, jnp.float32)
     shapes = {k: v["kernel"].shape for k, v in variables["params"].items()}
@@ -93,8 +92,9 @@ class SetUNetTest(chex.TestCase):
     grad = jax.jit(jax.grad(loss))
     grads = grad(self.params, frames)
     chex.assert_tree_all_finite(grads)
-    chex.assert_trees_all_close(grads, grad(self.params, np.where(mask[..., None, None, None],
-                                                                  frames, 0.0)))
+    chex.assert_trees_all_close(
+      grads, grad(self.params, np.where(mask[..., None, None, None], frames, 0.0))
+    )
 
   def test_sets_of_different_sizes_in_one_batch(self):
     mask = np.array([[True, False, False], [True, True, True]])
@@ -122,12 +122,17 @@ class SetUNetTest(chex.TestCase):
 
   def test_output_activations(self):
     frames = 50.0 * self.frames  # drives the last conv far outside [-1, 1].
-    outs = {name: np.asarray(jax.jit(_model(output_activation=name).apply)(
-        self.params, frames, self.mask)) for name in ("linear", "tanh", "elu")}
+    outs = {
+      name: np.asarray(
+        jax.jit(_model(output_activation=name).apply)(self.params, frames, self.mask)
+      )
+      for name in ("linear", "tanh", "elu")
+    }
     self.assertGreater(np.abs(outs["linear"]).max(), 1.0)
     np.testing.assert_allclose(outs["tanh"], np.tanh(outs["linear"]), atol=1e-5)
-    np.testing.assert_allclose(outs["elu"], np.where(outs["linear"] > 0, outs["linear"],
-                                                     np.expm1(outs["linear"])), atol=1e-5)
+    np.testing.assert_allclose(
+      outs["elu"], np.where(outs["linear"] > 0, outs["linear"], np.expm1(outs["linear"])), atol=1e-5
+    )
     with self.assertRaisesRegex(ValueError, "output_activation"):
       _model(output_activation="relu").apply(self.params, self.frames, self.mask)
     with self.assertRaisesRegex(ValueError, "transposed_conv"):
@@ -139,12 +144,12 @@ class SetUNetTest(chex.TestCase):
     chex.assert_trees_all_close(out, self.out, atol=0.1)
 
   @parameterized.named_parameters(
-      ("empty_set", (1, 0, 16, 16, 3), "at least one member"),
-      ("too_many_members", (1, 9, 16, 16, 3), "max_members"),
-      ("size_not_multiple_of_16", (1, 2, 24, 24, 3), "multiples of 16"),
-      ("too_small", (1, 2, 0, 16, 3), "multiples of 16"),
-      ("four_channels", (1, 2, 16, 16, 4), "3 \\(RGB\\) channels"),
-      ("no_set_axis", (1, 16, 16, 3), "\\[B, N, H, W, 3\\]"),
+    ("empty_set", (1, 0, 16, 16, 3), "at least one member"),
+    ("too_many_members", (1, 9, 16, 16, 3), "max_members"),
+    ("size_not_multiple_of_16", (1, 2, 24, 24, 3), "multiples of 16"),
+    ("too_small", (1, 2, 0, 16, 3), "multiples of 16"),
+    ("four_channels", (1, 2, 16, 16, 4), "3 \\(RGB\\) channels"),
+    ("no_set_axis", (1, 16, 16, 3), "\\[B, N, H, W, 3\\]"),
   )
   def test_bad_shapes_raise(self, shape, message):
     frames = np.zeros(shape, np.float32)
@@ -161,10 +166,12 @@ class SetUNetTest(chex.TestCase):
     empty[1] = False
     nan = self.frames.copy()
     nan[0, 2, 3, 4, 1] = np.nan
-    cases = [(self.frames, empty, "no real member in set\\(s\\) \\[1\\]"),
-             (nan, self.mask, "non-finite pixels .* \\[\\[0, 2\\]\\]"),
-             (self.frames, self.mask.astype(np.int32), "mask must be boolean"),
-             (self.frames, self.mask[:, :2], "mask must have shape")]
+    cases = [
+      (self.frames, empty, "no real member in set\\(s\\) \\[1\\]"),
+      (nan, self.mask, "non-finite pixels .* \\[\\[0, 2\\]\\]"),
+      (self.frames, self.mask.astype(np.int32), "mask must be boolean"),
+      (self.frames, self.mask[:, :2], "mask must have shape"),
+    ]
     for frames, mask, message in cases:
       with self.assertRaisesRegex(ValueError, message):
         validate_set_inputs(frames, mask, max_members=8)
@@ -187,7 +194,6 @@ class SetUNetTest(chex.TestCase):
 
 
 class SetMergeConvTest(chex.TestCase):
-
   @parameterized.parameters(0, 5)
   def test_equals_conv1x1_over_global_concat(self, skip_channels):
     rng = np.random.default_rng(skip_channels)
@@ -196,9 +202,12 @@ class SetMergeConvTest(chex.TestCase):
     mask = np.array([[True, False, True], [False, True, False]])
     extras = (skip,) if skip_channels else ()
     concat = np.concatenate([np.asarray(layers.global_concat(x, mask)), *extras], axis=-1)
-    params = {"params": {
+    params = {
+      "params": {
         "kernel": jnp.asarray(rng.normal(size=(1, 1, 12 + skip_channels, 7)), jnp.float32),
-        "bias": jnp.asarray(rng.normal(size=(7,)), jnp.float32)}}
+        "bias": jnp.asarray(rng.normal(size=(7,)), jnp.float32),
+      }
+    }
     want = nn.Conv(7, (1, 1)).apply(params, concat)
     got = SetMergeConv(7).apply(params, x, mask, *extras)
     chex.assert_trees_all_close(got, want, atol=1e-5, rtol=1e-5)

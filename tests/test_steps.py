@@ -1,4 +1,5 @@
 """Tests for jfr.train.steps: one step under jit, pmap and jit + mesh agrees on 1, 2, 4 devices."""
+
 import functools
 
 import flax.linen as nn
@@ -30,8 +31,10 @@ def _train_step(state, batch, rng):
 
   def loss_fn(params):
     logits, updates = state.apply_fn["net"](
-        {"params": params, "batch_stats": state.batch_stats["net"]}, batch["image"],
-        mutable=["batch_stats"])
+      {"params": params, "batch_stats": state.batch_stats["net"]},
+      batch["image"],
+      mutable=["batch_stats"],
+    )
     return softmax_cross_entropy(logits, batch["label"]).mean(), updates["batch_stats"]
 
   (loss, new_bs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["net"])
@@ -43,16 +46,23 @@ def _train_step(state, batch, rng):
 
 def _batches(num):
   rng = np.random.default_rng(0)
-  return [{"image": rng.uniform(-1, 1, (8, 6, 6, 3)).astype(np.float32),
-           "label": rng.integers(0, 5, 8).astype(np.int32)} for _ in range(num)]
+  return [
+    {
+      "image": rng.uniform(-1, 1, (8, 6, 6, 3)).astype(np.float32),
+      "label": rng.integers(0, 5, 8).astype(np.int32),
+    }
+    for _ in range(num)
+  ]
 
 
 @functools.lru_cache(maxsize=None)
 def _initial_state(axis_name):
   """The initial state for a BatchNorm ``axis_name`` (shared: the steps copy what they donate)."""
   return state_lib.create_train_state(
-      jax.random.PRNGKey(0), {"net": (_TinyConvNet(axis_name), jnp.zeros((1, 6, 6, 3)))},
-      {"net": optax.sgd(0.5, momentum=0.9)})
+    jax.random.PRNGKey(0),
+    {"net": (_TinyConvNet(axis_name), jnp.zeros((1, 6, 6, 3)))},
+    {"net": optax.sgd(0.5, momentum=0.9)},
+  )
 
 
 def _train(parallelism, num_devices, num_steps=3):
@@ -82,8 +92,11 @@ def test_modes_agree(reference, parallelism, num_devices):
   np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
   # The updates move the parameters far more than the tolerance.
   assert np.abs(ref_state.params["net"]["Dense_0"]["kernel"]).max() > 0.1
-  for got, want in [(state.params, ref_state.params), (state.batch_stats, ref_state.batch_stats),
-                    (state.opt_state, ref_state.opt_state)]:
+  for got, want in [
+    (state.params, ref_state.params),
+    (state.batch_stats, ref_state.batch_stats),
+    (state.opt_state, ref_state.opt_state),
+  ]:
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
 
 

@@ -1,4 +1,5 @@
 """Tests for the synthetic_faces tfds builder (config `tiny`, prepared in a tmp dir)."""
+
 import collections
 
 import numpy as np
@@ -35,9 +36,13 @@ def test_config_and_metadata(prepared):
   assert meta["num_train_identities"] == config.num_train_identities
   assert synthetic_faces.ATTRIBUTE_NAMES == face_renderer.ATTRIBUTE_NAMES
   assert builder.info.features["label"].num_classes == (
-      config.num_train_identities + config.num_test_identities)
+    config.num_train_identities + config.num_test_identities
+  )
   assert {c.name for c in synthetic_faces.SyntheticFaces.BUILDER_CONFIGS} == {
-      "tiny", "small", "default"}
+    "tiny",
+    "small",
+    "default",
+  }
 
 
 def test_features_shapes_and_dtypes(prepared):
@@ -68,8 +73,9 @@ def test_split_sizes_and_disjoint_identities(prepared):
   train_ids = {int(e["label"]) for e in train}
   test_ids = {int(e["label"]) for e in test}
   assert train_ids == set(range(c.num_train_identities))
-  assert test_ids == set(range(c.num_train_identities,
-                               c.num_train_identities + c.num_test_identities))
+  assert test_ids == set(
+    range(c.num_train_identities, c.num_train_identities + c.num_test_identities)
+  )
   for e in train + test:
     assert e["video_id"] == -1 and e["frame_index"] == -1
   # identity attributes are constant per identity
@@ -99,7 +105,7 @@ def test_video_splits(prepared, split, ids):
   expected = {int(e["label"]) for e in _load(builder, ids)}
   assert labels == expected
   clip = sorted(next(iter(clips.values())), key=lambda e: e["frame_index"])
-  assert not np.array_equal(clip[0]["image"], clip[1]["image"])     # the face moves
+  assert not np.array_equal(clip[0]["image"], clip[1]["image"])  # the face moves
 
 
 def test_video_ids_globally_unique(prepared):
@@ -123,16 +129,20 @@ def test_examples_match_the_renderer(prepared):
   builder = prepared[0]
   c = builder.builder_config
   ex = next(e for e in _load(builder, "test") if e["label"] == c.num_train_identities)
-  expected = dict(synthetic_faces._render_jobs(
-      c, "test", list(synthetic_faces._jobs(c, "test", np.array([ex["label"]])))))
+  expected = dict(
+    synthetic_faces._render_jobs(
+      c, "test", list(synthetic_faces._jobs(c, "test", np.array([ex["label"]])))
+    )
+  )
   assert any(np.array_equal(ex["image"], v["image"]) for v in expected.values())
 
 
 def test_worker_processes_render_the_same_examples_in_order():
   c = synthetic_faces.SyntheticFaces.builder_configs["tiny"]
-  jobs = list(synthetic_faces._jobs(c, "video", np.arange(c.num_train_identities,
-                                                          c.num_train_identities + 3)))
-  batches = [jobs[i:i + 5] for i in range(0, len(jobs), 5)]  # 24 frames: 5 chunks
+  jobs = list(
+    synthetic_faces._jobs(c, "video", np.arange(c.num_train_identities, c.num_train_identities + 3))
+  )
+  batches = [jobs[i : i + 5] for i in range(0, len(jobs), 5)]  # 24 frames: 5 chunks
   serial = list(synthetic_faces.render_batches(c, "video", batches, processes=1))
   parallel = list(synthetic_faces.render_batches(c, "video", batches, processes=2))
   assert [k for k, _ in parallel] == [k for k, _ in serial]
@@ -182,9 +192,10 @@ def test_a_failing_pool_falls_back_to_this_process_without_losing_chunks(monkeyp
 
   monkeypatch.setattr(synthetic_faces.concurrent.futures, "ProcessPoolExecutor", _Pool)
   c = synthetic_faces.SyntheticFaces.builder_configs["tiny"]
-  jobs = list(synthetic_faces._jobs(c, "test", np.arange(c.num_train_identities,
-                                                         c.num_train_identities + 3)))
-  batches = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]
+  jobs = list(
+    synthetic_faces._jobs(c, "test", np.arange(c.num_train_identities, c.num_train_identities + 3))
+  )
+  batches = [jobs[i : i + 2] for i in range(0, len(jobs), 2)]
   serial = list(synthetic_faces.render_batches(c, "test", batches, processes=1))
   fallback = list(synthetic_faces.render_batches(c, "test", batches, processes=2))
   assert [k for k, _ in fallback] == [k for k, _ in serial]

@@ -1,4 +1,5 @@
 """Tests for jfr.train.templates (the Tables I/II experiment) and configs/templates.py."""
+
 import json
 import os
 
@@ -39,18 +40,24 @@ def _check_outputs(workdir, results, k):
 def test_all_mode_end_to_end_tiny(tmp_path):
   config = _tiny_config(tmp_path)
   config.protocol.num_splits = 2
-  config.experiment.masked_ms = (8, 200)   # 200 is clipped to k = 128
+  config.experiment.masked_ms = (8, 200)  # 200 is clipped to k = 128
   config.experiment.binary_ms = (16,)
   workdir = str(tmp_path / "run")
   results = experiment.run(config, workdir, "all")
-  _check_outputs(workdir, results, k=128)   # 2 x 2 x 32 conv map, flattened
+  _check_outputs(workdir, results, k=128)  # 2 x 2 x 32 conv map, flattened
   rows = {(r["method"], r["m"]): r for r in results["rows"]}
-  assert set(rows) == {("original", 128), ("masked", 8), ("masked", 128), ("random", 8),
-                       ("random", 128), ("binary", 16)}
+  assert set(rows) == {
+    ("original", 128),
+    ("masked", 8),
+    ("masked", 128),
+    ("random", 8),
+    ("random", 128),
+    ("binary", 16),
+  }
   # Keeping all k bins is the original, for top-m and random masks alike.
   assert rows[("masked", 128)]["mean"] == rows[("original", 128)]["mean"]
   assert rows[("random", 128)]["mean"] == rows[("original", 128)]["mean"]
-  assert results["protocol"]["out_of_gallery_probes"] == 2 * 2   # 2 subjects x 2 templates
+  assert results["protocol"]["out_of_gallery_probes"] == 2 * 2  # 2 subjects x 2 templates
   assert len(rows[("original", 128)]["per_split"]) == 2
   assert os.path.isdir(os.path.join(workdir, "backbone", "checkpoints"))
   # eval mode restores the backbone and reproduces the figures.
@@ -88,7 +95,7 @@ def _ijba_fixture(root, subjects=8, images=6, k=64, seed=0):
     gallery, probe, verify, comparisons, tid = [HEADER], [HEADER], [HEADER], [], 0
     for s in range(subjects):
       files = [f for subject, f in rows if subject == s]
-      halves = (files[:images // 2], files[images // 2:])
+      halves = (files[: images // 2], files[images // 2 :])
       for part, target in zip(halves, (gallery, probe)):
         tid += 1
         if target is gallery and s in out:
@@ -97,7 +104,7 @@ def _ijba_fixture(root, subjects=8, images=6, k=64, seed=0):
       for j, part in enumerate(halves):
         verify += [f"{1000 + 2 * s + j},{100 + s},{f},{s}" for f in part]
     ids = [1000 + t for t in range(2 * subjects)]
-    comparisons = [f"{a},{b}" for i, a in enumerate(ids) for b in ids[i + 1:]]
+    comparisons = [f"{a},{b}" for i, a in enumerate(ids) for b in ids[i + 1 :]]
     base = os.path.join(root, "IJB-A_1N_sets", f"split{split}")
     _write(os.path.join(base, f"search_gallery_{split}.csv"), gallery)
     _write(os.path.join(base, f"search_probe_{split}.csv"), probe)
@@ -113,7 +120,7 @@ def _npy_config(root):
   config.ijba.root = str(root)
   config.ijba.splits = (1, 2)
   config.experiment.masked_ms = (8, 16)
-  config.experiment.binary_ms = (8, 100)   # 100 is clipped to k = 64
+  config.experiment.binary_ms = (8, 100)  # 100 is clipped to k = 64
   config.experiment.block_size = 32
   return config
 
@@ -129,8 +136,15 @@ def test_npy_mode_on_ijba_files(tmp_path):
   assert summary["splits"] == 2 and summary["out_of_gallery_probes"] == 3
   assert summary["genuine_pairs"] == 8
   methods = [(r["method"], r["m"]) for r in results["rows"]]
-  assert methods == [("original", 64), ("masked", 8), ("masked", 16), ("random", 8),
-                     ("random", 16), ("binary", 8), ("binary", 64)]
+  assert methods == [
+    ("original", 64),
+    ("masked", 8),
+    ("masked", 16),
+    ("random", 8),
+    ("random", 16),
+    ("binary", 8),
+    ("binary", 64),
+  ]
   # Identity spikes: every template's top bins are its identity's spikes.
   rows = {(r["method"], r["m"]): r for r in results["rows"]}
   assert rows[("binary", 8)]["mean"]["Rank-1"] == 1.0
@@ -183,14 +197,21 @@ def test_descriptor_kinds(tmp_path):
     out = experiment.descriptor_function(config, variables)(images)
     assert out.shape == (2, k)
     if kind != "embedding":
-      assert np.all(out >= 0) and np.any(out > 0)   # post-ReLU activations
+      assert np.all(out >= 0) and np.any(out > 0)  # post-ReLU activations
   _, fmap = backbone.apply(variables, images, train=False, return_feature_map=True)
   np.testing.assert_allclose(
-      experiment.descriptor_function(config.copy_and_resolve_references(), variables)(images),
-      backbone.apply(variables, images, train=False), rtol=1e-5, atol=1e-6)
+    experiment.descriptor_function(config.copy_and_resolve_references(), variables)(images),
+    backbone.apply(variables, images, train=False),
+    rtol=1e-5,
+    atol=1e-6,
+  )
   config.descriptors.kind = "conv_gap"
-  np.testing.assert_allclose(experiment.descriptor_function(config, variables)(images),
-                             np.asarray(fmap).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    experiment.descriptor_function(config, variables)(images),
+    np.asarray(fmap).mean(axis=(1, 2)),
+    rtol=1e-5,
+    atol=1e-6,
+  )
   config.descriptors.kind = "fc7"
   with pytest.raises(ValueError, match="config.descriptors.kind"):
     experiment.descriptor_function(config, variables)
@@ -201,16 +222,24 @@ def test_paper_effects_signs():
 
   def row(method, m, rank1, tar):
     per = [{"Rank-1": rank1 + d, "1:1 TAR@FAR=0.1": tar} for d in (-0.01, 0.01)]
-    return {"method": method, "m": m, "per_split": per,
-            "mean": {"Rank-1": rank1, "1:1 TAR@FAR=0.1": tar}}
+    return {
+      "method": method,
+      "m": m,
+      "per_split": per,
+      "mean": {"Rank-1": rank1, "1:1 TAR@FAR=0.1": tar},
+    }
 
-  rows = [row("original", 64, 0.5, 0.5), row("masked", 8, 0.7, 0.5),
-          row("masked", 64, 0.5, 0.5), row("random", 8, 0.1, 0.1),
-          row("binary", 8, 0.4, 0.5)]
+  rows = [
+    row("original", 64, 0.5, 0.5),
+    row("masked", 8, 0.7, 0.5),
+    row("masked", 64, 0.5, 0.5),
+    row("random", 8, 0.1, 0.1),
+    row("binary", 8, 0.4, 0.5),
+  ]
   effects = experiment.paper_effects(rows, names)
   assert [e["verdict"] for e in effects] == ["yes", "yes", "yes", "no", "no"]
-  np.testing.assert_allclose(effects[0]["difference"], 0.2)      # masked m=8 - original
-  np.testing.assert_allclose(effects[2]["difference"], -0.5)     # random - masked
+  np.testing.assert_allclose(effects[0]["difference"], 0.2)  # masked m=8 - original
+  np.testing.assert_allclose(effects[2]["difference"], -0.5)  # random - masked
   assert effects[3]["splits_with_claimed_sign"] == 0
 
 

@@ -47,11 +47,14 @@ def test_video_pairs_is_seeded():
   assert not all(np.array_equal(x, y) for x, y in zip(first, other))
 
 
-@pytest.mark.parametrize("labels,folds,match", [
+@pytest.mark.parametrize(
+  "labels,folds,match",
+  [
     (np.arange(5), 2, "genuine"),
     (np.array([0, 0, 1, 1]), 3, "folds"),
     (np.zeros((2, 2)), 2, r"\[V\]"),
-])
+  ],
+)
 def test_video_pairs_rejects_bad_input(labels, folds, match):
   with pytest.raises(ValueError, match=match):
     vp.video_pairs(labels, folds=folds, seed=0)
@@ -66,8 +69,9 @@ def test_average_representations_match_the_one_shot_protocol(set_size, n_avg):
   embed = _linear_embed(4 * 4 * 3)
   feats = embed(frames.reshape((-1,) + frames.shape[2:])).reshape(frames.shape[:2] + (-1,))
   ours = vp.average_representations(feats, lengths, set_size, n_avg)
-  ref, _ = protocols.video_representations(frames, lengths, embed_fn=embed,
-                                           set_size=set_size, n_avg=n_avg, batch_size=4)
+  ref, _ = protocols.video_representations(
+    frames, lengths, embed_fn=embed, set_size=set_size, n_avg=n_avg, batch_size=4
+  )
   np.testing.assert_allclose(ours, ref, atol=1e-10)
 
 
@@ -79,25 +83,29 @@ def test_group_representations_match_the_one_shot_protocol_with_an_aggregator():
     return (sets * mask[..., None, None, None]).sum(1) / mask.sum(1)[:, None, None, None]
 
   groups = vp.resampled_groups(frames, lengths, 3, 2)
-  ours, cost = vp.group_representations(groups, 2, embed_fn=embed,
-                                        aggregate_fn=mean_aggregate, batch_size=4)
-  ref, ref_cost = protocols.video_representations(frames, lengths, embed_fn=embed,
-                                                  set_size=3, n_avg=2,
-                                                  aggregate_fn=mean_aggregate, batch_size=4)
+  ours, cost = vp.group_representations(
+    groups, 2, embed_fn=embed, aggregate_fn=mean_aggregate, batch_size=4
+  )
+  ref, ref_cost = protocols.video_representations(
+    frames, lengths, embed_fn=embed, set_size=3, n_avg=2, aggregate_fn=mean_aggregate, batch_size=4
+  )
   np.testing.assert_allclose(ours, ref, atol=1e-6)
   assert cost == {"embedded_images": 10, "aggregated_sets": 10}
   assert ref_cost["embedded_images"] == 10
   plain, plain_cost = vp.group_representations(groups, 2, embed_fn=embed, batch_size=4)
-  np.testing.assert_allclose(plain, vp.average_representations(
-      embed(frames.reshape((-1,) + frames.shape[2:])).reshape(5, 7, -1), lengths, 3, 2),
-      atol=1e-10)
+  np.testing.assert_allclose(
+    plain,
+    vp.average_representations(
+      embed(frames.reshape((-1,) + frames.shape[2:])).reshape(5, 7, -1), lengths, 3, 2
+    ),
+    atol=1e-10,
+  )
   assert plain_cost == {"embedded_images": 30, "aggregated_sets": 0}
 
 
 def test_resampled_groups_cut_the_resampled_video_into_consecutive_groups():
   frames = np.arange(2 * 6).reshape(2, 6, 1, 1, 1).astype(np.float32)
-  groups = vp.resampled_groups(np.broadcast_to(frames, (2, 6, 1, 1, 3)),
-                               np.array([6, 3]), 2, 3)
+  groups = vp.resampled_groups(np.broadcast_to(frames, (2, 6, 1, 1, 3)), np.array([6, 3]), 2, 3)
   assert groups.shape == (6, 2, 1, 1, 3)
   np.testing.assert_array_equal(groups[:3, :, 0, 0, 0].ravel(), np.arange(6))
   np.testing.assert_array_equal(groups[3:, :, 0, 0, 0].ravel(), [6, 6, 7, 7, 8, 8])
@@ -143,8 +151,9 @@ def _ijb_world():
 
 def test_mixed_media_templates_partition_each_subjects_media():
   still_labels, video_labels, video_lengths = _ijb_world()
-  gallery, probes = vp.mixed_media_templates(still_labels, video_labels, video_lengths,
-                                             gallery_stills=2, probes_per_subject=3, seed=0)
+  gallery, probes = vp.mixed_media_templates(
+    still_labels, video_labels, video_lengths, gallery_stills=2, probes_per_subject=3, seed=0
+  )
   assert [t.label for t in gallery] == [10, 11, 12, 13]
   assert len(probes) == 12
   for g in gallery:
@@ -153,7 +162,7 @@ def test_mixed_media_templates_partition_each_subjects_media():
     np.testing.assert_array_equal(np.sort(stills), np.flatnonzero(still_labels == g.label))
     assert g.stills.size == 2
     videos = np.flatnonzero(video_labels == g.label)
-    (v0, f0), = g.videos
+    ((v0, f0),) = g.videos
     assert v0 == videos[0]
     np.testing.assert_array_equal(f0, np.arange(video_lengths[v0]))
     probe_frames = sorted((v, int(t)) for p in mine for v, fr in p.videos for t in fr)
@@ -164,28 +173,35 @@ def test_mixed_media_templates_partition_each_subjects_media():
 def test_mixed_media_templates_name_a_subject_that_lacks_media():
   still_labels, video_labels, video_lengths = _ijb_world()
   with pytest.raises(ValueError, match="subject 10"):
-    vp.mixed_media_templates(still_labels, video_labels, video_lengths,
-                             gallery_stills=5, probes_per_subject=3, seed=0)
+    vp.mixed_media_templates(
+      still_labels, video_labels, video_lengths, gallery_stills=5, probes_per_subject=3, seed=0
+    )
   with pytest.raises(ValueError, match="subject 14"):
-    vp.mixed_media_templates(np.append(still_labels, [14] * 6), np.append(video_labels, 14),
-                             np.append(video_lengths, 9), gallery_stills=1,
-                             probes_per_subject=1, seed=0)
+    vp.mixed_media_templates(
+      np.append(still_labels, [14] * 6),
+      np.append(video_labels, 14),
+      np.append(video_lengths, 9),
+      gallery_stills=1,
+      probes_per_subject=1,
+      seed=0,
+    )
 
 
 def test_template_frame_sets_split_long_videos():
   template = vp.MixedTemplate(3, np.array([0]), ((4, np.arange(20)), (5, np.arange(3))))
   sets = vp.template_frame_sets([template], max_members=8)
   assert [(t, v, len(f)) for t, v, f in sets] == [(0, 4, 7), (0, 4, 7), (0, 4, 6), (0, 5, 3)]
-  np.testing.assert_array_equal(np.concatenate([f for _, v, f in sets if v == 4]),
-                                np.arange(20))
+  np.testing.assert_array_equal(np.concatenate([f for _, v, f in sets if v == 4]), np.arange(20))
 
 
 def test_template_representations_and_cost():
   rng = np.random.default_rng(1)
   still_feats = rng.normal(size=(6, 4))
   frame_feats = rng.normal(size=(2, 5, 4))
-  templates = [vp.MixedTemplate(0, np.array([0, 2]), ((1, np.array([0, 3, 4])),)),
-               vp.MixedTemplate(1, np.array([5]), ((0, np.arange(5)), (1, np.array([1]))))]
+  templates = [
+    vp.MixedTemplate(0, np.array([0, 2]), ((1, np.array([0, 3, 4])),)),
+    vp.MixedTemplate(1, np.array([5]), ((0, np.arange(5)), (1, np.array([1])))),
+  ]
   unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
   avg = vp.template_representations(templates, still_feats, frame_feats)
   ref0 = unit(unit(still_feats[[0, 2]]).sum(0) + unit(frame_feats[1, [0, 3, 4]]).sum(0))
@@ -201,8 +217,9 @@ def test_template_representations_and_cost():
   assert cost["extractions_aggregated"] == 3 + 4
   assert cost["saved_fraction"] == pytest.approx(1 - 7 / 12)
   with pytest.raises(ValueError, match="either"):
-    vp.template_representations(templates, still_feats, frame_feats, sets=sets,
-                                set_features=set_feats)
+    vp.template_representations(
+      templates, still_feats, frame_feats, sets=sets, set_features=set_feats
+    )
 
 
 def test_two_gallery_identification_averages_the_galleries():
@@ -215,16 +232,18 @@ def test_two_gallery_identification_averages_the_galleries():
   halves = vp.split_subjects(subjects, seed=0)
   assert set(halves[0]).isdisjoint(halves[1])
   assert set(halves[0]) | set(halves[1]) == set(subjects)
-  out = vp.two_gallery_identification(g_feats, subjects, p_feats, p_labels, halves,
-                                      ranks=(1,), fpirs=(0.1,))
+  out = vp.two_gallery_identification(
+    g_feats, subjects, p_feats, p_labels, halves, ranks=(1,), fpirs=(0.1,)
+  )
   assert out["mean"]["rank1"] == 1.0
   assert out["mean"]["tpir_at_fpir"]["0.1"] == 1.0
   # a probe set with swapped identities in the second half lowers that gallery only
   swapped = p_feats.copy()
   second = np.isin(p_labels, halves[1])
   swapped[second] = p_feats[second][::-1]
-  out = vp.two_gallery_identification(g_feats, subjects, swapped, p_labels, halves,
-                                      ranks=(1,), fpirs=(0.1,))
+  out = vp.two_gallery_identification(
+    g_feats, subjects, swapped, p_labels, halves, ranks=(1,), fpirs=(0.1,)
+  )
   per = [r["cmc"]["rank1"] for r in out["galleries"]]
   assert per[0] == 1.0 and per[1] < 1.0
   assert out["mean"]["rank1"] == pytest.approx(np.mean(per))

@@ -49,12 +49,12 @@ ImageSize = Union[int, Sequence[int]]
 # Mirror pairs of the iBUG 68-point layout (0-based); unlisted points (27-30 nose ridge,
 # 33 nose tip, 51/57 lip centres, 62/66 inner-lip centres, 8 chin) map to themselves.
 _IBUG68_MIRROR_PAIRS = (
-    tuple((i, 16 - i) for i in range(8))                              # jaw
-    + ((17, 26), (18, 25), (19, 24), (20, 23), (21, 22))              # eyebrows
-    + ((31, 35), (32, 34))                                            # nostrils
-    + ((36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46))    # eyes
-    + ((48, 54), (49, 53), (50, 52), (55, 59), (56, 58))              # outer lips
-    + ((60, 64), (61, 63), (65, 67))                                  # inner lips
+  tuple((i, 16 - i) for i in range(8))  # jaw
+  + ((17, 26), (18, 25), (19, 24), (20, 23), (21, 22))  # eyebrows
+  + ((31, 35), (32, 34))  # nostrils
+  + ((36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46))  # eyes
+  + ((48, 54), (49, 53), (50, 52), (55, 59), (56, 58))  # outer lips
+  + ((60, 64), (61, 63), (65, 67))  # inner lips
 )
 
 
@@ -72,7 +72,7 @@ IBUG68_FLIP_PERMUTATION = _flip_permutation()
 # Interpretable-FR paper: the template face and its occluders live at 96x96 (CASIA-Net
 # input). Rectangle sides are given at that scale and multiplied by (W/96, H/96).
 PAPER_TEMPLATE_SIZE = 96
-STATIC_OCCLUSION_SIZE = (32, 12)   # (width, height) at 96 px: "a 32 x 12 rectangle"
+STATIC_OCCLUSION_SIZE = (32, 12)  # (width, height) at 96 px: "a 32 x 12 rectangle"
 DYNAMIC_OCCLUSION_RANGE = (12, 32)  # each side drawn from [12, 32] at 96 px
 # Spacing (in image pixels) of the grid of candidate rectangle centres, and the slack
 # (pixels) allowed when testing that a rectangle lies inside the template's hull.
@@ -90,21 +90,23 @@ def _check_seed(seed: ArrayLike, name: str = "seed") -> tf.Tensor:
   """Validates a stateless seed: integer tensor of shape [2]."""
   seed = tf.convert_to_tensor(seed)
   if seed.dtype not in (tf.int32, tf.int64):
-    raise ValueError(f"{name} must be an int32/int64 tensor of shape [2], got dtype "
-                     f"{seed.dtype.name}")
+    raise ValueError(
+      f"{name} must be an int32/int64 tensor of shape [2], got dtype {seed.dtype.name}"
+    )
   if seed.shape.rank is not None and seed.shape.as_list() != [2]:
     raise ValueError(f"{name} must have shape [2], got {seed.shape}")
   return seed
 
 
-def _image_tensor(image: ArrayLike, ranks: Sequence[int], name: str = "image"
-                  ) -> tf.Tensor:
+def _image_tensor(image: ArrayLike, ranks: Sequence[int], name: str = "image") -> tf.Tensor:
   image = tf.convert_to_tensor(image)
   if not (image.dtype == tf.uint8 or image.dtype.is_floating):
     raise ValueError(f"{name} must be uint8 or floating point, got {image.dtype.name}")
   if image.shape.rank not in ranks:
-    raise ValueError(f"{name} must have rank in {tuple(ranks)} ([H, W, C] or "
-                     f"[B, H, W, C]), got shape {image.shape}")
+    raise ValueError(
+      f"{name} must have rank in {tuple(ranks)} ([H, W, C] or "
+      f"[B, H, W, C]), got shape {image.shape}"
+    )
   return image
 
 
@@ -140,9 +142,12 @@ def _hw(image_size: ImageSize, name: str = "image_size") -> tuple[int, int]:
 # ------------------------------------------------------------------------------ flip
 
 
-def flip_left_right(image: ArrayLike, landmarks: Optional[ArrayLike] = None,
-                    segmentation: Optional[ArrayLike] = None,
-                    segmentation_permutation: Optional[ArrayLike] = None):
+def flip_left_right(
+  image: ArrayLike,
+  landmarks: Optional[ArrayLike] = None,
+  segmentation: Optional[ArrayLike] = None,
+  segmentation_permutation: Optional[ArrayLike] = None,
+):
   """Deterministic left-right flip of an image and its geometric annotations.
 
   Args:
@@ -166,8 +171,9 @@ def flip_left_right(image: ArrayLike, landmarks: Optional[ArrayLike] = None,
   if landmarks is not None:
     landmarks = tf.convert_to_tensor(landmarks)
     if landmarks.shape.as_list() != [68, 2] or not landmarks.dtype.is_floating:
-      raise ValueError(f"landmarks must be float [68, 2], got {landmarks.dtype.name} "
-                       f"{landmarks.shape}")
+      raise ValueError(
+        f"landmarks must be float [68, 2], got {landmarks.dtype.name} {landmarks.shape}"
+      )
     width = tf.cast(tf.shape(image)[1], landmarks.dtype)
     moved = tf.gather(landmarks, IBUG68_FLIP_PERMUTATION)
     out_landmarks = tf.stack([width - 1.0 - moved[:, 0], moved[:, 1]], axis=1)
@@ -180,13 +186,18 @@ def flip_left_right(image: ArrayLike, landmarks: Optional[ArrayLike] = None,
     if segmentation_permutation is not None:
       lookup = tf.convert_to_tensor(segmentation_permutation)
       out_segmentation = tf.cast(
-          tf.gather(lookup, tf.cast(out_segmentation, tf.int32)), segmentation.dtype)
+        tf.gather(lookup, tf.cast(out_segmentation, tf.int32)), segmentation.dtype
+      )
   return out_image, out_landmarks, out_segmentation
 
 
-def random_flip(image: ArrayLike, seed: ArrayLike, landmarks: Optional[ArrayLike] = None,
-                segmentation: Optional[ArrayLike] = None,
-                segmentation_permutation: Optional[ArrayLike] = None):
+def random_flip(
+  image: ArrayLike,
+  seed: ArrayLike,
+  landmarks: Optional[ArrayLike] = None,
+  segmentation: Optional[ArrayLike] = None,
+  segmentation_permutation: Optional[ArrayLike] = None,
+):
   """Left-right flip with probability 1/2 (FAN paper Sec. 4.1 augmentation).
 
   The decision depends only on ``seed``: calling again with the same seed flips another
@@ -204,13 +215,16 @@ def random_flip(image: ArrayLike, seed: ArrayLike, landmarks: Optional[ArrayLike
   """
   seed = _check_seed(seed)
   flip = tf.random.stateless_uniform([], seed) < 0.5
-  original = (tf.convert_to_tensor(image),
-              None if landmarks is None else tf.convert_to_tensor(landmarks),
-              None if segmentation is None else tf.convert_to_tensor(segmentation))
+  original = (
+    tf.convert_to_tensor(image),
+    None if landmarks is None else tf.convert_to_tensor(landmarks),
+    None if segmentation is None else tf.convert_to_tensor(segmentation),
+  )
   flipped = flip_left_right(image, landmarks, segmentation, segmentation_permutation)
   present = [i for i, v in enumerate(original) if v is not None]
-  chosen = tf.cond(flip, lambda: [flipped[i] for i in present],
-                   lambda: [original[i] for i in present])
+  chosen = tf.cond(
+    flip, lambda: [flipped[i] for i in present], lambda: [original[i] for i in present]
+  )
   result = [None, None, None]
   for i, value in zip(present, chosen):
     result[i] = value
@@ -219,9 +233,9 @@ def random_flip(image: ArrayLike, seed: ArrayLike, landmarks: Optional[ArrayLike
   return tuple(result)
 
 
-def random_flip_features(features: Mapping[str, Any], seed: ArrayLike,
-                         segmentation_permutation: Optional[ArrayLike] = None
-                         ) -> dict[str, Any]:
+def random_flip_features(
+  features: Mapping[str, Any], seed: ArrayLike, segmentation_permutation: Optional[ArrayLike] = None
+) -> dict[str, Any]:
   """:func:`random_flip` of a jfr feature dict (one decision for all spatial features).
 
   Flips ``image``, ``landmarks`` (with the iBUG permutation), ``segmentation`` and
@@ -230,9 +244,13 @@ def random_flip_features(features: Mapping[str, Any], seed: ArrayLike,
   if "image" not in features:
     raise ValueError(f"features must hold 'image', got keys {sorted(features)}")
   out = dict(features)
-  result = random_flip(features["image"], seed, landmarks=features.get("landmarks"),
-                       segmentation=features.get("segmentation"),
-                       segmentation_permutation=segmentation_permutation)
+  result = random_flip(
+    features["image"],
+    seed,
+    landmarks=features.get("landmarks"),
+    segmentation=features.get("segmentation"),
+    segmentation_permutation=segmentation_permutation,
+  )
   if isinstance(result, tuple):
     out["image"], lm, seg = result
     if lm is not None:
@@ -243,15 +261,17 @@ def random_flip_features(features: Mapping[str, Any], seed: ArrayLike,
     out["image"] = result
   if "occluder_mask" in features:
     out["occluder_mask"] = random_flip(
-        tf.convert_to_tensor(features["occluder_mask"])[..., None], seed)[..., 0]
+      tf.convert_to_tensor(features["occluder_mask"])[..., None], seed
+    )[..., 0]
   return out
 
 
 # ---------------------------------------------------------------------- colour jitter
 
 
-def color_jitter(image: ArrayLike, seed: ArrayLike, brightness: float, contrast: float,
-                 saturation: float) -> tf.Tensor:
+def color_jitter(
+  image: ArrayLike, seed: ArrayLike, brightness: float, contrast: float, saturation: float
+) -> tf.Tensor:
   """Random brightness, contrast and saturation (FAN paper Sec. 4.1), in that order.
 
   On intensities ``x`` in [0, 1] (uint8 / 255, or (float + 1) / 2), each step clipped
@@ -270,21 +290,33 @@ def color_jitter(image: ArrayLike, seed: ArrayLike, brightness: float, contrast:
   """
   image = _image_tensor(image, (3, 4))
   seed = _check_seed(seed)
-  for name, value in (("brightness", brightness), ("contrast", contrast),
-                      ("saturation", saturation)):
+  for name, value in (
+    ("brightness", brightness),
+    ("contrast", contrast),
+    ("saturation", saturation),
+  ):
     if not 0.0 <= float(value) <= 1.0:
       raise ValueError(f"{name} must be in [0, 1], got {value}")
   seeds = tf.random.experimental.stateless_split(seed, 3)
   x = _to_unit(image)
   if brightness > 0:
     x = tf.clip_by_value(
-        tf.image.stateless_random_brightness(x, float(brightness), seeds[0]), 0.0, 1.0)
+      tf.image.stateless_random_brightness(x, float(brightness), seeds[0]), 0.0, 1.0
+    )
   if contrast > 0:
-    x = tf.clip_by_value(tf.image.stateless_random_contrast(
-        x, 1.0 - float(contrast), 1.0 + float(contrast), seeds[1]), 0.0, 1.0)
+    x = tf.clip_by_value(
+      tf.image.stateless_random_contrast(x, 1.0 - float(contrast), 1.0 + float(contrast), seeds[1]),
+      0.0,
+      1.0,
+    )
   if saturation > 0:
-    x = tf.clip_by_value(tf.image.stateless_random_saturation(
-        x, 1.0 - float(saturation), 1.0 + float(saturation), seeds[2]), 0.0, 1.0)
+    x = tf.clip_by_value(
+      tf.image.stateless_random_saturation(
+        x, 1.0 - float(saturation), 1.0 + float(saturation), seeds[2]
+      ),
+      0.0,
+      1.0,
+    )
   return _from_unit(x, image.dtype)
 
 
@@ -357,8 +389,7 @@ def motion_blur_kernel(size: int, angle: Union[float, ArrayLike]) -> tf.Tensor:
   return _line_kernel(size, tf.constant(size, tf.float32), angle)
 
 
-def apply_motion_blur(image: ArrayLike, size: int, angle: Union[float, ArrayLike]
-                      ) -> tf.Tensor:
+def apply_motion_blur(image: ArrayLike, size: int, angle: Union[float, ArrayLike]) -> tf.Tensor:
   """Blurs ``image`` ([H, W, C] or [B, H, W, C]) with :func:`motion_blur_kernel`.
 
   Borders use symmetric padding, so a constant image is unchanged and the mean
@@ -368,8 +399,9 @@ def apply_motion_blur(image: ArrayLike, size: int, angle: Union[float, ArrayLike
   return _convolve(image, motion_blur_kernel(size, angle))
 
 
-def motion_blur(image: ArrayLike, seed: ArrayLike, max_size: int = 9, prob: float = 0.5
-                ) -> tf.Tensor:
+def motion_blur(
+  image: ArrayLike, seed: ArrayLike, max_size: int = 9, prob: float = 0.5
+) -> tf.Tensor:
   """Random linear motion blur (FAN paper Sec. 4.1: "kernel size of up to 9 pixels with
   a probability of 50 %").
 
@@ -394,8 +426,9 @@ def motion_blur(image: ArrayLike, seed: ArrayLike, max_size: int = 9, prob: floa
     raise ValueError(f"prob must be in [0, 1], got {prob}")
   seeds = tf.random.experimental.stateless_split(seed, 3)
   apply = tf.random.stateless_uniform([], seeds[0]) < prob
-  half = tf.random.stateless_uniform([], seeds[1], minval=1, maxval=(max_size - 1) // 2 + 1,
-                                     dtype=tf.int32)
+  half = tf.random.stateless_uniform(
+    [], seeds[1], minval=1, maxval=(max_size - 1) // 2 + 1, dtype=tf.int32
+  )
   size = 2 * half + 1
   angle = tf.random.stateless_uniform([], seeds[2], 0.0, 180.0)
   kernel = _line_kernel(max_size, size, angle)
@@ -420,7 +453,7 @@ def gaussian_blur(image: ArrayLike, sigma: float) -> tf.Tensor:
     return image
   radius = int(math.ceil(3.0 * sigma))
   offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-  g = np.exp(-offsets ** 2 / (2.0 * sigma ** 2))
+  g = np.exp(-(offsets**2) / (2.0 * sigma**2))
   kernel = np.outer(g, g)
   return _convolve(image, tf.constant(kernel / kernel.sum(), tf.float32))
 
@@ -436,19 +469,22 @@ def default_template_landmarks(image_size: int) -> np.ndarray:
   try:
     from jfr.data import face_renderer  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ValueError("template_landmarks was not given and jfr.data.face_renderer "
-                     f"(the default frontal template) cannot be imported: {e}") from e
+    raise ValueError(
+      "template_landmarks was not given and jfr.data.face_renderer "
+      f"(the default frontal template) cannot be imported: {e}"
+    ) from e
   return np.asarray(face_renderer.frontal_landmarks(int(image_size)), np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class _TemplateMesh:
   """Precomputed geometry of a template landmark set (NumPy constants)."""
-  points: np.ndarray          # [N, 2] float64
-  triangles: np.ndarray       # [T, 3] int32, non-degenerate Delaunay triangles
-  inverse: np.ndarray         # [T, 2, 2]: (u, v) = inverse @ (p - A) for triangle (A, B, C)
-  hull_normals: np.ndarray    # [K, 2] outward unit normals of the convex hull
-  hull_offsets: np.ndarray    # [K]: inside iff normals @ p + offsets <= 0
+
+  points: np.ndarray  # [N, 2] float64
+  triangles: np.ndarray  # [T, 3] int32, non-degenerate Delaunay triangles
+  inverse: np.ndarray  # [T, 2, 2]: (u, v) = inverse @ (p - A) for triangle (A, B, C)
+  hull_normals: np.ndarray  # [K, 2] outward unit normals of the convex hull
+  hull_offsets: np.ndarray  # [K]: inside iff normals @ p + offsets <= 0
 
 
 @functools.lru_cache(maxsize=16)
@@ -461,13 +497,18 @@ def _mesh_from_bytes(data: bytes, count: int) -> _TemplateMesh:
     raise ValueError(f"template_landmarks do not span a 2D face region: {e}") from e
   tris = delaunay.simplices.astype(np.int32)
   a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
-  edges = np.stack([b - a, c - a], axis=-1)                 # [T, 2, 2] columns (B-A, C-A)
+  edges = np.stack([b - a, c - a], axis=-1)  # [T, 2, 2] columns (B-A, C-A)
   area2 = np.abs(np.linalg.det(edges))
   scale2 = np.ptp(points, axis=0).prod()
-  keep = area2 > 1e-9 * scale2       # qhull may emit flat simplices for cocircular points
+  keep = area2 > 1e-9 * scale2  # qhull may emit flat simplices for cocircular points
   tris, edges = tris[keep], edges[keep]
-  return _TemplateMesh(points=points, triangles=tris, inverse=np.linalg.inv(edges),
-                       hull_normals=hull.equations[:, :2], hull_offsets=hull.equations[:, 2])
+  return _TemplateMesh(
+    points=points,
+    triangles=tris,
+    inverse=np.linalg.inv(edges),
+    hull_normals=hull.equations[:, :2],
+    hull_offsets=hull.equations[:, 2],
+  )
 
 
 def _template_mesh(template_landmarks: ArrayLike) -> _TemplateMesh:
@@ -475,8 +516,10 @@ def _template_mesh(template_landmarks: ArrayLike) -> _TemplateMesh:
   if isinstance(template_landmarks, tf.Tensor):
     value = tf.get_static_value(template_landmarks)
     if value is None:
-      raise ValueError("template_landmarks must be a concrete array (NumPy, eager or "
-                       "constant tensor), not a symbolic tensor")
+      raise ValueError(
+        "template_landmarks must be a concrete array (NumPy, eager or "
+        "constant tensor), not a symbolic tensor"
+      )
     template_landmarks = value
   points = np.asarray(template_landmarks, np.float64)
   if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
@@ -498,8 +541,9 @@ def mesh_triangles(template_landmarks: ArrayLike) -> np.ndarray:
   return _template_mesh(template_landmarks).triangles.copy()
 
 
-def barycentric_coordinates(points: ArrayLike, template_landmarks: ArrayLike
-                            ) -> tuple[tf.Tensor, tf.Tensor]:
+def barycentric_coordinates(
+  points: ArrayLike, template_landmarks: ArrayLike
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Locates points in the template mesh: enclosing triangle and barycentric coords.
 
   A point inside the mesh gets a triangle that contains it (on a shared edge either
@@ -520,19 +564,20 @@ def barycentric_coordinates(points: ArrayLike, template_landmarks: ArrayLike
   points = tf.convert_to_tensor(points, tf.float32)
   if points.shape.rank != 2 or points.shape[-1] != 2:
     raise ValueError(f"points must be [V, 2], got shape {points.shape}")
-  corners = tf.constant(mesh.points[mesh.triangles], tf.float32)       # [T, 3, 2]
-  rel = points[:, None, :] - corners[None, :, 0, :]                    # [V, T, 2]
+  corners = tf.constant(mesh.points[mesh.triangles], tf.float32)  # [T, 3, 2]
+  rel = points[:, None, :] - corners[None, :, 0, :]  # [V, T, 2]
   uv = tf.einsum("tij,vtj->vti", tf.constant(mesh.inverse, tf.float32), rel)
   coords = tf.concat([1.0 - tf.reduce_sum(uv, -1, keepdims=True), uv], axis=-1)
   # Distance from each point to each triangle (0 inside), via its three edges.
-  start = corners                                                       # [T, 3, 2]
-  edge = tf.roll(corners, shift=-1, axis=1) - corners                   # [T, 3, 2]
-  to_point = points[:, None, None, :] - start[None]                     # [V, T, 3, 2]
-  t = tf.clip_by_value(tf.reduce_sum(to_point * edge, -1)
-                       / tf.reduce_sum(edge * edge, -1), 0.0, 1.0)      # [V, T, 3]
-  edge_dist = tf.norm(to_point - t[..., None] * edge[None], axis=-1)    # [V, T, 3]
+  start = corners  # [T, 3, 2]
+  edge = tf.roll(corners, shift=-1, axis=1) - corners  # [T, 3, 2]
+  to_point = points[:, None, None, :] - start[None]  # [V, T, 3, 2]
+  t = tf.clip_by_value(
+    tf.reduce_sum(to_point * edge, -1) / tf.reduce_sum(edge * edge, -1), 0.0, 1.0
+  )  # [V, T, 3]
+  edge_dist = tf.norm(to_point - t[..., None] * edge[None], axis=-1)  # [V, T, 3]
   inside = tf.reduce_all(coords >= -1e-6, axis=-1)
-  dist = tf.where(inside, 0.0, tf.reduce_min(edge_dist, axis=-1))       # [V, T]
+  dist = tf.where(inside, 0.0, tf.reduce_min(edge_dist, axis=-1))  # [V, T]
   index = tf.argmin(dist, axis=-1, output_type=tf.int32)
   return index, tf.gather(coords, index, axis=1, batch_dims=1)
 
@@ -541,11 +586,12 @@ def _rectangle_sides(seed: tf.Tensor, mode: str, h: int, w: int) -> tuple[tf.Ten
   """(width, height) in image pixels for ``mode`` ('static' | 'dynamic')."""
   sx, sy = w / PAPER_TEMPLATE_SIZE, h / PAPER_TEMPLATE_SIZE
   if mode == "static":
-    return (tf.constant(STATIC_OCCLUSION_SIZE[0] * sx, tf.float32),
-            tf.constant(STATIC_OCCLUSION_SIZE[1] * sy, tf.float32))
+    return (
+      tf.constant(STATIC_OCCLUSION_SIZE[0] * sx, tf.float32),
+      tf.constant(STATIC_OCCLUSION_SIZE[1] * sy, tf.float32),
+    )
   lo, hi = DYNAMIC_OCCLUSION_RANGE
-  sides = tf.cast(tf.random.stateless_uniform([2], seed, lo, hi + 1, dtype=tf.int32),
-                  tf.float32)
+  sides = tf.cast(tf.random.stateless_uniform([2], seed, lo, hi + 1, dtype=tf.int32), tf.float32)
   return sides[0] * sx, sides[1] * sy
 
 
@@ -571,10 +617,12 @@ def _hull_scores(centres, mesh: _TemplateMesh, width, height):
   return centres @ normals.T + mesh.hull_offsets.astype(np.float32) + margin
 
 
-def sample_occlusion_rectangle(seed: ArrayLike, image_size: ImageSize,
-                               mode: str = "static",
-                               template_landmarks: Optional[ArrayLike] = None
-                               ) -> tf.Tensor:
+def sample_occlusion_rectangle(
+  seed: ArrayLike,
+  image_size: ImageSize,
+  mode: str = "static",
+  template_landmarks: Optional[ArrayLike] = None,
+) -> tf.Tensor:
   """Places an axis-aligned occluder rectangle on the frontal template face.
 
   Interpretable-FR paper Sec. 3.3: "A 32 x 12 rectangle, randomly placed on the face";
@@ -607,17 +655,21 @@ def sample_occlusion_rectangle(seed: ArrayLike, image_size: ImageSize,
   mesh = _template_mesh(template_landmarks)
   centres = _centre_grid(mesh, h, w)
   biggest = STATIC_OCCLUSION_SIZE if mode == "static" else (DYNAMIC_OCCLUSION_RANGE[1],) * 2
-  biggest_scores = _hull_scores(centres.astype(np.float32), mesh,
-                                biggest[0] * w / PAPER_TEMPLATE_SIZE,
-                                biggest[1] * h / PAPER_TEMPLATE_SIZE)
+  biggest_scores = _hull_scores(
+    centres.astype(np.float32),
+    mesh,
+    biggest[0] * w / PAPER_TEMPLATE_SIZE,
+    biggest[1] * h / PAPER_TEMPLATE_SIZE,
+  )
   if not np.any(np.all(biggest_scores <= _HULL_TOLERANCE, axis=-1)):
-    raise ValueError(f"the template face (landmark hull) is too small to hold a "
-                     f"{biggest[0]}x{biggest[1]} (at 96 px) occluder in mode {mode!r}")
+    raise ValueError(
+      f"the template face (landmark hull) is too small to hold a "
+      f"{biggest[0]}x{biggest[1]} (at 96 px) occluder in mode {mode!r}"
+    )
   seeds = tf.random.experimental.stateless_split(seed, 2)
   width, height = _rectangle_sides(seeds[0], mode, h, w)
   centres_t = tf.constant(centres, tf.float32)
-  valid = tf.reduce_all(_hull_scores(centres_t, mesh, width, height) <= _HULL_TOLERANCE,
-                        axis=-1)
+  valid = tf.reduce_all(_hull_scores(centres_t, mesh, width, height) <= _HULL_TOLERANCE, axis=-1)
   logits = tf.where(valid, 0.0, -np.inf)[None]
   index = tf.random.stateless_categorical(logits, 1, seeds[1])[0, 0]
   centre = tf.gather(centres_t, index)
@@ -626,8 +678,9 @@ def sample_occlusion_rectangle(seed: ArrayLike, image_size: ImageSize,
   return centre[None, :] + signs * half[None, :]
 
 
-def warp_rectangle_to_faces(rect_vertices: ArrayLike, template_landmarks: ArrayLike,
-                            landmarks: ArrayLike) -> tf.Tensor:
+def warp_rectangle_to_faces(
+  rect_vertices: ArrayLike, template_landmarks: ArrayLike, landmarks: ArrayLike
+) -> tf.Tensor:
   """Maps template-face points to every face through the landmark mesh (Fig. 3).
 
   Interpretable-FR paper Sec. 3.3: "Each of the rectangle's four vertices can be
@@ -653,8 +706,8 @@ def warp_rectangle_to_faces(rect_vertices: ArrayLike, template_landmarks: ArrayL
   if landmarks.shape.rank != 3 or landmarks.shape[1:].as_list() != [len(mesh.points), 2]:
     raise ValueError(f"landmarks must be [B, {len(mesh.points)}, 2], got {landmarks.shape}")
   index, coords = barycentric_coordinates(rect_vertices, mesh.points)
-  corner_ids = tf.gather(tf.constant(mesh.triangles), index)           # [V, 3]
-  corners = tf.gather(landmarks, corner_ids, axis=1)                    # [B, V, 3, 2]
+  corner_ids = tf.gather(tf.constant(mesh.triangles), index)  # [V, 3]
+  corners = tf.gather(landmarks, corner_ids, axis=1)  # [B, V, 3, 2]
   return tf.einsum("vk,bvkd->bvd", coords, corners)
 
 
@@ -677,21 +730,22 @@ def occlusion_masks(quads: ArrayLike, image_size: ImageSize) -> tf.Tensor:
   if quads.shape.rank != 3 or quads.shape[-1] != 2:
     raise ValueError(f"quads must be [B, V, 2], got shape {quads.shape}")
   x0 = quads[:, :, 0, None, None]
-  y0 = quads[:, :, 1, None, None]                                       # [B, V, 1, 1]
+  y0 = quads[:, :, 1, None, None]  # [B, V, 1, 1]
   nxt = tf.roll(quads, shift=-1, axis=1)
   x1, y1 = nxt[:, :, 0, None, None], nxt[:, :, 1, None, None]
   ys = tf.range(h, dtype=tf.float32)[:, None]
   xs = tf.range(w, dtype=tf.float32)[None, :]
-  straddles = tf.not_equal(y0 > ys, y1 > ys)                            # [B, V, H, 1]
+  straddles = tf.not_equal(y0 > ys, y1 > ys)  # [B, V, H, 1]
   dy = tf.where(tf.equal(y1, y0), tf.ones_like(y0), y1 - y0)
-  x_cross = x0 + (ys - y0) * (x1 - x0) / dy                             # [B, V, H, 1]
-  crossings = tf.logical_and(straddles, xs < x_cross)                   # [B, V, H, W]
+  x_cross = x0 + (ys - y0) * (x1 - x0) / dy  # [B, V, H, 1]
+  crossings = tf.logical_and(straddles, xs < x_cross)  # [B, V, H, W]
   count = tf.reduce_sum(tf.cast(crossings, tf.int32), axis=1)
   return tf.equal(count % 2, 1)
 
 
-def apply_occlusion(images: ArrayLike, masks: ArrayLike, fill: str = "black",
-                    seed: Optional[ArrayLike] = None) -> tf.Tensor:
+def apply_occlusion(
+  images: ArrayLike, masks: ArrayLike, fill: str = "black", seed: Optional[ArrayLike] = None
+) -> tf.Tensor:
   """Fills the masked pixels: 'black' (BlaS) or i.i.d. Gaussian noise (GauD).
 
   Black is intensity 0 (uint8 0, float -1). Noise is drawn per pixel and channel as
@@ -717,16 +771,21 @@ def apply_occlusion(images: ArrayLike, masks: ArrayLike, fill: str = "black",
     if seed is None:
       raise ValueError("seed is required for fill='noise'")
     filler = NOISE_FILL_MEAN + NOISE_FILL_STD * tf.random.stateless_normal(
-        tf.shape(images), _check_seed(seed))
+      tf.shape(images), _check_seed(seed)
+    )
   else:
     raise ValueError(f"fill must be 'black' or 'noise', got {fill!r}")
   return tf.where(masks[..., None], _from_unit(filler, images.dtype), images)
 
 
-def occlude_batch(images: ArrayLike, landmarks: ArrayLike, seed: ArrayLike,
-                  mode: str = "static", fill: str = "black",
-                  template_landmarks: Optional[ArrayLike] = None
-                  ) -> tuple[tf.Tensor, tf.Tensor]:
+def occlude_batch(
+  images: ArrayLike,
+  landmarks: ArrayLike,
+  seed: ArrayLike,
+  mode: str = "static",
+  fill: str = "black",
+  template_landmarks: Optional[ArrayLike] = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
   """One semantically equivalent synthetic occluder for a whole batch (Fig. 3).
 
   Samples one rectangle on the template (:func:`sample_occlusion_rectangle`), warps it
@@ -759,8 +818,8 @@ def occlude_batch(images: ArrayLike, landmarks: ArrayLike, seed: ArrayLike,
     template_landmarks = default_template_landmarks(h)
   landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
   landmarks = tf.debugging.assert_all_finite(
-      landmarks, "occlude_batch: landmarks must be finite (missing landmarks cannot "
-      "be occluded)")
+    landmarks, "occlude_batch: landmarks must be finite (missing landmarks cannot be occluded)"
+  )
   seeds = tf.random.experimental.stateless_split(seed, 2)
   rect = sample_occlusion_rectangle(seeds[0], (h, w), mode, template_landmarks)
   quads = warp_rectangle_to_faces(rect, template_landmarks, landmarks)

@@ -65,6 +65,7 @@ The canonical frontal template (:func:`frontal_landmarks`) is the landmark set o
 centred, neutral expression): the mean identity's face centred with face-y 0.12 at the
 image centre and 0.40 * image_size pixels per face unit.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -72,44 +73,72 @@ from typing import Mapping
 import numpy as np
 
 IDENTITY_ATTRIBUTES: tuple[str, ...] = (
-    "Narrow_Eyes", "Big_Nose", "Pointy_Nose", "Chubby", "Double_Chin",
-    "High_Cheekbones", "Male", "Bald", "Big_Lips", "Oval_Face")
+  "Narrow_Eyes",
+  "Big_Nose",
+  "Pointy_Nose",
+  "Chubby",
+  "Double_Chin",
+  "High_Cheekbones",
+  "Male",
+  "Bald",
+  "Big_Lips",
+  "Oval_Face",
+)
 ATTRIBUTE_NAMES: tuple[str, ...] = IDENTITY_ATTRIBUTES + (
-    # per-image attributes
-    "Eyeglasses", "Smiling", "Mouth_Slightly_Open",
-    # further identity attributes
-    "Young", "Gray_Hair", "Black_Hair", "Blond_Hair", "Brown_Hair", "Bushy_Eyebrows",
-    "Pale_Skin", "5_o_Clock_Shadow",
-    # per-image
-    "Blurry")
-PART_NAMES: tuple[str, ...] = (
-    "background", "skin", "hair", "brows", "eyes", "nose", "mouth")
+  # per-image attributes
+  "Eyeglasses",
+  "Smiling",
+  "Mouth_Slightly_Open",
+  # further identity attributes
+  "Young",
+  "Gray_Hair",
+  "Black_Hair",
+  "Blond_Hair",
+  "Brown_Hair",
+  "Bushy_Eyebrows",
+  "Pale_Skin",
+  "5_o_Clock_Shadow",
+  # per-image
+  "Blurry",
+)
+PART_NAMES: tuple[str, ...] = ("background", "skin", "hair", "brows", "eyes", "nose", "mouth")
 OCCLUDER_KINDS: tuple[str, ...] = ("none", "eyeglasses", "scarf")
 NUM_LANDMARKS = 68
 NUM_MARKS = 6  # moles per identity (some may be switched off: darkness 0)
 
 _BG, _SKIN, _HAIR, _BROWS, _EYES, _NOSE, _MOUTH = range(7)
-_PX_PER_UNIT = 0.40   # pixels per face unit, as a fraction of the image size (scale 1)
-_CENTER_Y = 0.12      # face y that maps to the image centre
-_REF_SIZE = 112.0     # blur lengths are given in pixels of a 112-px image
-_BG_RES = 32          # background clutter resolution before upsampling
-_CHUNK_PIXELS = 2 ** 18  # pixels rendered together (bounds memory, keeps caches warm)
-_DELTA = 1e-3         # finite-difference step for loft profile derivatives
+_PX_PER_UNIT = 0.40  # pixels per face unit, as a fraction of the image size (scale 1)
+_CENTER_Y = 0.12  # face y that maps to the image centre
+_REF_SIZE = 112.0  # blur lengths are given in pixels of a 112-px image
+_BG_RES = 32  # background clutter resolution before upsampling
+_CHUNK_PIXELS = 2**18  # pixels rendered together (bounds memory, keeps caches warm)
+_DELTA = 1e-3  # finite-difference step for loft profile derivatives
 
 _F32 = np.float32
 _ROW = np.dtype((np.void, 32))  # one row of the 8-channel float32 shading buffer
 
 # Skin palette from pale to dark (sRGB 0..1), hair colour classes.
-_SKIN_PALETTE = np.array([[0.96, 0.83, 0.74], [0.90, 0.72, 0.60], [0.78, 0.58, 0.44],
-                          [0.60, 0.41, 0.29], [0.40, 0.26, 0.18]], _F32)
+_SKIN_PALETTE = np.array(
+  [
+    [0.96, 0.83, 0.74],
+    [0.90, 0.72, 0.60],
+    [0.78, 0.58, 0.44],
+    [0.60, 0.41, 0.29],
+    [0.40, 0.26, 0.18],
+  ],
+  _F32,
+)
 _HAIR_CLASSES = ("black", "brown", "blond", "red")
-_HAIR_COLORS = np.array([[0.07, 0.06, 0.06], [0.30, 0.19, 0.11], [0.80, 0.66, 0.42],
-                         [0.58, 0.26, 0.12]], _F32)
-_IRIS_COLORS = np.array([[0.25, 0.14, 0.07], [0.12, 0.08, 0.05], [0.30, 0.45, 0.62],
-                         [0.32, 0.42, 0.25]], _F32)
+_HAIR_COLORS = np.array(
+  [[0.07, 0.06, 0.06], [0.30, 0.19, 0.11], [0.80, 0.66, 0.42], [0.58, 0.26, 0.12]], _F32
+)
+_IRIS_COLORS = np.array(
+  [[0.25, 0.14, 0.07], [0.12, 0.08, 0.05], [0.30, 0.45, 0.62], [0.32, 0.42, 0.25]], _F32
+)
 
 
 # ----------------------------------------------------------------------------- utilities
+
 
 def _smoothstep(e0, e1, x):
   t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
@@ -118,7 +147,7 @@ def _smoothstep(e0, e1, x):
 
 def _signed_cap(t, n=2.0):
   """(1 - t^n)^(1/n) on [0, 1], continued as -(t^n - 1)^(1/n) beyond (sign = inside)."""
-  q = 1.0 - t ** n
+  q = 1.0 - t**n
   return np.sign(q) * np.abs(q) ** (1.0 / n)
 
 
@@ -169,15 +198,60 @@ def _check_batch(name: str, fields: Mapping[str, np.ndarray], required) -> int:
 # ---------------------------------------------------------------------- identity latents
 
 _LATENT_FIELDS = (
-    "masculinity", "age", "head_width", "head_height", "cheek_width", "jaw_width",
-    "jaw_squareness", "face_length", "oval", "chubby", "double_chin", "cheekbones",
-    "skin_tone", "skin_color", "redness", "lip_color", "eye_spacing", "eye_width",
-    "eye_openness", "eye_tilt", "eye_y", "iris_color", "brow_gap", "brow_thickness",
-    "brow_arch", "brow_tilt", "brow_color", "nose_size", "nose_length", "nose_width",
-    "nose_protrusion", "nose_pointiness", "mouth_y", "mouth_width", "lip_size",
-    "upper_lip", "lower_lip", "hair_style", "hair_class", "hair_color", "greyness",
-    "hairline", "hair_volume", "hair_swoop", "hair_wave", "beard_shadow", "wrinkles",
-    "freckles", "texture_seed", "marks", "ear_size", "ear_y", "neck_width")
+  "masculinity",
+  "age",
+  "head_width",
+  "head_height",
+  "cheek_width",
+  "jaw_width",
+  "jaw_squareness",
+  "face_length",
+  "oval",
+  "chubby",
+  "double_chin",
+  "cheekbones",
+  "skin_tone",
+  "skin_color",
+  "redness",
+  "lip_color",
+  "eye_spacing",
+  "eye_width",
+  "eye_openness",
+  "eye_tilt",
+  "eye_y",
+  "iris_color",
+  "brow_gap",
+  "brow_thickness",
+  "brow_arch",
+  "brow_tilt",
+  "brow_color",
+  "nose_size",
+  "nose_length",
+  "nose_width",
+  "nose_protrusion",
+  "nose_pointiness",
+  "mouth_y",
+  "mouth_width",
+  "lip_size",
+  "upper_lip",
+  "lower_lip",
+  "hair_style",
+  "hair_class",
+  "hair_color",
+  "greyness",
+  "hairline",
+  "hair_volume",
+  "hair_swoop",
+  "hair_wave",
+  "beard_shadow",
+  "wrinkles",
+  "freckles",
+  "texture_seed",
+  "marks",
+  "ear_size",
+  "ear_y",
+  "neck_width",
+)
 _N_NORMAL = 32
 _N_UNIFORM = 24 + 4 * NUM_MARKS
 
@@ -191,18 +265,21 @@ def _latents_from_draws(g: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
   f["age"] = np.clip(u[:, 2] ** 1.3, 0.0, 1.0)
   age = f["age"]
   f["oval"] = g[:, 0]
-  f["chubby"] = np.clip(0.5 + 0.35 * g[:, 1], 0.0, 1.2)     # Chubby if > 0.85
+  f["chubby"] = np.clip(0.5 + 0.35 * g[:, 1], 0.0, 1.2)  # Chubby if > 0.85
   f["double_chin"] = np.clip(0.45 * g[:, 2] + 0.5 * f["chubby"] + 0.35 * age, 0, 1.5)
-  f["cheekbones"] = g[:, 3]                                # High_Cheekbones if > -0.1
+  f["cheekbones"] = g[:, 3]  # High_Cheekbones if > -0.1
   f["head_width"] = 0.84 + 0.03 * g[:, 4] + 0.015 * m
   f["head_height"] = 1.28 + 0.05 * g[:, 5]
-  f["cheek_width"] = (0.80 + 0.03 * g[:, 6] + 0.012 * m + 0.07 * (f["chubby"] - 0.5)
-                      - 0.02 * np.maximum(f["oval"], 0))
+  f["cheek_width"] = (
+    0.80 + 0.03 * g[:, 6] + 0.012 * m + 0.07 * (f["chubby"] - 0.5) - 0.02 * np.maximum(f["oval"], 0)
+  )
   square = 0.5 + 0.3 * g[:, 7] + 0.25 * m
-  f["jaw_width"] = np.clip(0.62 + 0.06 * square + 0.09 * (f["chubby"] - 0.5)
-                           - 0.04 * np.maximum(f["oval"], 0), 0.5, 0.8)
-  f["jaw_squareness"] = np.clip(2.3 + 0.8 * square - 0.7 * np.maximum(f["oval"], 0)
-                                + 0.6 * (f["chubby"] - 0.5), 1.5, 4.0)
+  f["jaw_width"] = np.clip(
+    0.62 + 0.06 * square + 0.09 * (f["chubby"] - 0.5) - 0.04 * np.maximum(f["oval"], 0), 0.5, 0.8
+  )
+  f["jaw_squareness"] = np.clip(
+    2.3 + 0.8 * square - 0.7 * np.maximum(f["oval"], 0) + 0.6 * (f["chubby"] - 0.5), 1.5, 4.0
+  )
   f["face_length"] = 1.0 + 0.04 * g[:, 8] + 0.05 * np.maximum(f["oval"], 0) + 0.02 * m
   tone = np.clip(u[:, 3] * 1.05 - 0.02, 0.0, 1.0)
   f["skin_tone"] = tone
@@ -217,37 +294,39 @@ def _latents_from_draws(g: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
   f["lip_color"] = np.clip(lip * (1 + 0.08 * g[:, 12:13]), 0, 1)
   f["eye_spacing"] = 0.30 + 0.02 * g[:, 13]
   f["eye_width"] = 0.125 + 0.01 * g[:, 14]
-  f["eye_openness"] = 0.46 + 0.09 * g[:, 15]                # Narrow_Eyes if < 0.39
+  f["eye_openness"] = 0.46 + 0.09 * g[:, 15]  # Narrow_Eyes if < 0.39
   f["eye_tilt"] = 0.12 * g[:, 16]
   f["eye_y"] = -0.15 + 0.025 * g[:, 17]
   iris = np.searchsorted(np.array([0.45, 0.75, 0.88]), u[:, 4])
   f["iris_color"] = _IRIS_COLORS[iris] * (1 + 0.1 * g[:, 18:19])
   f["brow_gap"] = 0.15 + 0.02 * g[:, 19] - 0.015 * m
-  f["brow_thickness"] = 0.036 + 0.008 * g[:, 20] + 0.008 * m   # Bushy if > 0.047
+  f["brow_thickness"] = 0.036 + 0.008 * g[:, 20] + 0.008 * m  # Bushy if > 0.047
   f["brow_arch"] = np.clip(0.035 + 0.015 * g[:, 21] - 0.01 * m, 0.0, 0.08)
   f["brow_tilt"] = 0.1 * g[:, 22]
-  f["nose_size"] = g[:, 23]                                  # Big_Nose if > 0.7
+  f["nose_size"] = g[:, 23]  # Big_Nose if > 0.7
   f["nose_length"] = 0.30 + 0.03 * f["nose_size"] + 0.02 * g[:, 24]
   f["nose_width"] = 0.11 + 0.012 * f["nose_size"] + 0.008 * m
   f["nose_protrusion"] = 0.24 + 0.035 * f["nose_size"]
-  f["nose_pointiness"] = u[:, 5]                             # Pointy_Nose if > 0.7
+  f["nose_pointiness"] = u[:, 5]  # Pointy_Nose if > 0.7
   f["mouth_y"] = 0.60 + 0.03 * g[:, 25] + 0.3 * (f["nose_length"] - 0.30)
   f["mouth_width"] = 0.22 + 0.018 * g[:, 26]
-  f["lip_size"] = g[:, 27] - 0.3 * m                         # Big_Lips if > 0.55
+  f["lip_size"] = g[:, 27] - 0.3 * m  # Big_Lips if > 0.55
   f["upper_lip"] = 0.040 + 0.012 * f["lip_size"]
   f["lower_lip"] = 0.055 + 0.015 * f["lip_size"]
   bald_p = np.where(m > 0, 0.12 + 0.45 * age, 0.0)
   bald = u[:, 6] < bald_p
-  length = np.where(m > 0, np.searchsorted([0.55, 0.9], u[:, 7]) + 1,
-                    np.searchsorted([0.15, 0.45], u[:, 7]) + 1)
+  length = np.where(
+    m > 0, np.searchsorted([0.55, 0.9], u[:, 7]) + 1, np.searchsorted([0.15, 0.45], u[:, 7]) + 1
+  )
   f["hair_style"] = np.where(bald, 0, length).astype(np.int32)
   f["hair_class"] = np.searchsorted(np.array([0.4, 0.75, 0.93]), u[:, 8]).astype(np.int32)
   f["greyness"] = np.clip((age - 0.5) * 2.2 * (0.5 + u[:, 9]), 0, 1)
   hc = _HAIR_COLORS[f["hair_class"]] * (1 + 0.15 * g[:, 28:29])
   grey = np.array([0.72, 0.71, 0.70])
   f["hair_color"] = np.clip(hc + (grey - hc) * f["greyness"][:, None], 0, 1)
-  f["hairline"] = -0.62 - 0.06 * u[:, 10] - 0.12 * np.where(m > 0, age, 0) \
-      + np.where(u[:, 11] < 0.3, 0.18, 0.0)                 # fringe lowers it
+  f["hairline"] = (
+    -0.62 - 0.06 * u[:, 10] - 0.12 * np.where(m > 0, age, 0) + np.where(u[:, 11] < 0.3, 0.18, 0.0)
+  )  # fringe lowers it
   f["hair_volume"] = 0.06 + 0.1 * u[:, 12]
   f["hair_swoop"] = 0.25 * (u[:, 13] - 0.5)
   f["hair_wave"] = u[:, 14]
@@ -257,11 +336,15 @@ def _latents_from_draws(g: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
   f["texture_seed"] = u[:, 18] * 100.0
   f["brow_color"] = f["hair_color"] * 0.6 + np.array([0.04, 0.03, 0.02])
   mk = u[:, 24:].reshape(-1, NUM_MARKS, 4)
-  marks = np.stack([
-      (mk[..., 0] - 0.5) * 1.2,                    # x
-      -0.55 + 1.35 * mk[..., 1],                   # y
-      0.012 + 0.014 * mk[..., 2],                  # radius
-      np.where(mk[..., 3] < 0.45, 0.35 + mk[..., 3], 0.0)], -1)  # darkness (0 = none)
+  marks = np.stack(
+    [
+      (mk[..., 0] - 0.5) * 1.2,  # x
+      -0.55 + 1.35 * mk[..., 1],  # y
+      0.012 + 0.014 * mk[..., 2],  # radius
+      np.where(mk[..., 3] < 0.45, 0.35 + mk[..., 3], 0.0),
+    ],
+    -1,
+  )  # darkness (0 = none)
   f["marks"] = marks
   f["ear_size"] = 0.2 + 0.02 * g[:, 29]
   f["ear_y"] = 0.03 + 0.03 * g[:, 30]
@@ -301,8 +384,10 @@ def identity_latents(seed: int, identity_ids: np.ndarray) -> dict[str, np.ndarra
   """
   ids = np.asarray(identity_ids)
   if ids.ndim != 1 or ids.dtype.kind not in "iu" or (ids < 0).any():
-    raise ValueError(f"identity_ids must be a 1-D array of non-negative ints, got "
-                     f"shape {ids.shape} dtype {ids.dtype}")
+    raise ValueError(
+      f"identity_ids must be a 1-D array of non-negative ints, got "
+      f"shape {ids.shape} dtype {ids.dtype}"
+    )
   if int(seed) < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed}")
   g = np.empty((len(ids), _N_NORMAL))
@@ -330,16 +415,16 @@ def identity_attributes(latents: Mapping[str, np.ndarray]) -> np.ndarray:
   n = _check_batch("latents", latents, _LATENT_FIELDS)
   f = latents
   cols = [
-      f["eye_openness"] < 0.39,            # Narrow_Eyes
-      f["nose_size"] > 0.7,                # Big_Nose
-      f["nose_pointiness"] > 0.7,          # Pointy_Nose
-      f["chubby"] > 0.85,                  # Chubby
-      f["double_chin"] > 0.75,             # Double_Chin
-      f["cheekbones"] > -0.1,              # High_Cheekbones
-      f["masculinity"] > 0,                # Male
-      f["hair_style"] == 0,                # Bald
-      f["lip_size"] > 0.55,                # Big_Lips
-      f["oval"] > 0.6,                     # Oval_Face
+    f["eye_openness"] < 0.39,  # Narrow_Eyes
+    f["nose_size"] > 0.7,  # Big_Nose
+    f["nose_pointiness"] > 0.7,  # Pointy_Nose
+    f["chubby"] > 0.85,  # Chubby
+    f["double_chin"] > 0.75,  # Double_Chin
+    f["cheekbones"] > -0.1,  # High_Cheekbones
+    f["masculinity"] > 0,  # Male
+    f["hair_style"] == 0,  # Bald
+    f["lip_size"] > 0.55,  # Big_Lips
+    f["oval"] > 0.6,  # Oval_Face
   ]
   out = np.stack(cols, -1).astype(bool)
   assert out.shape == (n, len(IDENTITY_ATTRIBUTES))
@@ -348,41 +433,73 @@ def identity_attributes(latents: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def _extra_identity_attributes(f: Mapping[str, np.ndarray]) -> np.ndarray:
   haired = (f["hair_style"] > 0) & (f["greyness"] < 0.5)
-  return np.stack([
-      f["age"] < 0.45,                                   # Young
-      (f["greyness"] >= 0.5) & (f["hair_style"] > 0),    # Gray_Hair
-      haired & (f["hair_class"] == 0),                   # Black_Hair
-      haired & (f["hair_class"] == 2),                   # Blond_Hair
-      haired & (f["hair_class"] == 1),                   # Brown_Hair
-      f["brow_thickness"] > 0.047,                       # Bushy_Eyebrows
-      f["skin_tone"] < 0.12,                             # Pale_Skin
-      f["beard_shadow"] > 0.45,                          # 5_o_Clock_Shadow
-  ], -1)
+  return np.stack(
+    [
+      f["age"] < 0.45,  # Young
+      (f["greyness"] >= 0.5) & (f["hair_style"] > 0),  # Gray_Hair
+      haired & (f["hair_class"] == 0),  # Black_Hair
+      haired & (f["hair_class"] == 2),  # Blond_Hair
+      haired & (f["hair_class"] == 1),  # Brown_Hair
+      f["brow_thickness"] > 0.047,  # Bushy_Eyebrows
+      f["skin_tone"] < 0.12,  # Pale_Skin
+      f["beard_shadow"] > 0.45,  # 5_o_Clock_Shadow
+    ],
+    -1,
+  )
 
 
 # ---------------------------------------------------------------------------- nuisances
 
 _NUISANCE_FIELDS = (
-    "yaw", "roll", "scale", "shift", "light_azimuth", "light_elevation",
-    "light_strength", "ambient", "light_color", "smile", "mouth_open", "eye_open",
-    "background_seed", "noise_seed", "noise_std", "defocus_sigma", "motion_blur",
-    "motion_angle", "occluder", "glasses_tint", "glasses_shape", "glasses_color",
-    "scarf_color", "scarf_top", "scarf_pattern", "clothing_color")
+  "yaw",
+  "roll",
+  "scale",
+  "shift",
+  "light_azimuth",
+  "light_elevation",
+  "light_strength",
+  "ambient",
+  "light_color",
+  "smile",
+  "mouth_open",
+  "eye_open",
+  "background_seed",
+  "noise_seed",
+  "noise_std",
+  "defocus_sigma",
+  "motion_blur",
+  "motion_angle",
+  "occluder",
+  "glasses_tint",
+  "glasses_shape",
+  "glasses_color",
+  "scarf_color",
+  "scarf_top",
+  "scarf_pattern",
+  "clothing_color",
+)
 
 
 def _check_probs(occluder_prob, eyeglasses_prob, max_yaw):
   if not 0.0 <= occluder_prob <= 1.0:
     raise ValueError(f"occluder_prob must be in [0, 1], got {occluder_prob}")
   if not 0.0 <= eyeglasses_prob <= 1.0 - occluder_prob:
-    raise ValueError(f"eyeglasses_prob must be in [0, 1 - occluder_prob], got "
-                     f"{eyeglasses_prob} (occluder_prob {occluder_prob})")
+    raise ValueError(
+      f"eyeglasses_prob must be in [0, 1 - occluder_prob], got "
+      f"{eyeglasses_prob} (occluder_prob {occluder_prob})"
+    )
   if not 0.0 <= max_yaw <= 60.0:
     raise ValueError(f"max_yaw must be in [0, 60] degrees, got {max_yaw}")
 
 
-def sample_nuisances(rng: np.random.Generator, n: int, *, occluder_prob: float = 0.0,
-                     eyeglasses_prob: float = 0.1,
-                     max_yaw: float = 40.0) -> dict[str, np.ndarray]:
+def sample_nuisances(
+  rng: np.random.Generator,
+  n: int,
+  *,
+  occluder_prob: float = 0.0,
+  eyeglasses_prob: float = 0.1,
+  max_yaw: float = 40.0,
+) -> dict[str, np.ndarray]:
   """Independent per-image nuisances (pose, light, expression, camera, occluder).
 
   Args:
@@ -415,28 +532,37 @@ def sample_nuisances(rng: np.random.Generator, n: int, *, occluder_prob: float =
   f["ambient"] = rng.uniform(0.32, 0.55, n)
   warm = rng.normal(0, 1, n)
   f["light_color"] = np.clip(
-      np.stack([1 + 0.06 * warm, np.ones(n), 1 - 0.08 * warm], -1)
-      * rng.uniform(0.88, 1.12, (n, 1)), 0.6, 1.3)
+    np.stack([1 + 0.06 * warm, np.ones(n), 1 - 0.08 * warm], -1) * rng.uniform(0.88, 1.12, (n, 1)),
+    0.6,
+    1.3,
+  )
   f["smile"] = np.clip(rng.beta(0.7, 0.9, n) * 1.1 - 0.05, 0, 1)
-  f["mouth_open"] = np.where(rng.random(n) < 0.35, rng.uniform(0.2, 1.0, n),
-                             rng.uniform(0, 0.15, n))
-  f["eye_open"] = np.where(rng.random(n) < 0.05, rng.uniform(0.1, 0.5, n),
-                           rng.uniform(0.8, 1.05, n))
-  f["background_seed"] = rng.integers(0, 2 ** 32, n, dtype=np.uint32)
-  f["noise_seed"] = rng.integers(0, 2 ** 32, n, dtype=np.uint32)
+  f["mouth_open"] = np.where(
+    rng.random(n) < 0.35, rng.uniform(0.2, 1.0, n), rng.uniform(0, 0.15, n)
+  )
+  f["eye_open"] = np.where(
+    rng.random(n) < 0.05, rng.uniform(0.1, 0.5, n), rng.uniform(0.8, 1.05, n)
+  )
+  f["background_seed"] = rng.integers(0, 2**32, n, dtype=np.uint32)
+  f["noise_seed"] = rng.integers(0, 2**32, n, dtype=np.uint32)
   f["noise_std"] = rng.uniform(0.0, 0.035, n)
   f["defocus_sigma"] = np.where(rng.random(n) < 0.25, rng.uniform(0.4, 1.6, n), 0.0)
   f["motion_blur"] = np.zeros(n)
   f["motion_angle"] = rng.uniform(0, 180, n)
   draw = rng.random(n)
-  f["occluder"] = np.where(draw < occluder_prob, 2,
-                           np.where(draw < occluder_prob + eyeglasses_prob, 1, 0))
-  f["glasses_tint"] = np.where(rng.random(n) < 0.3, rng.uniform(0.7, 0.95, n),
-                               rng.uniform(0.0, 0.15, n))
+  f["occluder"] = np.where(
+    draw < occluder_prob, 2, np.where(draw < occluder_prob + eyeglasses_prob, 1, 0)
+  )
+  f["glasses_tint"] = np.where(
+    rng.random(n) < 0.3, rng.uniform(0.7, 0.95, n), rng.uniform(0.0, 0.15, n)
+  )
   f["glasses_shape"] = rng.random(n)
   f["glasses_color"] = rng.choice(
-      np.array([[0.05, 0.05, 0.05], [0.35, 0.2, 0.1], [0.75, 0.62, 0.3],
-                [0.55, 0.55, 0.6], [0.5, 0.08, 0.1]]), n)
+    np.array(
+      [[0.05, 0.05, 0.05], [0.35, 0.2, 0.1], [0.75, 0.62, 0.3], [0.55, 0.55, 0.6], [0.5, 0.08, 0.1]]
+    ),
+    n,
+  )
   f["scarf_color"] = rng.uniform(0.1, 0.9, (n, 3))
   f["scarf_top"] = rng.uniform(0.12, 0.38, n)
   f["scarf_pattern"] = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(20, 45, n))
@@ -460,8 +586,16 @@ def _as_nuisance_dtypes(f):
 def neutral_nuisances(n: int = 1) -> dict[str, np.ndarray]:
   """Zero pose, centred, frontal light, neutral expression, no noise/blur/occluder."""
   f = sample_nuisances(np.random.default_rng(0), n, eyeglasses_prob=0.0)
-  for k in ("yaw", "roll", "light_azimuth", "smile", "mouth_open", "noise_std",
-            "defocus_sigma", "motion_blur"):
+  for k in (
+    "yaw",
+    "roll",
+    "light_azimuth",
+    "smile",
+    "mouth_open",
+    "noise_std",
+    "defocus_sigma",
+    "motion_blur",
+  ):
     f[k][:] = 0
   f["shift"][:] = 0
   f["scale"][:] = 1
@@ -480,14 +614,20 @@ def _smooth_path(rng, num_frames, amplitude, num_waves=3):
   freq = rng.uniform(0.2, 1.2, num_waves)
   phase = rng.uniform(0, 2 * np.pi, num_waves)
   weight = rng.normal(0, 1, num_waves) / np.sqrt(num_waves)
-  return amplitude * np.sum(weight[:, None] * np.sin(
-      2 * np.pi * freq[:, None] * t[None] + phase[:, None]), 0)
+  return amplitude * np.sum(
+    weight[:, None] * np.sin(2 * np.pi * freq[:, None] * t[None] + phase[:, None]), 0
+  )
 
 
-def video_nuisances(rng: np.random.Generator, num_frames: int, *,
-                    occluder_prob: float = 0.0, eyeglasses_prob: float = 0.1,
-                    max_yaw: float = 40.0,
-                    motion_blur_prob: float = 0.0) -> dict[str, np.ndarray]:
+def video_nuisances(
+  rng: np.random.Generator,
+  num_frames: int,
+  *,
+  occluder_prob: float = 0.0,
+  eyeglasses_prob: float = 0.1,
+  max_yaw: float = 40.0,
+  motion_blur_prob: float = 0.0,
+) -> dict[str, np.ndarray]:
   """Nuisances of one clip: smooth pose/light/expression drift, fixed background.
 
   Every continuous field is its clip value plus a sum of three sinusoids of 0.2-1.2
@@ -511,11 +651,19 @@ def video_nuisances(rng: np.random.Generator, num_frames: int, *,
   if not 0.0 <= motion_blur_prob <= 1.0:
     raise ValueError(f"motion_blur_prob must be in [0, 1], got {motion_blur_prob}")
   T = int(num_frames)
-  base = sample_nuisances(rng, 1, occluder_prob=occluder_prob,
-                          eyeglasses_prob=eyeglasses_prob, max_yaw=max_yaw)
+  base = sample_nuisances(
+    rng, 1, occluder_prob=occluder_prob, eyeglasses_prob=eyeglasses_prob, max_yaw=max_yaw
+  )
   f = {k: np.repeat(v, T, axis=0) for k, v in base.items()}
-  drift = {"yaw": 18.0, "roll": 4.0, "scale": 0.03, "light_azimuth": 15.0,
-           "light_elevation": 8.0, "smile": 0.4, "mouth_open": 0.35}
+  drift = {
+    "yaw": 18.0,
+    "roll": 4.0,
+    "scale": 0.03,
+    "light_azimuth": 15.0,
+    "light_elevation": 8.0,
+    "smile": 0.4,
+    "mouth_open": 0.35,
+  }
   for k, amp in drift.items():
     f[k] = f[k] + _smooth_path(rng, T, amp)
   f["shift"] = f["shift"] + np.stack([_smooth_path(rng, T, 0.012) for _ in range(2)], -1)
@@ -523,7 +671,7 @@ def video_nuisances(rng: np.random.Generator, num_frames: int, *,
   f["roll"] = np.clip(f["roll"], -16, 16)
   f["smile"] = np.clip(f["smile"], 0, 1)
   f["mouth_open"] = np.clip(f["mouth_open"], 0, 1)
-  f["noise_seed"] = rng.integers(0, 2 ** 32, T, dtype=np.uint32)
+  f["noise_seed"] = rng.integers(0, 2**32, T, dtype=np.uint32)
   if rng.random() < motion_blur_prob:
     level = rng.uniform(2.0, 5.0)
     f["motion_blur"] = np.clip(level + _smooth_path(rng, T, 3.0), 0.5, 8.0)
@@ -532,6 +680,7 @@ def video_nuisances(rng: np.random.Generator, num_frames: int, *,
 
 
 # ---------------------------------------------------------------- per-image face layout
+
 
 def _face_params(lat, nui) -> dict[str, np.ndarray]:
   """Per-image geometry [n] combining identity and expression (smile, mouth opening,
@@ -553,8 +702,7 @@ def _face_params(lat, nui) -> dict[str, np.ndarray]:
   p["ex"] = lat["eye_spacing"]
   p["ey"] = lat["eye_y"]
   p["eL"] = lat["eye_width"]
-  p["eHu"] = (lat["eye_width"] * lat["eye_openness"] * nui["eye_open"]
-              * (1 - 0.25 * smile))
+  p["eHu"] = lat["eye_width"] * lat["eye_openness"] * nui["eye_open"] * (1 - 0.25 * smile)
   p["etilt"] = lat["eye_tilt"]
   p["by"] = lat["eye_y"] - lat["brow_gap"]
   p["bT"] = lat["brow_thickness"]
@@ -574,8 +722,9 @@ def _face_params(lat, nui) -> dict[str, np.ndarray]:
   p["smile"] = smile
   style = lat["hair_style"]
   p["bald"] = (style == 0).astype(_F32)
-  p["hair_bottom"] = np.select([style == 0, style == 1, style == 2],
-                               [0.25, 0.05, 0.75], 1.7).astype(_F32)
+  p["hair_bottom"] = np.select(
+    [style == 0, style == 1, style == 2], [0.25, 0.05, 0.75], 1.7
+  ).astype(_F32)
   p["hair_open"] = np.select([style == 0, style == 1], [1.5, 1.15], 0.95).astype(_F32)
   p["hairline"] = lat["hairline"]
   p["hvol"] = lat["hair_volume"] * np.where(style == 0, 0.3, 1.0)
@@ -603,6 +752,7 @@ def _expand(p, ndim):
 # ((x - x0) / (A e))^2 + ((z - z0) / (C e))^2 = 1, e being a signed envelope (<= 0
 # outside the loft's vertical extent). Parameters p broadcast against y.
 
+
 def _head_profile(p, y):
   up = np.maximum((p["y_mid"] - y) / (p["y_mid"] - p["y_top"]), 0)
   lo = np.maximum((y - p["y_jaw"]) / (p["y_chin"] - p["y_jaw"]), 0)
@@ -610,9 +760,12 @@ def _head_profile(p, y):
   A = p["w_cran"] + (p["w_cheek"] - p["w_cran"]) * _smoothstep(p["y_mid"], p["y_cheek"], y)
   A = A + (p["w_jaw"] - p["w_cheek"]) * _smoothstep(p["y_cheek"], p["y_chin"], y)
   cb = np.clip(p["cheekbones"], -1.5, 2.0)
-  A = A + 0.012 * cb * np.exp(-(y / 0.14) ** 2) \
-      - 0.012 * np.maximum(cb, 0) * np.exp(-((y - 0.32) / 0.12) ** 2)
-  A = A + 0.06 * (p["chubby"] - 0.5) * np.exp(-((y - 0.5) / 0.3) ** 2)
+  A = (
+    A
+    + 0.012 * cb * np.exp(-((y / 0.14) ** 2))
+    - 0.012 * np.maximum(cb, 0) * np.exp(-(((y - 0.32) / 0.12) ** 2))
+  )
+  A = A + 0.06 * (p["chubby"] - 0.5) * np.exp(-(((y - 0.5) / 0.3) ** 2))
   z0 = -0.15 + 0.25 * _smoothstep(0.0, 1.0, y)
   C = 0.98 - 0.22 * _smoothstep(0.0, 1.0, y)
   return 0.0 * y, z0, A, C, e
@@ -622,8 +775,7 @@ def _neck_profile(p, y):
   """Neck widening into shoulders."""
   e = np.clip((y - 0.35) / 0.3, -1, 1)
   shoulders = _smoothstep(1.3, 2.1, y)
-  return 0.0 * y, -0.22 - 0.1 * shoulders, p["neck_w"] + 1.1 * shoulders, \
-      0.42 + 0.25 * shoulders, e
+  return 0.0 * y, -0.22 - 0.1 * shoulders, p["neck_w"] + 1.1 * shoulders, 0.42 + 0.25 * shoulders, e
 
 
 def _nose_profile(p, y, head_front):
@@ -657,6 +809,7 @@ def _ear_profile(p, y, side):
 
 
 # --------------------------------------------------------------------- pixels and lofts
+
 
 class _Params:
   """Per-image parameter table gathered lazily to a set of pixels (by image index)."""
@@ -730,16 +883,23 @@ class _Loft:
     d = (hs - np.abs(u - u0)) / np.sqrt(1.0 + slope * slope)
     self.cov = np.clip(0.5 + d / px.pix, 0.0, 1.0)
     self._px = px
-    self._geo = (x0, z0, a, c, (x0d - x0) / _DELTA, (z0d - z0) / _DELTA,
-                 (Ad * ed - A * e) / _DELTA, (Cd * ed - C * e) / _DELTA)
+    self._geo = (
+      x0,
+      z0,
+      a,
+      c,
+      (x0d - x0) / _DELTA,
+      (z0d - z0) / _DELTA,
+      (Ad * ed - A * e) / _DELTA,
+      (Cd * ed - C * e) / _DELTA,
+    )
 
   def hit(self, sel=None, back=False):
     """Hit point of the pixels sel: dict with depth w, face x, z, normal n (3-tuple),
     normalised cross-section coordinates Xn, Zn and the half-width a."""
     sel = slice(None) if sel is None else sel
     px = self._px if isinstance(sel, slice) else self._px.sub(sel)
-    x0, z0, a, c, x0d, z0d, ad, cd = (
-        g[sel] if np.ndim(g) else g for g in self._geo)
+    x0, z0, a, c, x0d, z0d, ad, cd = (g[sel] if np.ndim(g) else g for g in self._geo)
     w = self.mid[sel] - self.root[sel] if back else self.mid[sel] + self.root[sel]
     x = px.u * px.cs - w * px.sn
     z = px.u * px.sn + w * px.cs
@@ -753,8 +913,16 @@ class _Loft:
     inv = 1.0 / np.sqrt(nx * nx + G * G + nz * nz + 1e-12)
     if back:
       inv = -inv
-    return {"px": px, "w": w, "x": x, "z": z, "n": (nx * inv, G * inv, nz * inv),
-            "a": a, "Xn": X, "Zn": Z}
+    return {
+      "px": px,
+      "w": w,
+      "x": x,
+      "z": z,
+      "n": (nx * inv, G * inv, nz * inv),
+      "a": a,
+      "Xn": X,
+      "Zn": Z,
+    }
 
 
 class _Buffers:
@@ -768,7 +936,7 @@ class _Buffers:
     n_pix = background.shape[0]
     self.data = np.zeros((n_pix, 8), _F32)
     self.data[:, :3] = background
-    self._rows = self.data.view(_ROW).ravel()   # row view for fast scatter
+    self._rows = self.data.view(_ROW).ravel()  # row view for fast scatter
     self.zbuf = np.full(n_pix, -1e9, _F32)
     self.label = np.zeros(n_pix, np.uint8)
     self.occluder = np.zeros(n_pix, bool)
@@ -796,9 +964,10 @@ class _Buffers:
 
 # ----------------------------------------------------------------------------- decals
 
+
 def _eye_shapes(P, x, y, pix):
   """Coverage of eye openings, irises, pupils, glints, lash lines (both eyes via |x|)."""
-  xl = np.abs(x) - P["ex"]                     # local x, positive toward the ear
+  xl = np.abs(x) - P["ex"]  # local x, positive toward the ear
   yl = y - P["ey"] + P["etilt"] * xl
   L, Hu = P["eL"], P["eHu"] + 1e-3
   Hl = 0.25 * L + 0.1 * Hu
@@ -810,8 +979,7 @@ def _eye_shapes(P, x, y, pix):
   d_iris = np.sqrt(xl * xl + iy * iy)
   iris = _cover(d_iris - ri, pix) * eye
   pupil = _cover(d_iris - 0.42 * ri, pix) * eye
-  glint = _cover(np.hypot(xl + 0.3 * ri * np.sign(x), iy + 0.35 * ri) - 0.17 * ri,
-                 pix) * eye
+  glint = _cover(np.hypot(xl + 0.3 * ri * np.sign(x), iy + 0.35 * ri) - 0.17 * ri, pix) * eye
   upper = _smoothstep(0.4 * Hl, -0.4 * Hu, yl)
   lash = _cover(np.abs(d_eye) - 0.011 - 0.01 * _smoothstep(0.3 * L, L, xl), pix * 1.2)
   lash = lash * upper * (xl < 1.18 * L)
@@ -837,8 +1005,8 @@ def _mouth_curves(P, xn):
   lift = -P["mlift"] * xn * xn
   y_iu = lift - 0.3 * P["mopen"] * q
   y_il = lift + 0.7 * P["mopen"] * q + 0.02 * P["smile"] * q * q
-  bow = 1.0 - 0.3 * np.exp(-(xn * P["mw"] / 0.03) ** 2)
-  return y_iu, y_il, y_iu - P["Tu"] * np.sqrt(q) * bow, y_il + P["Tl"] * q ** 0.6
+  bow = 1.0 - 0.3 * np.exp(-((xn * P["mw"] / 0.03) ** 2))
+  return y_iu, y_il, y_iu - P["Tu"] * np.sqrt(q) * bow, y_il + P["Tl"] * q**0.6
 
 
 def _mouth_shapes(P, x, y, pix):
@@ -881,23 +1049,25 @@ def _head_albedo(px, x, y):
   s = np.flatnonzero((ax < P["mw"] + 0.1) & (y > P["y_base"] - 0.06) & (y < P["my"] + 0.1))
   if len(s):
     q = px.p.sub(s)
-    fold, _ = _segment_distance(ax[s], y[s], q["nW"] + 0.03, q["y_base"] - 0.03,
-                                q["mw"] + 0.04, q["my"] + 0.05)
-    dark[s] += (0.12 * q["wrinkles"] + 0.15 * q["smile"]) * np.exp(-(fold / 0.014) ** 2)
+    fold, _ = _segment_distance(
+      ax[s], y[s], q["nW"] + 0.03, q["y_base"] - 0.03, q["mw"] + 0.04, q["my"] + 0.05
+    )
+    dark[s] += (0.12 * q["wrinkles"] + 0.15 * q["smile"]) * np.exp(-((fold / 0.014) ** 2))
   # forehead lines (age)
   s = np.flatnonzero((P["wrinkles"] > 0) & (y < P["by"] - 0.08) & (ax < 0.4))
   if len(s):
     q = px.p.sub(s)
     for k in range(3):
       line = y[s] - (q["by"] - 0.13 - 0.065 * k) - 0.015 * np.sin(7 * x[s] + k)
-      dark[s] += 0.22 * q["wrinkles"] * np.exp(-(line / 0.009) ** 2) * (ax[s] < 0.36)
+      dark[s] += 0.22 * q["wrinkles"] * np.exp(-((line / 0.009) ** 2)) * (ax[s] < 0.36)
   # double chin crease
-  s = np.flatnonzero((P["double_chin"] > 0.55) & (ax < 0.3)
-                     & (np.abs(y - P["y_chin"] + 0.09) < 0.08))
+  s = np.flatnonzero(
+    (P["double_chin"] > 0.55) & (ax < 0.3) & (np.abs(y - P["y_chin"] + 0.09) < 0.08)
+  )
   if len(s):
     q = px.p.sub(s)
     crease = y[s] - (q["y_chin"] - 0.09 + 0.35 * x[s] ** 2)
-    dark[s] += np.minimum(q["double_chin"] - 0.55, 0.5) * 0.8 * np.exp(-(crease / 0.014) ** 2)
+    dark[s] += np.minimum(q["double_chin"] - 0.55, 0.5) * 0.8 * np.exp(-((crease / 0.014) ** 2))
   # freckles: identity texture on a fixed face lattice
   s = np.flatnonzero((P["freckles"] > 0) & (np.abs(y - 0.12) < 0.4) & (ax < 0.6))
   if len(s):
@@ -918,16 +1088,19 @@ def _head_albedo(px, x, y):
     q = px.p.sub(s)
     ys = y[s]
     line = q["y_base"] + 0.03 + 0.55 * np.maximum(ax[s] - 0.14, 0)
-    beard = (_smoothstep(line, line + 0.08, ys)
-             * (1 - _smoothstep(q["y_chin"] + 0.02, q["y_chin"] + 0.1, ys))
-             + 0.5 * _smoothstep(0.62, 0.78, ax[s]) * _smoothstep(-0.25, 0.15, ys))
+    beard = _smoothstep(line, line + 0.08, ys) * (
+      1 - _smoothstep(q["y_chin"] + 0.02, q["y_chin"] + 0.1, ys)
+    ) + 0.5 * _smoothstep(0.62, 0.78, ax[s]) * _smoothstep(-0.25, 0.15, ys)
     beard = np.minimum(beard, 1) * q["beard_shadow"] * 0.5
     _mix_at(albedo, s, q["hair_color"] * 0.5 + q["skin_color"] * 0.4, beard)
   # moles
   for k in range(NUM_MARKS):
     mk = P["marks"][:, k]
-    s = np.flatnonzero((mk[:, 3] > 0) & (np.abs(x - mk[:, 0]) < mk[:, 2] + 2 * pix)
-                       & (np.abs(y - mk[:, 1]) < mk[:, 2] + 2 * pix))
+    s = np.flatnonzero(
+      (mk[:, 3] > 0)
+      & (np.abs(x - mk[:, 0]) < mk[:, 2] + 2 * pix)
+      & (np.abs(y - mk[:, 1]) < mk[:, 2] + 2 * pix)
+    )
     if len(s):
       m = mk[s]
       mole = _cover(np.hypot(x[s] - m[:, 0], y[s] - m[:, 1]) - m[:, 2], pix[s]) * m[:, 3]
@@ -946,8 +1119,7 @@ def _head_albedo(px, x, y):
     q = px.p.sub(s)
     eye, iris, pupil, glint, lash, socket = _eye_shapes(q, x[s], y[s], pix[s])
     albedo[s] *= (1 - 0.2 * socket)[:, None]
-    _mix_at(albedo, s, np.array([0.86, 0.84, 0.8], _F32) * (0.85 + 0.15 * q["skin_color"]),
-            eye)
+    _mix_at(albedo, s, np.array([0.86, 0.84, 0.8], _F32) * (0.85 + 0.15 * q["skin_color"]), eye)
     _mix_at(albedo, s, q["iris_color"], iris)
     _mix_at(albedo, s, np.array([0.03, 0.02, 0.02], _F32), pupil)
     _mix_at(albedo, s, np.array([0.95, 0.95, 0.95], _F32), glint * 0.8)
@@ -987,8 +1159,13 @@ def _hair_cut(hit):
   P, x, y = hit["px"].p, hit["x"], hit["px"].v
   sin_o = np.sin(P["hair_open"])
   d_ang = (hit["Zn"] - np.cos(P["hair_open"])) * hit["a"] / sin_o
-  hairline = (P["hairline"] + 0.5 * x * x + P["hswoop"] * x
-              + 0.008 * np.sin(45 * x) + 0.006 * np.sin(97 * x + 1.3))
+  hairline = (
+    P["hairline"]
+    + 0.5 * x * x
+    + P["hswoop"] * x
+    + 0.008 * np.sin(45 * x)
+    + 0.006 * np.sin(97 * x + 1.3)
+  )
   d_open = np.minimum(d_ang, y - hairline)
   d_open = np.maximum(d_open, np.where(P["bald"] > 0, -0.12 - y, -10.0))
   bottom = P["hair_bottom"] - 0.18 * hit["Zn"] + 0.025 * np.sin(31 * x)
@@ -1000,12 +1177,13 @@ def _hair_albedo(hit, inside):
   P, y = hit["px"].p, hit["px"].v
   phase = 60 * np.arctan2(hit["Xn"], hit["Zn"]) + (0.5 + 2.5 * P["hwave"]) * np.sin(9 * y)
   stripes = 0.6 * np.sin(phase) + 0.4 * np.sin(2.3 * phase + 1.7)
-  contrast = 0.13 * np.clip((0.05 - hit["px"].pix) / 0.025, 0, 1)   # fades before aliasing
+  contrast = 0.13 * np.clip((0.05 - hit["px"].pix) / 0.025, 0, 1)  # fades before aliasing
   tone = (1 + contrast * stripes) * (0.55 if inside else 1.0)
   return P["hair_color"] * tone[:, None]
 
 
 # ----------------------------------------------------------------------------- layers
+
 
 def _loft_pixels(px, profile, bound, *extra):
   """The loft `profile` intersected with the pixels of px passing the bounding test."""
@@ -1034,8 +1212,9 @@ def _draw_hair_and_neck(buf, px):
   collar = y - (1.28 - 0.35 * hit["x"] ** 2)
   cloth = _cover(-collar, hit["px"].pix)
   albedo = q["skin_color"] * shade[:, None]
-  albedo += (q["clothing_color"] * (0.9 + 0.1 * np.sin(30 * hit["x"]))[:, None]
-             - albedo) * cloth[:, None]
+  albedo += (q["clothing_color"] * (0.9 + 0.1 * np.sin(30 * hit["x"]))[:, None] - albedo) * cloth[
+    :, None
+  ]
   buf.put(hit["px"], loft_n.cov[on_n], albedo, hit["n"], 0.03, hit["w"], _SKIN)
   return front, front_alpha
 
@@ -1063,21 +1242,28 @@ def _draw_head(buf, px):
     alpha = loft_e.cov[on_e] * (ear["w"] > buf.zbuf[ear["px"].flat])
     buf.put(ear["px"], alpha, alb, ear["n"], 0.05, ear["w"], _SKIN)
   # nose: soft depth test against the head surface
-  bound = ((px.v > P["ey"] - 0.1) & (px.v < P["y_base"] + 0.06)
-           & (np.abs(px.u - 0.95 * px.sn) < 0.4))
+  bound = (px.v > P["ey"] - 0.1) & (px.v < P["y_base"] + 0.06) & (np.abs(px.u - 0.95 * px.sn) < 0.4)
   sub = px.sub(bound)
   head = _head_profile(sub.p, sub.v)
   head_d = _head_profile(sub.p, sub.v + _DELTA)
   front = head[1] + head[3] * np.maximum(head[4], 0)
   front_d = head_d[1] + head_d[3] * np.maximum(head_d[4], 0)
-  loft_n = _Loft(sub, _nose_profile(sub.p, sub.v, front),
-                 _nose_profile(sub.p, sub.v + _DELTA, front_d))
+  loft_n = _Loft(
+    sub, _nose_profile(sub.p, sub.v, front), _nose_profile(sub.p, sub.v + _DELTA, front_d)
+  )
   on_n = np.flatnonzero(loft_n.cov > 0)
   nose = loft_n.hit(on_n)
   z_under = buf.zbuf[nose["px"].flat]
   alpha = loft_n.cov[on_n] * np.clip((nose["w"] - z_under) / 0.03, 0, 1)
-  buf.put(nose["px"], alpha, _nose_albedo(nose["px"], nose["x"], nose["px"].v),
-          nose["n"], 0.08, nose["w"], _NOSE)
+  buf.put(
+    nose["px"],
+    alpha,
+    _nose_albedo(nose["px"], nose["x"], nose["px"].v),
+    nose["n"],
+    0.08,
+    nose["w"],
+    _NOSE,
+  )
 
 
 def _draw_glasses(buf, px):
@@ -1091,23 +1277,25 @@ def _draw_glasses(buf, px):
   shape = P["glasses_shape"]
   hx = 0.155 + 0.02 * shape
   hy = 0.095 + 0.025 * (1 - shape)
-  d_lens = _rounded_box(np.abs(xg) - P["ex"], v - P["ey"] - 0.01, hx, hy,
-                        hy * (0.35 + 0.65 * (1 - shape)))
+  d_lens = _rounded_box(
+    np.abs(xg) - P["ex"], v - P["ey"] - 0.01, hx, hy, hy * (0.35 + 0.65 * (1 - shape))
+  )
   frame = _cover(np.abs(d_lens) - (0.008 + 0.006 * shape), px.pix)
   lens = _cover(d_lens, px.pix)
-  d_bridge = np.maximum(np.abs(xg) - (P["ex"] - hx) - 0.01,
-                        np.abs(v - (P["ey"] - 0.035)) - 0.012)
+  d_bridge = np.maximum(np.abs(xg) - (P["ex"] - hx) - 0.01, np.abs(v - (P["ey"] - 0.035)) - 0.012)
   frame = np.maximum(frame, _cover(d_bridge, px.pix))
   zbuf = buf.zbuf[px.flat]
   for side in (-1.0, 1.0):
     hinge = (side * (P["ex"] + hx), P["ey"] - 0.04, zg)
     ear = (side * (P["w_cheek"] + 0.04), P["ey"] + 0.02, -0.3)
-    (ax, ay, az), (bx, by, bz) = [(x * cs + z * sn, y, -x * sn + z * cs)
-                                  for x, y, z in (hinge, ear)]
+    (ax, ay, az), (bx, by, bz) = [
+      (x * cs + z * sn, y, -x * sn + z * cs) for x, y, z in (hinge, ear)
+    ]
     d, t = _segment_distance(u, v, ax, ay, bx, by)
     frame = np.maximum(frame, _cover(d - 0.011, px.pix) * (az + t * (bz - az) > zbuf))
-  lens_col = np.array([0.08, 0.09, 0.1], _F32) + 0.12 * _smoothstep(
-      P["ey"] + 0.1, P["ey"] - 0.1, v)[:, None]
+  lens_col = (
+    np.array([0.08, 0.09, 0.1], _F32) + 0.12 * _smoothstep(P["ey"] + 0.1, P["ey"] - 0.1, v)[:, None]
+  )
   color = np.where((frame > 0)[:, None], P["glasses_color"], lens_col)
   alpha = np.maximum(frame, lens * (P["glasses_tint"] + 0.08))
   normal = (0.0 * u, 0.0 * u, 1.0 + 0.0 * u)
@@ -1122,7 +1310,7 @@ def _draw_scarf(buf, px):
   def profile(p, y):
     _, z0, A, C, e = _head_profile(p, y)
     a = np.maximum(A * np.maximum(e, 0), p["neck_w"]) + 0.07
-    c = np.maximum(C * np.maximum(e, 0), 0.42) + 0.1 + 0.2 * np.exp(-((y - 0.3) / 0.3) ** 2)
+    c = np.maximum(C * np.maximum(e, 0), 0.42) + 0.1 + 0.2 * np.exp(-(((y - 0.3) / 0.3) ** 2))
     ee = np.clip((y - (p["scarf_top"] - 0.2)) / 0.1, -1, 1)
     return 0.0 * y, np.maximum(z0, -0.1), a, c, ee
 
@@ -1151,7 +1339,7 @@ def _shade_all(buf, table, img):
   spec = ndh * ndh
   spec = spec * spec
   spec = spec * spec
-  spec = spec * spec                                     # (n.h)^16
+  spec = spec * spec  # (n.h)^16
   lit = d[:, 7]
   shade = 1.0 + lit * (P["ambient"] + P["light_strength"] * diff - 1.0)
   spec = lit * d[:, 6] * P["light_strength"] * spec * (ndl > -0.1)
@@ -1159,6 +1347,7 @@ def _shade_all(buf, table, img):
 
 
 # ------------------------------------------------------------------------- background
+
 
 def _upsample_matrix(size, res):
   """Bilinear (pixel-area aligned) interpolation matrix [size, res]."""
@@ -1192,10 +1381,10 @@ def _background(nui, size):
   c2 = colour(prm[:, None, None, 5:10])
   img = c1 + (c2 - c1) * np.clip(ramp, 0, 1)[..., None]
   for j in range(k):
-    b = prm[:, 12 + 9 * j: 21 + 9 * j]
+    b = prm[:, 12 + 9 * j : 21 + 9 * j]
     cx, cy = b[:, 0, None, None] * 1.2 - 0.1, b[:, 1, None, None] * 1.2 - 0.1
     rx, ry = 0.05 + 0.35 * b[:, 2, None, None], 0.05 + 0.35 * b[:, 3, None, None]
-    if j < 3:   # panels (walls, doors, windows)
+    if j < 3:  # panels (walls, doors, windows)
       d = _rounded_box(gx - cx, gy - cy, rx, ry + 0.2, 0.01)
     else:
       d = (np.sqrt(((gx - cx) / rx) ** 2 + ((gy - cy) / ry) ** 2) - 1) * np.minimum(rx, ry)
@@ -1220,22 +1409,23 @@ def _blur(img, defocus, motion, angle):
   fx = np.fft.rfftfreq(w)[None, None, :]
   sig = defocus[:, None, None]
   th = np.deg2rad(angle)[:, None, None]
-  transfer = np.exp(-2 * np.pi ** 2 * sig ** 2 * (fx ** 2 + fy ** 2))
+  transfer = np.exp(-2 * np.pi**2 * sig**2 * (fx**2 + fy**2))
   transfer = transfer * np.sinc(motion[:, None, None] * (fx * np.cos(th) + fy * np.sin(th)))
-  out = np.fft.irfft2(np.fft.rfft2(x, axes=(1, 2)) * transfer[..., None], s=(h, w),
-                      axes=(1, 2))
-  return out[:, pad:pad + img.shape[1], pad:pad + img.shape[2]].astype(_F32)
+  out = np.fft.irfft2(np.fft.rfft2(x, axes=(1, 2)) * transfer[..., None], s=(h, w), axes=(1, 2))
+  return out[:, pad : pad + img.shape[1], pad : pad + img.shape[2]].astype(_F32)
 
 
 # -------------------------------------------------------------------------- landmarks
+
 
 def _surface_z(prof, x):
   """Front z of a loft at face (x, y) (the profile is evaluated at y); -inf off it."""
   x0, z0, A, C, e = prof
   a = np.maximum(A * e, 1e-3)
   q = 1 - ((x - x0) / a) ** 2
-  return np.where((q >= 0) & (e > 0), z0 + C * np.maximum(e, 0) * np.sqrt(np.maximum(q, 0)),
-                  -np.inf)
+  return np.where(
+    (q >= 0) & (e > 0), z0 + C * np.maximum(e, 0) * np.sqrt(np.maximum(q, 0)), -np.inf
+  )
 
 
 def _landmarks(P, nui, size):
@@ -1249,8 +1439,9 @@ def _landmarks(P, nui, size):
   xo = A * np.maximum(e, 0)
   seg = np.hypot(np.diff(xo, axis=1), np.diff(ys, axis=1))
   arc = np.concatenate([np.zeros((n, 1)), np.cumsum(seg, 1)], 1)
-  rows = np.stack([np.interp(np.linspace(0, arc[i, -1], 9), arc[i], ys[i])
-                   for i in range(n)]).astype(_F32)
+  rows = np.stack(
+    [np.interp(np.linspace(0, arc[i, -1], 9), arc[i], ys[i]) for i in range(n)]
+  ).astype(_F32)
   rows[:, -1] = Q["y_chin"][:, 0]
   x0, z0, A, C, e = _head_profile(Q, rows)
   hs = np.maximum(e, 0) * np.sqrt(A * A * cs * cs + C * C * sn * sn)
@@ -1274,27 +1465,52 @@ def _landmarks(P, nui, size):
     pts.append((xn * Q["nW"], Q["y_base"] - 0.005 + 0.0 * ex))
   s3 = np.sqrt(8 / 9)
   eye_local = {  # (x' outward, upper/lower)
-      "r": ((1, 0), (1 / 3, -1), (-1 / 3, -1), (-1, 0), (-1 / 3, 1), (1 / 3, 1)),
-      "l": ((-1, 0), (-1 / 3, -1), (1 / 3, -1), (1, 0), (1 / 3, 1), (-1 / 3, 1))}
+    "r": ((1, 0), (1 / 3, -1), (-1 / 3, -1), (-1, 0), (-1 / 3, 1), (1 / 3, 1)),
+    "l": ((-1, 0), (-1 / 3, -1), (1 / 3, -1), (1, 0), (1 / 3, 1), (-1 / 3, 1)),
+  }
   for side, key in ((-1, "r"), (1, "l")):
     for xn, ud in eye_local[key]:
       xl = xn * L
       hgt = np.where(ud < 0, Hu, Hl) * (s3 if ud else 0) * ud
       pts.append((side * (ex + xl), ey - tilt * xl + hgt))
   mw, my = Q["mw"], Q["my"]
+
   def mouth(xn, which):
     q = 1 - xn * xn
     lift = -Q["mlift"] * xn * xn
     y_iu = lift - 0.3 * Q["mopen"] * q
     y_il = lift + 0.7 * Q["mopen"] * q + 0.02 * Q["smile"] * q * q
-    bow = 1 - 0.3 * np.exp(-(xn * mw / 0.03) ** 2)
-    val = {"iu": y_iu, "il": y_il, "ou": y_iu - Q["Tu"] * np.sqrt(q) * bow,
-           "ol": y_il + Q["Tl"] * q ** 0.6}[which]
+    bow = 1 - 0.3 * np.exp(-((xn * mw / 0.03) ** 2))
+    val = {
+      "iu": y_iu,
+      "il": y_il,
+      "ou": y_iu - Q["Tu"] * np.sqrt(q) * bow,
+      "ol": y_il + Q["Tl"] * q**0.6,
+    }[which]
     return (xn * mw, my + val)
-  for xn, wh in ((-1, "ou"), (-0.6, "ou"), (-0.22, "ou"), (0, "ou"), (0.22, "ou"),
-                 (0.6, "ou"), (1, "ou"), (0.6, "ol"), (0.25, "ol"), (0, "ol"),
-                 (-0.25, "ol"), (-0.6, "ol"), (-0.92, "iu"), (-0.4, "iu"), (0, "iu"),
-                 (0.4, "iu"), (0.92, "iu"), (0.4, "il"), (0, "il"), (-0.4, "il")):
+
+  for xn, wh in (
+    (-1, "ou"),
+    (-0.6, "ou"),
+    (-0.22, "ou"),
+    (0, "ou"),
+    (0.22, "ou"),
+    (0.6, "ou"),
+    (1, "ou"),
+    (0.6, "ol"),
+    (0.25, "ol"),
+    (0, "ol"),
+    (-0.25, "ol"),
+    (-0.6, "ol"),
+    (-0.92, "iu"),
+    (-0.4, "iu"),
+    (0, "iu"),
+    (0.4, "iu"),
+    (0.92, "iu"),
+    (0.4, "il"),
+    (0, "il"),
+    (-0.4, "il"),
+  ):
     pts.append(mouth(np.float32(xn), wh))
   px = np.concatenate([np.broadcast_to(p[0], (n, 1)) for p in pts], 1)
   py = np.concatenate([np.broadcast_to(p[1], (n, 1)) for p in pts], 1)
@@ -1320,25 +1536,46 @@ def _to_image(u, v, nui, size):
   return np.stack([x, y], -1).astype(_F32)
 
 
-
 # ----------------------------------------------------------------------------- render
+
 
 def _param_table(lat, nui, size):
   """Per-image table [n] / [n, k] of everything the pixel passes read."""
   t = _face_params(lat, nui)
-  for k in ("redness", "wrinkles", "beard_shadow", "freckles", "texture_seed",
-            "skin_color", "hair_color", "brow_color", "iris_color", "lip_color", "marks"):
+  for k in (
+    "redness",
+    "wrinkles",
+    "beard_shadow",
+    "freckles",
+    "texture_seed",
+    "skin_color",
+    "hair_color",
+    "brow_color",
+    "iris_color",
+    "lip_color",
+    "marks",
+  ):
     t[k] = lat[k]
-  for k in ("glasses_shape", "glasses_tint", "glasses_color", "scarf_top",
-            "scarf_pattern", "scarf_color", "clothing_color", "ambient", "light_strength",
-            "light_color", "occluder"):
+  for k in (
+    "glasses_shape",
+    "glasses_tint",
+    "glasses_color",
+    "scarf_top",
+    "scarf_pattern",
+    "scarf_color",
+    "clothing_color",
+    "ambient",
+    "light_strength",
+    "light_color",
+    "occluder",
+  ):
     t[k] = nui[k]
   sn, cs = np.sin(t["yaw"]), np.cos(t["yaw"])
   t["sin_yaw"], t["cos_yaw"] = sn, cs
   t["pix"] = 1.0 / (_PX_PER_UNIT * size * nui["scale"])
   az, el = np.deg2rad(nui["light_azimuth"]), np.deg2rad(nui["light_elevation"])
   lx, ly, lz = np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)
-  light = (cs * lx - sn * lz, ly, sn * lx + cs * lz)          # face coordinates
+  light = (cs * lx - sn * lz, ly, sn * lx + cs * lz)  # face coordinates
   half = (light[0] - sn, light[1], light[2] + cs)
   norm = np.sqrt(sum(h * h for h in half)) + 1e-6
   for i, axis in enumerate("xyz"):
@@ -1370,8 +1607,7 @@ def _render_chunk(lat, nui, size, base_seed):
   buf = _Buffers(_background(nui, size).reshape(-1, 3))
   hair, hair_alpha = _draw_hair_and_neck(buf, px)
   _draw_head(buf, px)
-  buf.put(hair["px"], hair_alpha, _hair_albedo(hair, False), hair["n"], 0.15, hair["w"],
-          _HAIR)
+  buf.put(hair["px"], hair_alpha, _hair_albedo(hair, False), hair["n"], 0.15, hair["w"], _HAIR)
   kind = px.p["occluder"]
   if (table["occluder"] == 1).any():
     _draw_glasses(buf, px.sub(kind == 1))
@@ -1384,27 +1620,39 @@ def _render_chunk(lat, nui, size, base_seed):
   motion = nui["motion_blur"].astype(_F32) * scale
   blurred = (defocus > 0.05) | (motion > 0.3)
   if blurred.any():
-    rgb[blurred] = _blur(rgb[blurred], defocus[blurred], motion[blurred],
-                         nui["motion_angle"][blurred].astype(_F32))
+    rgb[blurred] = _blur(
+      rgb[blurred], defocus[blurred], motion[blurred], nui["motion_angle"][blurred].astype(_F32)
+    )
   for i in range(n):
     rng = np.random.default_rng([base_seed, int(nui["noise_seed"][i])])
     rgb[i] += rng.standard_normal(rgb.shape[1:], dtype=_F32) * nui["noise_std"][i]
   image = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
-  attrs = np.concatenate([
+  attrs = np.concatenate(
+    [
       identity_attributes(lat),
       np.stack([nui["occluder"] == 1, nui["smile"] > 0.5, nui["mouth_open"] > 0.35], -1),
       _extra_identity_attributes(lat),
-      ((nui["defocus_sigma"] > 1.3) | (nui["motion_blur"] > 4.0))[:, None]], -1)
-  return {"image": image,
-          "landmarks": _landmarks(_face_params(lat, nui), nui, size),
-          "segmentation": buf.label.reshape(n, size, size),
-          "occluder_mask": buf.occluder.reshape(n, size, size),
-          "attributes": attrs.astype(bool)}
+      ((nui["defocus_sigma"] > 1.3) | (nui["motion_blur"] > 4.0))[:, None],
+    ],
+    -1,
+  )
+  return {
+    "image": image,
+    "landmarks": _landmarks(_face_params(lat, nui), nui, size),
+    "segmentation": buf.label.reshape(n, size, size),
+    "occluder_mask": buf.occluder.reshape(n, size, size),
+    "attributes": attrs.astype(bool),
+  }
 
 
-def render(latents: Mapping[str, np.ndarray], nuisances: Mapping[str, np.ndarray],
-           image_size: int, *, seed_or_rng) -> dict[str, np.ndarray]:
+def render(
+  latents: Mapping[str, np.ndarray],
+  nuisances: Mapping[str, np.ndarray],
+  image_size: int,
+  *,
+  seed_or_rng,
+) -> dict[str, np.ndarray]:
   """Renders faces.
 
   Args:
@@ -1429,19 +1677,25 @@ def render(latents: Mapping[str, np.ndarray], nuisances: Mapping[str, np.ndarray
   if not isinstance(image_size, (int, np.integer)) or not 16 <= image_size <= 512:
     raise ValueError(f"image_size must be an int in [16, 512], got {image_size}")
   if isinstance(seed_or_rng, np.random.Generator):
-    base = int(seed_or_rng.integers(0, 2 ** 32))
+    base = int(seed_or_rng.integers(0, 2**32))
   elif isinstance(seed_or_rng, (int, np.integer)) and seed_or_rng >= 0:
     base = int(seed_or_rng)
   else:
-    raise ValueError(f"seed_or_rng must be a non-negative int or a numpy Generator, "
-                     f"got {seed_or_rng!r}")
+    raise ValueError(
+      f"seed_or_rng must be a non-negative int or a numpy Generator, got {seed_or_rng!r}"
+    )
   parts = []
   chunk = max(1, _CHUNK_PIXELS // int(image_size) ** 2)
   for start in range(0, n, chunk):
     sl = slice(start, start + chunk)
-    parts.append(_render_chunk({k: np.asarray(v)[sl] for k, v in latents.items()},
-                               {k: np.asarray(v)[sl] for k, v in nuisances.items()},
-                               int(image_size), base))
+    parts.append(
+      _render_chunk(
+        {k: np.asarray(v)[sl] for k, v in latents.items()},
+        {k: np.asarray(v)[sl] for k, v in nuisances.items()},
+        int(image_size),
+        base,
+      )
+    )
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -38,8 +38,16 @@ import tensorflow_datasets as tfds
 from jfr.data import augment
 
 AUTOTUNE = tf.data.AUTOTUNE
-STILL_FEATURES = ("image", "label", "attributes", "landmarks", "segmentation",
-                  "occluder_mask", "video_id", "frame_index")
+STILL_FEATURES = (
+  "image",
+  "label",
+  "attributes",
+  "landmarks",
+  "segmentation",
+  "occluder_mask",
+  "video_id",
+  "frame_index",
+)
 
 
 # ----------------------------------------------------------------------------- basics
@@ -67,6 +75,7 @@ def prepare_builder(name: str, data_dir: str | None = None) -> tfds.core.Dataset
   ``synthetic_faces`` renders locally with no network access.
   """
   import jfr.data  # noqa: F401  (registers synthetic_faces)
+
   if data_dir is not None and not str(data_dir).strip():
     raise ValueError("data_dir is an empty string; pass None for the tfds default or a path")
   try:
@@ -81,28 +90,43 @@ def host_batch_size(global_batch_size: int) -> int:
   """The per-process share of a global batch (ValueError if it does not divide)."""
   count = jax.process_count()
   if global_batch_size <= 0 or global_batch_size % count:
-    raise ValueError(f"batch_size={global_batch_size} must be a positive multiple of "
-                     f"the number of processes ({count})")
+    raise ValueError(
+      f"batch_size={global_batch_size} must be a positive multiple of "
+      f"the number of processes ({count})"
+    )
   return global_batch_size // count
 
 
-def _read(builder: tfds.core.DatasetBuilder, split: str, *, per_process: bool,
-          features: Sequence[str] | None = None, skip_image_decoding: bool = False
-          ) -> tf.data.Dataset:
+def _read(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  *,
+  per_process: bool,
+  features: Sequence[str] | None = None,
+  skip_image_decoding: bool = False,
+) -> tf.data.Dataset:
   """Reads a split in its stored order (no file shuffling: determinism)."""
   if split not in builder.info.splits:
-    raise ValueError(f"split {split!r} not in dataset {builder.info.full_name}; "
-                     f"available: {sorted(builder.info.splits)}")
+    raise ValueError(
+      f"split {split!r} not in dataset {builder.info.full_name}; "
+      f"available: {sorted(builder.info.splits)}"
+    )
   if per_process:
     split = tfds.split_for_jax_process(split, drop_remainder=True)
   decoders = {"image": tfds.decode.SkipDecoding()} if skip_image_decoding else None
-  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
-                          read_config=tfds.ReadConfig(shuffle_seed=0, interleave_cycle_length=1))
+  ds = builder.as_dataset(
+    split=split,
+    shuffle_files=False,
+    decoders=decoders,
+    read_config=tfds.ReadConfig(shuffle_seed=0, interleave_cycle_length=1),
+  )
   if features is not None:
     missing = [f for f in features if f not in builder.info.features]
     if missing:
-      raise ValueError(f"features {missing} not in dataset {builder.info.full_name}; "
-                       f"available: {sorted(builder.info.features)}")
+      raise ValueError(
+        f"features {missing} not in dataset {builder.info.full_name}; "
+        f"available: {sorted(builder.info.features)}"
+      )
     ds = ds.map(lambda ex: {k: ex[k] for k in features}, num_parallel_calls=AUTOTUNE)
   return ds
 
@@ -116,8 +140,7 @@ def _example_seed(seed: int, index: tf.Tensor, salt: int = 0) -> tf.Tensor:
 # ---------------------------------------------------------------------- augmentation
 
 
-def augment_image(image: tf.Tensor, seed: tf.Tensor, options: Mapping[str, Any]
-                  ) -> tf.Tensor:
+def augment_image(image: tf.Tensor, seed: tf.Tensor, options: Mapping[str, Any]) -> tf.Tensor:
   """The training augmentation of one float [-1, 1] image (config ``augment`` fields).
 
   ``options``: ``flip`` (bool), ``brightness``, ``contrast``, ``saturation`` (jitter
@@ -128,23 +151,37 @@ def augment_image(image: tf.Tensor, seed: tf.Tensor, options: Mapping[str, Any]
   if options.get("flip", False):
     image = augment.random_flip(image, seeds[0])
   if any(options.get(k, 0.0) for k in ("brightness", "contrast", "saturation")):
-    image = augment.color_jitter(image, seeds[1], brightness=options.get("brightness", 0.0),
-                                 contrast=options.get("contrast", 0.0),
-                                 saturation=options.get("saturation", 0.0))
+    image = augment.color_jitter(
+      image,
+      seeds[1],
+      brightness=options.get("brightness", 0.0),
+      contrast=options.get("contrast", 0.0),
+      saturation=options.get("saturation", 0.0),
+    )
   if options.get("motion_blur_prob", 0.0) > 0:
-    image = augment.motion_blur(image, seeds[2], max_size=options.get("motion_blur_max_size", 9),
-                                prob=options["motion_blur_prob"])
+    image = augment.motion_blur(
+      image,
+      seeds[2],
+      max_size=options.get("motion_blur_max_size", 9),
+      prob=options["motion_blur_prob"],
+    )
   return image
 
 
 # ------------------------------------------------------------------------ image batches
 
 
-def image_batches(builder: tfds.core.DatasetBuilder, split: str, batch_size: int, *,
-                  seed: int, start_batch: int = 0,
-                  features: Sequence[str] = ("image", "label", "attributes"),
-                  augment_options: Mapping[str, Any] | None = None,
-                  shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+def image_batches(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  batch_size: int,
+  *,
+  seed: int,
+  start_batch: int = 0,
+  features: Sequence[str] = ("image", "label", "attributes"),
+  augment_options: Mapping[str, Any] | None = None,
+  shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
   """Infinite shuffled training batches of still images.
 
   Args:
@@ -180,9 +217,14 @@ def image_batches(builder: tfds.core.DatasetBuilder, split: str, batch_size: int
   return ds.batch(b, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def eval_batches(builder: tfds.core.DatasetBuilder, split: str, batch_size: int, *,
-                 features: Sequence[str] = ("image", "label"),
-                 per_process: bool = False) -> tf.data.Dataset:
+def eval_batches(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  batch_size: int,
+  *,
+  features: Sequence[str] = ("image", "label"),
+  per_process: bool = False,
+) -> tf.data.Dataset:
   """One ordered pass over a split in fixed-size batches with a ``valid`` mask.
 
   The last batch is padded with zeros up to ``batch_size`` and ``valid`` [b] marks the
@@ -192,22 +234,27 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, batch_size: int,
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   ds = _read(builder, split, per_process=per_process, features=features)
-  ds = ds.map(lambda ex: {**ex, "image": to_model_range(ex["image"]),
-                          "valid": tf.constant(True)}, num_parallel_calls=AUTOTUNE)
+  ds = ds.map(
+    lambda ex: {**ex, "image": to_model_range(ex["image"]), "valid": tf.constant(True)},
+    num_parallel_calls=AUTOTUNE,
+  )
   ds = ds.batch(batch_size)
 
   def pad(batch):
     n = tf.shape(batch["valid"])[0]
+
     def pad_one(x):
       paddings = [[0, batch_size - n]] + [[0, 0]] * (len(x.shape) - 1)
       return tf.pad(x, paddings)
+
     return {k: pad_one(v) for k, v in batch.items()}
 
   return ds.map(pad).prefetch(AUTOTUNE)
 
 
-def load_arrays(builder: tfds.core.DatasetBuilder, split: str,
-                features: Sequence[str] = ("image", "label")) -> dict[str, np.ndarray]:
+def load_arrays(
+  builder: tfds.core.DatasetBuilder, split: str, features: Sequence[str] = ("image", "label")
+) -> dict[str, np.ndarray]:
   """A whole split as NumPy arrays (stored order; images stay uint8). For small sets."""
   ds = _read(builder, split, per_process=False, features=features).batch(1024)
   parts = [b for b in tfds.as_numpy(ds)]
@@ -229,8 +276,7 @@ def group_videos(frames: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   if vid.size == 0:
     raise ValueError("group_videos got no frames")
   if np.any(vid < 0):
-    raise ValueError(f"{int(np.sum(vid < 0))} frames have video_id -1 (stills); "
-                     "pass a video split")
+    raise ValueError(f"{int(np.sum(vid < 0))} frames have video_id -1 (stills); pass a video split")
   order = np.lexsort((np.asarray(frames["frame_index"]), vid))
   vid_sorted = vid[order]
   video_ids, starts, lengths = np.unique(vid_sorted, return_index=True, return_counts=True)
@@ -243,11 +289,17 @@ def group_videos(frames: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   out = np.zeros((len(video_ids), t_max) + images.shape[1:], images.dtype)
   slot = np.arange(len(vid_sorted)) - np.repeat(starts, lengths)
   out[np.repeat(np.arange(len(video_ids)), lengths), slot] = images
-  return {"frames": out, "lengths": lengths.astype(np.int32), "labels": labels,
-          "video_ids": video_ids}
+  return {
+    "frames": out,
+    "lengths": lengths.astype(np.int32),
+    "labels": labels,
+    "video_ids": video_ids,
+  }
 
 
-def _label_blocks(labels: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _label_blocks(
+  labels: np.ndarray, needed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Sorts stills by label; returns (order, start[label], count[label]) as dense tables."""
   if labels.size == 0:
     raise ValueError("the stills pool for positives/negatives is empty")
@@ -257,17 +309,26 @@ def _label_blocks(labels: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, n
   start = np.concatenate([[0], np.cumsum(count)[:-1]])
   missing = np.unique(needed[count[needed] == 0])
   if missing.size:
-    raise ValueError(f"identities {missing[:10].tolist()} (of {missing.size}) have videos "
-                     "but no still image for the positive; every identity needs >= 1")
+    raise ValueError(
+      f"identities {missing[:10].tolist()} (of {missing.size}) have videos "
+      "but no still image for the positive; every identity needs >= 1"
+    )
   if count.max() == labels.size:
     raise ValueError("the stills pool holds a single identity; negatives need another")
   return order, start, count
 
 
-def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarray],
-                batch_size: int, set_size: int, *, seed: int, start_batch: int = 0,
-                min_set_size: int | None = None,
-                augment_options: Mapping[str, Any] | None = None) -> tf.data.Dataset:
+def set_batches(
+  videos: Mapping[str, np.ndarray],
+  stills: Mapping[str, np.ndarray],
+  batch_size: int,
+  set_size: int,
+  *,
+  seed: int,
+  start_batch: int = 0,
+  min_set_size: int | None = None,
+  augment_options: Mapping[str, Any] | None = None,
+) -> tf.data.Dataset:
   """Infinite batches of aggregation sets (the FAN's training input).
 
   Each example: ``frames`` float32 [N, H, W, 3] (distinct frames of one video in time
@@ -299,8 +360,9 @@ def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarra
   still_images = np.asarray(stills["image"])
   still_labels = np.asarray(stills["label"], np.int64)
   if frames.shape[2:] != still_images.shape[1:]:
-    raise ValueError(f"video frames {frames.shape[2:]} and stills {still_images.shape[1:]} "
-                     "differ in image shape")
+    raise ValueError(
+      f"video frames {frames.shape[2:]} and stills {still_images.shape[1:]} differ in image shape"
+    )
   order, start, count = _label_blocks(still_labels, labels)
   still_images = still_images[order]
   t_max = frames.shape[1]
@@ -338,16 +400,24 @@ def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarra
     pos = start_t[label] + tf.cast(u[0] * tf.cast(count_t[label], tf.float32), tf.int64)
     pos = tf.minimum(pos, start_t[label] + count_t[label] - 1)
     others = num_stills - count_t[label]
-    neg = (start_t[label] + count_t[label]
-           + tf.minimum(tf.cast(u[1] * tf.cast(others, tf.float32), tf.int64), others - 1)
-           ) % num_stills
-    ex = {"frames": set_frames, "mask": mask, "label": label,
-          "positive": to_model_range(stills_t[pos]), "negative": to_model_range(stills_t[neg]),
-          "negative_label": still_labels_t[neg]}
+    neg = (
+      start_t[label]
+      + count_t[label]
+      + tf.minimum(tf.cast(u[1] * tf.cast(others, tf.float32), tf.int64), others - 1)
+    ) % num_stills
+    ex = {
+      "frames": set_frames,
+      "mask": mask,
+      "label": label,
+      "positive": to_model_range(stills_t[pos]),
+      "negative": to_model_range(stills_t[neg]),
+      "negative_label": still_labels_t[neg],
+    }
     if augment_options:
       aug_seeds = tf.random.experimental.stateless_split(s[4], set_size + 2)
-      ex["frames"] = tf.stack([augment_image(ex["frames"][i], aug_seeds[i], augment_options)
-                               for i in range(set_size)])
+      ex["frames"] = tf.stack(
+        [augment_image(ex["frames"][i], aug_seeds[i], augment_options) for i in range(set_size)]
+      )
       ex["frames"] = tf.where(mask[:, None, None, None], ex["frames"], 0.0)
       ex["positive"] = augment_image(ex["positive"], aug_seeds[set_size], augment_options)
       ex["negative"] = augment_image(ex["negative"], aug_seeds[set_size + 1], augment_options)
@@ -361,11 +431,18 @@ def set_batches(videos: Mapping[str, np.ndarray], stills: Mapping[str, np.ndarra
 # -------------------------------------------------------------------- occlusion pairs
 
 
-def occlusion_pair_batches(builder: tfds.core.DatasetBuilder, split: str, batch_size: int,
-                           *, seed: int, start_batch: int = 0, mode: str = "static",
-                           fill: str = "black",
-                           augment_options: Mapping[str, Any] | None = None,
-                           shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+def occlusion_pair_batches(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  batch_size: int,
+  *,
+  seed: int,
+  start_batch: int = 0,
+  mode: str = "static",
+  fill: str = "black",
+  augment_options: Mapping[str, Any] | None = None,
+  shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
   """Infinite batches of (clean, occluded) pairs sharing one semantic occluder per batch.
 
   One rectangle is placed on the frontal template face per (per-process) batch
@@ -384,17 +461,29 @@ def occlusion_pair_batches(builder: tfds.core.DatasetBuilder, split: str, batch_
     raise ValueError(f"fill must be 'black' or 'noise', got {fill!r}")
   opts = dict(augment_options or {})
   opts["flip"] = False
-  ds = image_batches(builder, split, batch_size, seed=seed, start_batch=start_batch,
-                     features=("image", "label", "landmarks"), augment_options=opts,
-                     shuffle_buffer=shuffle_buffer)
+  ds = image_batches(
+    builder,
+    split,
+    batch_size,
+    seed=seed,
+    start_batch=start_batch,
+    features=("image", "label", "landmarks"),
+    augment_options=opts,
+    shuffle_buffer=shuffle_buffer,
+  )
   image_size = builder.info.features["image"].shape[0]
   template = augment.default_template_landmarks(image_size)
 
   def occlude(batch_index, batch):
     batch_seed = _example_seed(seed, batch_index + start_batch, salt=2)
-    occluded, mask = augment.occlude_batch(batch["image"], batch["landmarks"], batch_seed,
-                                           mode=mode, fill=fill,
-                                           template_landmarks=template)
+    occluded, mask = augment.occlude_batch(
+      batch["image"],
+      batch["landmarks"],
+      batch_seed,
+      mode=mode,
+      fill=fill,
+      template_landmarks=template,
+    )
     return {**batch, "occluded": occluded, "occlusion_mask": mask}
 
   return ds.enumerate().map(occlude, num_parallel_calls=AUTOTUNE, deterministic=True)

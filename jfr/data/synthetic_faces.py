@@ -36,6 +36,7 @@ Usage::
   import jfr.data  # registers the builder
   ds = tfds.load('synthetic_faces/tiny', split='train', data_dir=tmp_dir)
 """
+
 from __future__ import annotations
 
 import collections
@@ -58,8 +59,8 @@ PART_NAMES = face_renderer.PART_NAMES
 OCCLUDER_KINDS = face_renderer.OCCLUDER_KINDS
 SPLIT_CODES = {"train": 0, "test": 1, "train_video": 2, "video": 3}
 EYEGLASSES_PROB = 0.1
-_CLIP_OFFSET = 1000   # clip k uses index 1000 + k in its SeedSequence
-_RENDER_BATCH = 64    # images rendered per call (memory bound only; same examples)
+_CLIP_OFFSET = 1000  # clip k uses index 1000 + k in its SeedSequence
+_RENDER_BATCH = 64  # images rendered per call (memory bound only; same examples)
 _PARALLEL_MIN_BATCHES = 16  # splits with fewer chunks render in this process
 _MAX_PROCESSES = 16
 
@@ -80,6 +81,7 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
     video_motion_blur_prob: probability that a clip has motion blur.
     seed: world seed.
   """
+
   image_size: int = 64
   num_train_identities: int = 400
   num_test_identities: int = 100
@@ -98,22 +100,41 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [
-      SyntheticFacesConfig(
-          name="tiny", description="32x32, 20 identities; for tests (seconds).",
-          image_size=32, num_train_identities=14, num_test_identities=6,
-          images_per_train_identity=4, images_per_test_identity=4,
-          videos_per_identity=2, frames_per_video=4, occluder_prob=0.2,
-          video_motion_blur_prob=0.5),
-      SyntheticFacesConfig(
-          name="small", description="64x64, 400 + 100 identities; CPU default.",
-          image_size=64, num_train_identities=400, num_test_identities=100,
-          images_per_train_identity=16, images_per_test_identity=16,
-          videos_per_identity=2, frames_per_video=20),
-      SyntheticFacesConfig(
-          name="default", description="112x112, 2000 + 250 identities; for GPUs.",
-          image_size=112, num_train_identities=2000, num_test_identities=250,
-          images_per_train_identity=20, images_per_test_identity=20,
-          videos_per_identity=2, frames_per_video=24),
+    SyntheticFacesConfig(
+      name="tiny",
+      description="32x32, 20 identities; for tests (seconds).",
+      image_size=32,
+      num_train_identities=14,
+      num_test_identities=6,
+      images_per_train_identity=4,
+      images_per_test_identity=4,
+      videos_per_identity=2,
+      frames_per_video=4,
+      occluder_prob=0.2,
+      video_motion_blur_prob=0.5,
+    ),
+    SyntheticFacesConfig(
+      name="small",
+      description="64x64, 400 + 100 identities; CPU default.",
+      image_size=64,
+      num_train_identities=400,
+      num_test_identities=100,
+      images_per_train_identity=16,
+      images_per_test_identity=16,
+      videos_per_identity=2,
+      frames_per_video=20,
+    ),
+    SyntheticFacesConfig(
+      name="default",
+      description="112x112, 2000 + 250 identities; for GPUs.",
+      image_size=112,
+      num_train_identities=2000,
+      num_test_identities=250,
+      images_per_train_identity=20,
+      images_per_test_identity=20,
+      videos_per_identity=2,
+      frames_per_video=24,
+    ),
   ]
   DEFAULT_CONFIG_NAME = "small"
   # tfds derives this from the package via `importlib_resources`, which is not among
@@ -124,33 +145,34 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     c = self.builder_config
     s = c.image_size
     metadata = tfds.core.MetadataDict(
-        attribute_names=list(ATTRIBUTE_NAMES),
-        identity_attribute_names=list(IDENTITY_ATTRIBUTES),
-        part_names=list(PART_NAMES),
-        occluder_kinds=list(OCCLUDER_KINDS),
-        num_train_identities=c.num_train_identities,
-        num_test_identities=c.num_test_identities,
-        videos_per_identity=c.videos_per_identity,
-        frames_per_video=c.frames_per_video,
-        landmark_order="iBUG-68, (x, y) pixels, pixel centres at integers")
+      attribute_names=list(ATTRIBUTE_NAMES),
+      identity_attribute_names=list(IDENTITY_ATTRIBUTES),
+      part_names=list(PART_NAMES),
+      occluder_kinds=list(OCCLUDER_KINDS),
+      num_train_identities=c.num_train_identities,
+      num_test_identities=c.num_test_identities,
+      videos_per_identity=c.videos_per_identity,
+      frames_per_video=c.frames_per_video,
+      landmark_order="iBUG-68, (x, y) pixels, pixel centres at integers",
+    )
     return self.dataset_info_from_configs(
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(s, s, 3)),
-            "label": tfds.features.ClassLabel(
-                num_classes=c.num_train_identities + c.num_test_identities),
-            "attributes": tfds.features.Tensor(shape=(len(ATTRIBUTE_NAMES),),
-                                               dtype=np.bool_),
-            "landmarks": tfds.features.Tensor(shape=(68, 2), dtype=np.float32),
-            "segmentation": tfds.features.Tensor(shape=(s, s), dtype=np.uint8,
-                                                 encoding="zlib"),
-            "occluder_mask": tfds.features.Tensor(shape=(s, s), dtype=np.bool_,
-                                                  encoding="zlib"),
-            "video_id": tfds.features.Scalar(dtype=np.int64),
-            "frame_index": tfds.features.Scalar(dtype=np.int64),
-        }),
-        supervised_keys=("image", "label"),
-        metadata=metadata,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(s, s, 3)),
+          "label": tfds.features.ClassLabel(
+            num_classes=c.num_train_identities + c.num_test_identities
+          ),
+          "attributes": tfds.features.Tensor(shape=(len(ATTRIBUTE_NAMES),), dtype=np.bool_),
+          "landmarks": tfds.features.Tensor(shape=(68, 2), dtype=np.float32),
+          "segmentation": tfds.features.Tensor(shape=(s, s), dtype=np.uint8, encoding="zlib"),
+          "occluder_mask": tfds.features.Tensor(shape=(s, s), dtype=np.bool_, encoding="zlib"),
+          "video_id": tfds.features.Scalar(dtype=np.int64),
+          "frame_index": tfds.features.Scalar(dtype=np.int64),
+        }
+      ),
+      supervised_keys=("image", "label"),
+      metadata=metadata,
     )
 
   def _split_generators(self, dl_manager):
@@ -162,10 +184,9 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     if split in ("train", "train_video"):
       identities = np.arange(c.num_train_identities)
     else:
-      identities = np.arange(c.num_train_identities,
-                             c.num_train_identities + c.num_test_identities)
+      identities = np.arange(c.num_train_identities, c.num_train_identities + c.num_test_identities)
     jobs = list(_jobs(c, split, identities))
-    batches = [jobs[i:i + _RENDER_BATCH] for i in range(0, len(jobs), _RENDER_BATCH)]
+    batches = [jobs[i : i + _RENDER_BATCH] for i in range(0, len(jobs), _RENDER_BATCH)]
     processes = render_processes() if len(batches) > _PARALLEL_MIN_BATCHES else 1
     yield from render_batches(c, split, batches, processes)
 
@@ -180,8 +201,9 @@ def render_processes() -> int:
   return int(value)
 
 
-def render_batches(c: SyntheticFacesConfig, split: str, batches: Sequence[list],
-                   processes: int) -> Iterator[tuple[str, dict]]:
+def render_batches(
+  c: SyntheticFacesConfig, split: str, batches: Sequence[list], processes: int
+) -> Iterator[tuple[str, dict]]:
   """The examples of ``batches`` (chunks of :func:`_jobs`), in order.
 
   With ``processes > 1`` the chunks are rendered by that many spawned worker processes,
@@ -210,16 +232,19 @@ def render_batches(c: SyntheticFacesConfig, split: str, batches: Sequence[list],
   except concurrent.futures.process.BrokenProcessPool as error:
     # E.g. a script without an ``if __name__ == '__main__':`` guard, which spawned
     # workers re-run; the examples are the same either way.
-    logging.warning("synthetic_faces: rendering processes failed (%s); rendering the "
-                    "remaining %d of %d chunks in this process (set "
-                    "JFR_RENDER_PROCESSES=1 to skip the attempt)", error,
-                    len(batches) - done, len(batches))
+    logging.warning(
+      "synthetic_faces: rendering processes failed (%s); rendering the "
+      "remaining %d of %d chunks in this process (set "
+      "JFR_RENDER_PROCESSES=1 to skip the attempt)",
+      error,
+      len(batches) - done,
+      len(batches),
+    )
     for batch in batches[done:]:
       yield from _render_jobs(c, split, batch)
 
 
-def _render_chunk(seed: int, image_size: int, split: str, batch: list
-                  ) -> list[tuple[str, dict]]:
+def _render_chunk(seed: int, image_size: int, split: str, batch: list) -> list[tuple[str, dict]]:
   """Worker side of :func:`render_batches` (module level, so that it pickles)."""
   return list(_render_jobs(_RenderSpec(seed, image_size), split, batch))
 
@@ -227,6 +252,7 @@ def _render_chunk(seed: int, image_size: int, split: str, batch: list
 @dataclasses.dataclass(frozen=True)
 class _RenderSpec:
   """The fields of a config that :func:`_render_jobs` reads."""
+
   seed: int
   image_size: int
 
@@ -240,29 +266,39 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
       per = c.images_per_train_identity if split == "train" else c.images_per_test_identity
       for k in range(per):
         rng = np.random.default_rng(np.random.SeedSequence([c.seed, code, ident, k]))
-        nui = face_renderer.sample_nuisances(rng, 1, occluder_prob=c.occluder_prob,
-                                             eyeglasses_prob=EYEGLASSES_PROB)
+        nui = face_renderer.sample_nuisances(
+          rng, 1, occluder_prob=c.occluder_prob, eyeglasses_prob=EYEGLASSES_PROB
+        )
         yield ident, -1, k, nui
     else:
       for k in range(c.videos_per_identity):
-        rng = np.random.default_rng(
-            np.random.SeedSequence([c.seed, code, ident, _CLIP_OFFSET + k]))
+        rng = np.random.default_rng(np.random.SeedSequence([c.seed, code, ident, _CLIP_OFFSET + k]))
         clip = face_renderer.video_nuisances(
-            rng, c.frames_per_video, eyeglasses_prob=EYEGLASSES_PROB,
-            motion_blur_prob=c.video_motion_blur_prob)
+          rng,
+          c.frames_per_video,
+          eyeglasses_prob=EYEGLASSES_PROB,
+          motion_blur_prob=c.video_motion_blur_prob,
+        )
         for t in range(c.frames_per_video):
-          yield ident, ident * c.videos_per_identity + k, t, {
-              key: v[t:t + 1] for key, v in clip.items()}
+          yield (
+            ident,
+            ident * c.videos_per_identity + k,
+            t,
+            {key: v[t : t + 1] for key, v in clip.items()},
+          )
 
 
 def _render_jobs(c: SyntheticFacesConfig, split: str, batch):
   idents = np.array([j[0] for j in batch])
   nui = {k: np.concatenate([j[3][k] for j in batch]) for k in batch[0][3]}
-  out = face_renderer.render(face_renderer.identity_latents(c.seed, idents), nui,
-                             c.image_size, seed_or_rng=c.seed)
+  out = face_renderer.render(
+    face_renderer.identity_latents(c.seed, idents), nui, c.image_size, seed_or_rng=c.seed
+  )
   for i, (ident, video_id, index, _) in enumerate(batch):
     key = f"{split}_{ident:06d}_{max(video_id, 0):07d}_{index:04d}"
-    yield key, {
+    yield (
+      key,
+      {
         "image": out["image"][i],
         "label": ident,
         "attributes": out["attributes"][i],
@@ -271,4 +307,5 @@ def _render_jobs(c: SyntheticFacesConfig, split: str, batch):
         "occluder_mask": out["occluder_mask"][i],
         "video_id": video_id,
         "frame_index": index if video_id >= 0 else -1,
-    }
+      },
+    )

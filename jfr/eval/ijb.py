@@ -47,8 +47,7 @@ GALLERY, PROBE, VERIFY = 0, 1, 2
 def _int_array(x: Any, name: str) -> np.ndarray:
   a = np.asarray(x)
   if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
-    raise ValueError(f"{name} must be a 1-D integer array, got shape {a.shape} and dtype "
-                     f"{a.dtype}")
+    raise ValueError(f"{name} must be a 1-D integer array, got shape {a.shape} and dtype {a.dtype}")
   return a.astype(np.int64)
 
 
@@ -63,6 +62,7 @@ class Templates:
       template has at least one member.
     subjects: int64 ``[T]``, the subject (identity) of each template.
   """
+
   rows: np.ndarray
   template_ids: np.ndarray
   subjects: np.ndarray
@@ -72,19 +72,23 @@ class Templates:
     ids = _int_array(self.template_ids, "template_ids")
     subjects = _int_array(self.subjects, "subjects")
     if ids.shape != rows.shape:
-      raise ValueError(f"template_ids must have one id per member row ({rows.size}), got "
-                       f"{ids.size}")
+      raise ValueError(
+        f"template_ids must have one id per member row ({rows.size}), got {ids.size}"
+      )
     if rows.size == 0 or subjects.size == 0:
       raise ValueError("rows and subjects must be non-empty")
     if rows.min() < 0:
       raise ValueError(f"rows must be >= 0, got {rows.min()}")
     if ids.min() < 0 or ids.max() >= subjects.size:
-      raise ValueError(f"template_ids must lie in [0, {subjects.size}) (one subject per "
-                       f"template), got values in [{ids.min()}, {ids.max()}]")
+      raise ValueError(
+        f"template_ids must lie in [0, {subjects.size}) (one subject per "
+        f"template), got values in [{ids.min()}, {ids.max()}]"
+      )
     empty = np.flatnonzero(np.bincount(ids, minlength=subjects.size) == 0)
     if empty.size:
-      raise ValueError(f"template_ids: {empty.size} template(s) have no descriptors "
-                       f"(first: {empty[0]})")
+      raise ValueError(
+        f"template_ids: {empty.size} template(s) have no descriptors (first: {empty[0]})"
+      )
     object.__setattr__(self, "rows", rows)
     object.__setattr__(self, "template_ids", ids)
     object.__setattr__(self, "subjects", subjects)
@@ -109,6 +113,7 @@ class ProtocolSplit:
     verify: 1:1 templates.
     pairs: int64 ``[P, 2]``, indices into ``verify``'s templates of each comparison.
   """
+
   gallery: Templates
   probe: Templates
   verify: Templates
@@ -116,13 +121,21 @@ class ProtocolSplit:
 
   def __post_init__(self):
     pairs = np.asarray(self.pairs)
-    if (pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.shape[0] == 0
-        or not np.issubdtype(pairs.dtype, np.integer)):
-      raise ValueError(f"pairs must be a non-empty integer array [P, 2], got shape "
-                       f"{pairs.shape} and dtype {pairs.dtype}")
+    if (
+      pairs.ndim != 2
+      or pairs.shape[1] != 2
+      or pairs.shape[0] == 0
+      or not np.issubdtype(pairs.dtype, np.integer)
+    ):
+      raise ValueError(
+        f"pairs must be a non-empty integer array [P, 2], got shape "
+        f"{pairs.shape} and dtype {pairs.dtype}"
+      )
     if pairs.min() < 0 or pairs.max() >= self.verify.num_templates:
-      raise ValueError(f"pairs must index verify's {self.verify.num_templates} templates, "
-                       f"got values in [{pairs.min()}, {pairs.max()}]")
+      raise ValueError(
+        f"pairs must index verify's {self.verify.num_templates} templates, "
+        f"got values in [{pairs.min()}, {pairs.max()}]"
+      )
     object.__setattr__(self, "pairs", pairs.astype(np.int64))
 
   def pair_labels(self) -> np.ndarray:
@@ -138,9 +151,9 @@ class ProtocolSplit:
 # --------------------------------------------------------------- synthetic IJB-A splits
 
 
-def _subject_media(labels: np.ndarray, video_ids: np.ndarray, frame_index: np.ndarray,
-                   frames_per_video: int | None
-                   ) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+def _subject_media(
+  labels: np.ndarray, video_ids: np.ndarray, frame_index: np.ndarray, frames_per_video: int | None
+) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
   """subject -> (still rows, [frame rows of each video in frame order, subsampled])."""
   media = {}
   for subject in np.unique(labels):
@@ -150,15 +163,19 @@ def _subject_media(labels: np.ndarray, video_ids: np.ndarray, frame_index: np.nd
       rows = np.flatnonzero(own & (video_ids == v))
       rows = rows[np.argsort(frame_index[rows], kind="stable")]
       if frames_per_video is not None and rows.size > frames_per_video:
-        rows = rows[np.floor((np.arange(frames_per_video) + 0.5) * rows.size
-                             / frames_per_video).astype(np.int64)]
+        rows = rows[
+          np.floor((np.arange(frames_per_video) + 0.5) * rows.size / frames_per_video).astype(
+            np.int64
+          )
+        ]
       videos.append(rows)
     media[int(subject)] = (np.flatnonzero(own & (video_ids < 0)), videos)
   return media
 
 
-def _partition(subject: int, stills: np.ndarray, videos: list[np.ndarray], parts: int,
-               rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+def _partition(
+  subject: int, stills: np.ndarray, videos: list[np.ndarray], parts: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
   """Splits one subject's media into ``parts`` groups ``(still rows, frame rows)``.
 
   Stills are shuffled and dealt into ``parts`` near-equal groups. The videos are put in
@@ -167,19 +184,21 @@ def _partition(subject: int, stills: np.ndarray, videos: list[np.ndarray], parts
   many parts as equal-length videos, exactly one whole video each). ValueError (naming
   ``labels``) if a group would lack stills or frames.
   """
-  frames = np.concatenate([videos[i] for i in rng.permutation(len(videos))]
-                          ) if videos else np.zeros(0, np.int64)
+  frames = (
+    np.concatenate([videos[i] for i in rng.permutation(len(videos))])
+    if videos
+    else np.zeros(0, np.int64)
+  )
   if stills.size < parts or frames.size < parts:
     raise ValueError(
-        f"labels: subject {subject} has {stills.size} stills and {frames.size} (kept) "
-        f"video frames for {parts} templates that must each mix stills and frames; "
-        f"needs >= {parts} of each")
-  return list(zip(np.array_split(rng.permutation(stills), parts),
-                  np.array_split(frames, parts)))
+      f"labels: subject {subject} has {stills.size} stills and {frames.size} (kept) "
+      f"video frames for {parts} templates that must each mix stills and frames; "
+      f"needs >= {parts} of each"
+    )
+  return list(zip(np.array_split(rng.permutation(stills), parts), np.array_split(frames, parts)))
 
 
-def _templates(groups: list[tuple[np.ndarray, np.ndarray]], subjects: list[int]
-               ) -> Templates:
+def _templates(groups: list[tuple[np.ndarray, np.ndarray]], subjects: list[int]) -> Templates:
   members = [np.concatenate(g) for g in groups]
   ids = np.repeat(np.arange(len(members)), [m.size for m in members])
   return Templates(np.concatenate(members), ids, np.asarray(subjects, np.int64))
@@ -191,11 +210,19 @@ def _positive_int(value: Any, name: str, low: int = 1) -> int:
   return int(value)
 
 
-def synthetic_splits(labels: np.ndarray, video_ids: np.ndarray, frame_index: np.ndarray,
-                     *, num_splits: int, seed: int, out_of_gallery_fraction: float,
-                     probe_templates_per_subject: int, verify_templates_per_subject: int,
-                     verify_subjects: int | None = None,
-                     frames_per_video: int | None = None) -> list[ProtocolSplit]:
+def synthetic_splits(
+  labels: np.ndarray,
+  video_ids: np.ndarray,
+  frame_index: np.ndarray,
+  *,
+  num_splits: int,
+  seed: int,
+  out_of_gallery_fraction: float,
+  probe_templates_per_subject: int,
+  verify_templates_per_subject: int,
+  verify_subjects: int | None = None,
+  frames_per_video: int | None = None,
+) -> list[ProtocolSplit]:
   """IJB-A-like 1:N and 1:1 protocols over labelled stills and video frames.
 
   For each split (NumPy generator seeded by ``(seed, split)``):
@@ -237,28 +264,33 @@ def synthetic_splits(labels: np.ndarray, video_ids: np.ndarray, frame_index: np.
   if not labels.size:
     raise ValueError("labels must be non-empty")
   if video_ids.size != labels.size or frame_index.size != labels.size:
-    raise ValueError(f"video_ids and frame_index must have one entry per label "
-                     f"({labels.size}), got {video_ids.size} and {frame_index.size}")
+    raise ValueError(
+      f"video_ids and frame_index must have one entry per label "
+      f"({labels.size}), got {video_ids.size} and {frame_index.size}"
+    )
   num_splits = _positive_int(num_splits, "num_splits")
   probes_per = _positive_int(probe_templates_per_subject, "probe_templates_per_subject")
   verify_per = _positive_int(verify_templates_per_subject, "verify_templates_per_subject", 2)
   if frames_per_video is not None:
     frames_per_video = _positive_int(frames_per_video, "frames_per_video")
   if not 0.0 < out_of_gallery_fraction < 1.0:
-    raise ValueError(f"out_of_gallery_fraction must be in (0, 1), got "
-                     f"{out_of_gallery_fraction}")
+    raise ValueError(f"out_of_gallery_fraction must be in (0, 1), got {out_of_gallery_fraction}")
   media = _subject_media(labels, video_ids, frame_index, frames_per_video)
   subjects = np.array(sorted(media))
   num_out = int(round(out_of_gallery_fraction * subjects.size))
   if not 1 <= num_out <= subjects.size - 1:
-    raise ValueError(f"out_of_gallery_fraction={out_of_gallery_fraction} of "
-                     f"{subjects.size} subjects gives {num_out} out-of-gallery subjects; "
-                     "need >= 1 in and >= 1 out of the gallery")
-  num_verify = subjects.size if verify_subjects is None else _positive_int(
-      verify_subjects, "verify_subjects", 2)
+    raise ValueError(
+      f"out_of_gallery_fraction={out_of_gallery_fraction} of "
+      f"{subjects.size} subjects gives {num_out} out-of-gallery subjects; "
+      "need >= 1 in and >= 1 out of the gallery"
+    )
+  num_verify = (
+    subjects.size
+    if verify_subjects is None
+    else _positive_int(verify_subjects, "verify_subjects", 2)
+  )
   if num_verify > subjects.size:
-    raise ValueError(f"verify_subjects must be <= the {subjects.size} subjects, got "
-                     f"{num_verify}")
+    raise ValueError(f"verify_subjects must be <= the {subjects.size} subjects, got {num_verify}")
   splits = []
   for s in range(num_splits):
     rng = np.random.default_rng([seed, s])
@@ -276,10 +308,14 @@ def synthetic_splits(labels: np.ndarray, video_ids: np.ndarray, frame_index: np.
       verify += _partition(subject, *media[subject], verify_per, rng)
       verify_subject_ids += [subject] * verify_per
     i, j = np.triu_indices(len(verify), k=1)
-    splits.append(ProtocolSplit(_templates(gallery, gallery_subjects),
-                                _templates(probe, probe_subjects),
-                                _templates(verify, verify_subject_ids),
-                                np.stack([i, j], axis=1)))
+    splits.append(
+      ProtocolSplit(
+        _templates(gallery, gallery_subjects),
+        _templates(probe, probe_subjects),
+        _templates(verify, verify_subject_ids),
+        np.stack([i, j], axis=1),
+      )
+    )
   return splits
 
 
@@ -305,8 +341,7 @@ def read_descriptor_keys(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     raise ValueError(f"{path}: expected a header and >= 1 row")
   header = [{"FILE": "FILENAME"}.get(h.upper(), h.upper()) for h in rows[0]]
   if "FILENAME" not in header or not set(header) <= {"FILENAME", "SUBJECT_ID"}:
-    raise ValueError(f"{path}: header must be FILENAME (or FILE) [, SUBJECT_ID], got "
-                     f"{rows[0]}")
+    raise ValueError(f"{path}: header must be FILENAME (or FILE) [, SUBJECT_ID], got {rows[0]}")
   bad = [i + 2 for i, r in enumerate(rows[1:]) if len(r) != len(header)]
   if bad:
     raise ValueError(f"{path}:{bad[0]}: expected {len(header)} fields")
@@ -320,8 +355,9 @@ def read_descriptor_keys(path: str) -> tuple[np.ndarray, np.ndarray | None]:
   return filenames, subjects
 
 
-def metadata_rows(metadata: ijb_files.TemplateMetadata, filenames: np.ndarray,
-                  subject_ids: np.ndarray | None = None) -> np.ndarray:
+def metadata_rows(
+  metadata: ijb_files.TemplateMetadata, filenames: np.ndarray, subject_ids: np.ndarray | None = None
+) -> np.ndarray:
   """The descriptor row of every metadata row, matched on file name (and subject).
 
   Args:
@@ -341,8 +377,9 @@ def metadata_rows(metadata: ijb_files.TemplateMetadata, filenames: np.ndarray,
   else:
     subject_ids = _int_array(subject_ids, "subject_ids")
     if subject_ids.size != filenames.size:
-      raise ValueError(f"subject_ids must have one entry per file name ({filenames.size}), "
-                       f"got {subject_ids.size}")
+      raise ValueError(
+        f"subject_ids must have one entry per file name ({filenames.size}), got {subject_ids.size}"
+      )
     keys = list(zip(filenames.tolist(), subject_ids.tolist()))
     wanted = list(zip(metadata.filenames.tolist(), metadata.subject_ids.tolist()))
   index = {}
@@ -352,20 +389,25 @@ def metadata_rows(metadata: ijb_files.TemplateMetadata, filenames: np.ndarray,
     index[key] = r
   missing = [key for key in wanted if key not in index]
   if missing:
-    raise ValueError(f"{metadata.path}: {len(missing)} row(s) have no descriptor (first: "
-                     f"{missing[0]!r}); the keys must list every file of the protocol")
+    raise ValueError(
+      f"{metadata.path}: {len(missing)} row(s) have no descriptor (first: "
+      f"{missing[0]!r}); the keys must list every file of the protocol"
+    )
   return np.asarray([index[key] for key in wanted], np.int64)
 
 
-def templates_from_metadata(metadata: ijb_files.TemplateMetadata, rows: np.ndarray
-                            ) -> Templates:
+def templates_from_metadata(metadata: ijb_files.TemplateMetadata, rows: np.ndarray) -> Templates:
   """:class:`Templates` of one metadata file, given each metadata row's descriptor row."""
   return Templates(rows, metadata.template_index, metadata.template_subject_ids)
 
 
-def ijba_split(search: ijb_files.SearchProtocol, verify: ijb_files.TemplateMetadata,
-               comparisons: ijb_files.TemplatePairs, filenames: np.ndarray,
-               subject_ids: np.ndarray | None = None) -> ProtocolSplit:
+def ijba_split(
+  search: ijb_files.SearchProtocol,
+  verify: ijb_files.TemplateMetadata,
+  comparisons: ijb_files.TemplatePairs,
+  filenames: np.ndarray,
+  subject_ids: np.ndarray | None = None,
+) -> ProtocolSplit:
   """One real IJB-A split on a user's descriptor rows.
 
   Args:
@@ -376,15 +418,16 @@ def ijba_split(search: ijb_files.SearchProtocol, verify: ijb_files.TemplateMetad
     filenames, subject_ids: the descriptor keys (:func:`read_descriptor_keys`).
   """
   ijb_files.pair_labels(comparisons, verify)  # ValueError on unknown ids / bad labels
-  pairs = np.stack([verify.indices_of(comparisons.template_ids1),
-                    verify.indices_of(comparisons.template_ids2)], axis=1)
+  pairs = np.stack(
+    [verify.indices_of(comparisons.template_ids1), verify.indices_of(comparisons.template_ids2)],
+    axis=1,
+  )
   return ProtocolSplit(
-      templates_from_metadata(search.gallery, metadata_rows(search.gallery, filenames,
-                                                            subject_ids)),
-      templates_from_metadata(search.probe, metadata_rows(search.probe, filenames,
-                                                          subject_ids)),
-      templates_from_metadata(verify, metadata_rows(verify, filenames, subject_ids)),
-      pairs)
+    templates_from_metadata(search.gallery, metadata_rows(search.gallery, filenames, subject_ids)),
+    templates_from_metadata(search.probe, metadata_rows(search.probe, filenames, subject_ids)),
+    templates_from_metadata(verify, metadata_rows(verify, filenames, subject_ids)),
+    pairs,
+  )
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -400,6 +443,7 @@ class Matcher(NamedTuple):
     distance: ``(representation_a, representation_b) -> [T_a, T_b]`` distances, lower =
       more similar.
   """
+
   represent: Callable[[np.ndarray, np.ndarray, int, jax.Array], Any]
   distance: Callable[[Any, Any], Any]
 
@@ -414,6 +458,7 @@ class Targets:
     ranks: closed-set 1:N rank-k identification rates.
     verification_fars: 1:1 TAR at these FARs.
   """
+
   fpirs: Sequence[float] = (0.1, 0.01)
   identification_fars: Sequence[float] = (1e-4, 1e-5)
   ranks: Sequence[int] = (1, 10)
@@ -421,10 +466,12 @@ class Targets:
 
   def names(self) -> list[str]:
     """Metric names in table order."""
-    return ([f"TPIR@FPIR={f:g}" for f in self.fpirs]
-            + [f"TAR@FAR={f:g}" for f in self.identification_fars]
-            + [f"Rank-{r}" for r in self.ranks]
-            + [f"1:1 TAR@FAR={f:g}" for f in self.verification_fars])
+    return (
+      [f"TPIR@FPIR={f:g}" for f in self.fpirs]
+      + [f"TAR@FAR={f:g}" for f in self.identification_fars]
+      + [f"Rank-{r}" for r in self.ranks]
+      + [f"1:1 TAR@FAR={f:g}" for f in self.verification_fars]
+    )
 
 
 def check_descriptors(descriptors: Any, splits: Sequence[ProtocolSplit]) -> np.ndarray:
@@ -435,14 +482,16 @@ def check_descriptors(descriptors: Any, splits: Sequence[ProtocolSplit]) -> np.n
   if not np.issubdtype(d.dtype, np.floating):
     raise ValueError(f"descriptors must be floating point, got {d.dtype}")
   if not np.all(np.isfinite(d)):
-    raise ValueError(f"descriptors must be finite; {int(np.sum(~np.isfinite(d)))} values "
-                     "are NaN or inf")
+    raise ValueError(
+      f"descriptors must be finite; {int(np.sum(~np.isfinite(d)))} values are NaN or inf"
+    )
   if not splits:
     raise ValueError("splits must be non-empty")
   top = max(s.max_row() for s in splits)
   if top >= d.shape[0]:
-    raise ValueError(f"descriptors has {d.shape[0]} rows but the splits use row {top} "
-                     "(mismatched lengths)")
+    raise ValueError(
+      f"descriptors has {d.shape[0]} rows but the splits use row {top} (mismatched lengths)"
+    )
   return d
 
 
@@ -450,8 +499,9 @@ def _side(matcher: Matcher, descriptors: np.ndarray, t: Templates, key: jax.Arra
   return matcher.represent(descriptors[t.rows], t.template_ids, t.num_templates, key)
 
 
-def _metric_values(matcher: Matcher, descriptors: np.ndarray, split: ProtocolSplit,
-                   key: jax.Array, targets: Targets) -> dict[str, float]:
+def _metric_values(
+  matcher: Matcher, descriptors: np.ndarray, split: ProtocolSplit, key: jax.Array, targets: Targets
+) -> dict[str, float]:
   gallery = _side(matcher, descriptors, split.gallery, jax.random.fold_in(key, GALLERY))
   probe = _side(matcher, descriptors, split.probe, jax.random.fold_in(key, PROBE))
   sim = -np.asarray(matcher.distance(probe, gallery), np.float64)
@@ -471,9 +521,13 @@ def _metric_values(matcher: Matcher, descriptors: np.ndarray, split: ProtocolSpl
   return {name: float(v) for name, v in zip(targets.names(), values)}
 
 
-def evaluate_split(matcher: Matcher, descriptors: np.ndarray, split: ProtocolSplit,
-                   key: jax.Array, targets: Targets = Targets()
-                   ) -> tuple[dict[str, float], list[str]]:
+def evaluate_split(
+  matcher: Matcher,
+  descriptors: np.ndarray,
+  split: ProtocolSplit,
+  key: jax.Array,
+  targets: Targets = Targets(),
+) -> tuple[dict[str, float], list[str]]:
   """The IJB-A figures of one matcher on one split.
 
   1:N (similarity = -distance of probe vs gallery templates):
@@ -514,9 +568,13 @@ def evaluate_split(matcher: Matcher, descriptors: np.ndarray, split: ProtocolSpl
   return values, notes
 
 
-def evaluate_splits(matcher: Matcher, descriptors: np.ndarray,
-                    splits: Sequence[ProtocolSplit], key: jax.Array,
-                    targets: Targets = Targets()) -> dict[str, Any]:
+def evaluate_splits(
+  matcher: Matcher,
+  descriptors: np.ndarray,
+  splits: Sequence[ProtocolSplit],
+  key: jax.Array,
+  targets: Targets = Targets(),
+) -> dict[str, Any]:
   """:func:`evaluate_split` on every split; mean and std (ddof = 0) over splits.
 
   Split ``s`` uses ``jax.random.fold_in(key, s)``.
@@ -528,31 +586,36 @@ def evaluate_splits(matcher: Matcher, descriptors: np.ndarray,
   descriptors = check_descriptors(descriptors, splits)
   per_split, notes = [], []
   for s, split in enumerate(splits):
-    values, split_notes = evaluate_split(matcher, descriptors, split,
-                                         jax.random.fold_in(key, s), targets)
+    values, split_notes = evaluate_split(
+      matcher, descriptors, split, jax.random.fold_in(key, s), targets
+    )
     per_split.append(values)
     notes += [n for n in split_notes if n not in notes]
   names = targets.names()
   table = np.array([[v[n] for n in names] for v in per_split])
-  return {"mean": dict(zip(names, table.mean(axis=0).tolist())),
-          "std": dict(zip(names, table.std(axis=0).tolist())),
-          "per_split": per_split, "notes": notes}
+  return {
+    "mean": dict(zip(names, table.mean(axis=0).tolist())),
+    "std": dict(zip(names, table.std(axis=0).tolist())),
+    "per_split": per_split,
+    "notes": notes,
+  }
 
 
 def protocol_summary(splits: Sequence[ProtocolSplit]) -> dict[str, float]:
   """Sizes of the protocol (averaged over splits), for the report."""
+
   def mean(f: Callable[[ProtocolSplit], float]) -> float:
     return float(np.mean([f(s) for s in splits]))
+
   return {
-      "splits": len(splits),
-      "gallery_templates": mean(lambda s: s.gallery.num_templates),
-      "probe_templates": mean(lambda s: s.probe.num_templates),
-      "out_of_gallery_probes": mean(
-          lambda s: np.sum(~np.isin(s.probe.subjects, s.gallery.subjects))),
-      "gallery_template_size": mean(lambda s: s.gallery.sizes().mean()),
-      "probe_template_size": mean(lambda s: s.probe.sizes().mean()),
-      "verify_templates": mean(lambda s: s.verify.num_templates),
-      "verify_template_size": mean(lambda s: s.verify.sizes().mean()),
-      "genuine_pairs": mean(lambda s: s.pair_labels().sum()),
-      "impostor_pairs": mean(lambda s: (~s.pair_labels()).sum()),
+    "splits": len(splits),
+    "gallery_templates": mean(lambda s: s.gallery.num_templates),
+    "probe_templates": mean(lambda s: s.probe.num_templates),
+    "out_of_gallery_probes": mean(lambda s: np.sum(~np.isin(s.probe.subjects, s.gallery.subjects))),
+    "gallery_template_size": mean(lambda s: s.gallery.sizes().mean()),
+    "probe_template_size": mean(lambda s: s.probe.sizes().mean()),
+    "verify_templates": mean(lambda s: s.verify.num_templates),
+    "verify_template_size": mean(lambda s: s.verify.sizes().mean()),
+    "genuine_pairs": mean(lambda s: s.pair_labels().sum()),
+    "impostor_pairs": mean(lambda s: (~s.pair_labels()).sum()),
   }

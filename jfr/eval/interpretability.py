@@ -44,6 +44,7 @@ Readings of the paper (it does not fix these):
   has the template's orientation, any triangle that contains it, or the triangle it is
   least outside of (largest minimum barycentric coordinate; extrapolation).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -55,9 +56,9 @@ from scipy import spatial
 
 # iBUG-68 landmark index ranges of the parts used for retrieval and part occlusion.
 PART_LANDMARKS: dict[str, tuple[int, ...]] = {
-    "eyes": tuple(range(36, 48)),
-    "nose": tuple(range(27, 36)),
-    "mouth": tuple(range(48, 68)),
+  "eyes": tuple(range(36, 48)),
+  "nose": tuple(range(27, 36)),
+  "mouth": tuple(range(48, 68)),
 }
 _DEGENERATE_AREA = 1e-9  # relative |det| below which a triangle is treated as flat
 _CONTAIN_TOLERANCE = 1e-6
@@ -66,8 +67,9 @@ _CONTAIN_TOLERANCE = 1e-6
 # ------------------------------------------------------------------ peak locations
 
 
-def map_to_image_coordinates(rows: jax.Array, cols: jax.Array, map_size: Sequence[int],
-                             image_size: Sequence[int]) -> jax.Array:
+def map_to_image_coordinates(
+  rows: jax.Array, cols: jax.Array, map_size: Sequence[int], image_size: Sequence[int]
+) -> jax.Array:
   """Pixel (x, y) of map cells: ``x = (c + 0.5) W / w − 0.5``, ``y = (r + 0.5) H / h − 0.5``.
 
   Args:
@@ -130,8 +132,9 @@ def boundary_control_points(image_size: int, per_side: int = 3) -> np.ndarray:
   return np.asarray(points, np.float64)
 
 
-def canonical_mesh(template_landmarks: np.ndarray, image_size: int,
-                   boundary_points_per_side: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def canonical_mesh(
+  template_landmarks: np.ndarray, image_size: int, boundary_points_per_side: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
   """The warp mesh: template vertices and their Delaunay triangles (module docstring).
 
   Args:
@@ -146,8 +149,9 @@ def canonical_mesh(template_landmarks: np.ndarray, image_size: int,
   template = np.asarray(template_landmarks, np.float64)
   if template.ndim != 2 or template.shape[1] != 2 or template.shape[0] < 3:
     raise ValueError(f"template_landmarks: expected [L >= 3, 2], got {template.shape}")
-  vertices = np.concatenate([template, boundary_control_points(image_size,
-                                                               boundary_points_per_side)])
+  vertices = np.concatenate(
+    [template, boundary_control_points(image_size, boundary_points_per_side)]
+  )
   triangles = spatial.Delaunay(vertices).simplices
   corners = vertices[triangles]
   area2 = np.abs(_det(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
@@ -158,8 +162,9 @@ def _det(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
-def barycentric_coordinates(points: np.ndarray, corners: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def barycentric_coordinates(
+  points: np.ndarray, corners: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Barycentric coordinates of points in triangles.
 
   Args:
@@ -172,31 +177,37 @@ def barycentric_coordinates(points: np.ndarray, corners: np.ndarray
   """
   a = corners[..., 0, :]
   e1, e2 = corners[..., 1, :] - a, corners[..., 2, :] - a
-  det = _det(e1, e2)                                                   # [..., T]
+  det = _det(e1, e2)  # [..., T]
   edge_scale = np.maximum(np.sum(e1 * e1, axis=-1), np.sum(e2 * e2, axis=-1))
   valid = np.abs(det) > _DEGENERATE_AREA * np.maximum(edge_scale, 1e-12)
   safe = np.where(valid, det, 1.0)
-  rel = points[..., :, None, :] - a[..., None, :, :]                   # [..., P, T, 2]
+  rel = points[..., :, None, :] - a[..., None, :, :]  # [..., P, T, 2]
   u = _det(rel, e2[..., None, :, :]) / safe[..., None, :]
   v = _det(e1[..., None, :, :], rel) / safe[..., None, :]
   coords = np.stack([1.0 - u - v, u, v], axis=-1)
   return np.where(valid[..., None, :, None], coords, np.nan), valid
 
 
-def _choose_triangle(coords: np.ndarray, valid: np.ndarray, same_orientation: np.ndarray
-                     ) -> np.ndarray:
+def _choose_triangle(
+  coords: np.ndarray, valid: np.ndarray, same_orientation: np.ndarray
+) -> np.ndarray:
   """Index [..., P] of the triangle each point takes (preference in the module docstring)."""
-  least = np.where(valid[..., None, :], np.min(np.nan_to_num(coords, nan=-np.inf), axis=-1),
-                   -np.inf)                                            # [..., P, T]
+  least = np.where(
+    valid[..., None, :], np.min(np.nan_to_num(coords, nan=-np.inf), axis=-1), -np.inf
+  )  # [..., P, T]
   contains = least >= -_CONTAIN_TOLERANCE
   score = np.where(contains, 2.0 + same_orientation[..., None, :] + least, least)
   return np.argmax(score, axis=-1)
 
 
-def warp_points_to_template(points: np.ndarray, landmarks: np.ndarray,
-                            template_landmarks: np.ndarray, image_size: int,
-                            boundary_points_per_side: int = 3, chunk: int = 64
-                            ) -> np.ndarray:
+def warp_points_to_template(
+  points: np.ndarray,
+  landmarks: np.ndarray,
+  template_landmarks: np.ndarray,
+  image_size: int,
+  boundary_points_per_side: int = 3,
+  chunk: int = 64,
+) -> np.ndarray:
   """Maps points of each face to the canonical face through the landmark mesh.
 
   Sec. 4.2 (note 2) of the interpretable-FR paper: a peak location in an arbitrary-view
@@ -219,30 +230,35 @@ def warp_points_to_template(points: np.ndarray, landmarks: np.ndarray,
   """
   points = np.asarray(points, np.float64)
   landmarks = np.asarray(landmarks, np.float64)
-  vertices, triangles = canonical_mesh(template_landmarks, image_size,
-                                       boundary_points_per_side)
-  num_landmarks = len(vertices) - len(boundary_control_points(image_size,
-                                                              boundary_points_per_side))
+  vertices, triangles = canonical_mesh(template_landmarks, image_size, boundary_points_per_side)
+  num_landmarks = len(vertices) - len(boundary_control_points(image_size, boundary_points_per_side))
   if points.ndim != 3 or points.shape[-1] != 2:
     raise ValueError(f"points: expected [N, P, 2], got shape {points.shape}")
   if landmarks.shape != (points.shape[0], num_landmarks, 2):
-    raise ValueError(f"landmarks: expected [N={points.shape[0]}, {num_landmarks}, 2], got "
-                     f"{landmarks.shape}")
+    raise ValueError(
+      f"landmarks: expected [N={points.shape[0]}, {num_landmarks}, 2], got {landmarks.shape}"
+    )
   if not (np.all(np.isfinite(points)) and np.all(np.isfinite(landmarks))):
     raise ValueError("points and landmarks must be finite")
-  template_corners = vertices[triangles]                               # [T, 3, 2]
-  template_sign = np.sign(_det(template_corners[:, 1] - template_corners[:, 0],
-                               template_corners[:, 2] - template_corners[:, 0]))
-  boundary = np.broadcast_to(vertices[num_landmarks:], (points.shape[0],) +
-                             vertices[num_landmarks:].shape)
-  face_vertices = np.concatenate([landmarks, boundary], axis=1)        # [N, V, 2]
+  template_corners = vertices[triangles]  # [T, 3, 2]
+  template_sign = np.sign(
+    _det(
+      template_corners[:, 1] - template_corners[:, 0],
+      template_corners[:, 2] - template_corners[:, 0],
+    )
+  )
+  boundary = np.broadcast_to(
+    vertices[num_landmarks:], (points.shape[0],) + vertices[num_landmarks:].shape
+  )
+  face_vertices = np.concatenate([landmarks, boundary], axis=1)  # [N, V, 2]
   out = np.empty_like(points)
   for start in range(0, points.shape[0], chunk):
     sl = slice(start, start + chunk)
-    corners = face_vertices[sl][:, triangles]                          # [n, T, 3, 2]
-    coords, valid = barycentric_coordinates(points[sl], corners)       # [n, P, T, 3]
-    sign = np.sign(_det(corners[..., 1, :] - corners[..., 0, :],
-                        corners[..., 2, :] - corners[..., 0, :]))
+    corners = face_vertices[sl][:, triangles]  # [n, T, 3, 2]
+    coords, valid = barycentric_coordinates(points[sl], corners)  # [n, P, T, 3]
+    sign = np.sign(
+      _det(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
+    )
     chosen = _choose_triangle(coords, valid, (sign == template_sign).astype(np.float64))
     lam = np.take_along_axis(coords, chosen[..., None, None], axis=-2)[..., 0, :]
     out[sl] = np.einsum("npk,npkd->npd", lam, template_corners[chosen])
@@ -252,8 +268,9 @@ def warp_points_to_template(points: np.ndarray, landmarks: np.ndarray,
 # ---------------------------------------------------------- averages and spreadness
 
 
-def average_peak_locations(locations: np.ndarray, weights: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def average_peak_locations(
+  locations: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Magnitude-weighted average peak location and its spread per filter (Sec. 4.2).
 
   Args:
@@ -274,7 +291,7 @@ def average_peak_locations(locations: np.ndarray, weights: np.ndarray
     raise ValueError(f"weights: expected {locations.shape[:2]}, got {weights.shape}")
   if np.any(weights < 0) or not np.all(np.isfinite(weights)):
     raise ValueError("weights must be finite and non-negative")
-  total = weights.sum(axis=0)                                          # [K]
+  total = weights.sum(axis=0)  # [K]
   with np.errstate(invalid="ignore", divide="ignore"):
     centres = np.einsum("nk,nkd->kd", weights, locations) / total[:, None]
     sq = np.sum((locations - centres[None]) ** 2, axis=-1)
@@ -330,16 +347,18 @@ def mean_feature_difference(f_clean: np.ndarray, f_occluded: np.ndarray) -> np.n
   f_clean = np.asarray(f_clean, np.float64)
   f_occluded = np.asarray(f_occluded, np.float64)
   if f_clean.ndim != 2 or f_clean.shape != f_occluded.shape:
-    raise ValueError(f"f_clean, f_occluded: expected two [N, K] arrays, got "
-                     f"{f_clean.shape} and {f_occluded.shape}")
+    raise ValueError(
+      f"f_clean, f_occluded: expected two [N, K] arrays, got {f_clean.shape} and {f_occluded.shape}"
+    )
   return np.mean(np.abs(f_clean - f_occluded), axis=0)
 
 
 # ------------------------------------------------------------ partial-face retrieval
 
 
-def part_boxes(template_landmarks: np.ndarray,
-               parts: Mapping[str, Sequence[int]] | None = None) -> dict[str, np.ndarray]:
+def part_boxes(
+  template_landmarks: np.ndarray, parts: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, np.ndarray]:
   """Bounding box ``[x0, y0, x1, y1]`` of each part's template landmarks.
 
   Args:
@@ -383,8 +402,10 @@ def select_part_filters(centres: np.ndarray, box: np.ndarray, count: int) -> np.
   centres = np.asarray(centres, np.float64)
   finite = np.all(np.isfinite(centres), axis=1)
   if not 1 <= count <= int(finite.sum()):
-    raise ValueError(f"count: expected 1 <= count <= {int(finite.sum())} (filters with a "
-                     f"finite location), got {count}")
+    raise ValueError(
+      f"count: expected 1 <= count <= {int(finite.sum())} (filters with a "
+      f"finite location), got {count}"
+    )
   safe = np.where(finite[:, None], centres, 0.0)
   centre = (np.asarray(box[:2], np.float64) + np.asarray(box[2:], np.float64)) / 2.0
   to_box = np.where(finite, distance_to_box(safe, box), np.inf)
@@ -393,8 +414,9 @@ def select_part_filters(centres: np.ndarray, box: np.ndarray, count: int) -> np.
   return order[:count]
 
 
-def retrieval_rank1(features: np.ndarray, labels: np.ndarray,
-                    filters: np.ndarray | None = None) -> float:
+def retrieval_rank1(
+  features: np.ndarray, labels: np.ndarray, filters: np.ndarray | None = None
+) -> float:
   """Rank-1 retrieval accuracy with a (part-)masked feature (Sec. 4.4).
 
   Every item queries all the others by cosine similarity of its feature restricted to
@@ -413,8 +435,9 @@ def retrieval_rank1(features: np.ndarray, labels: np.ndarray,
   features = np.asarray(features, np.float64)
   labels = np.asarray(labels)
   if features.ndim != 2 or labels.shape != features.shape[:1]:
-    raise ValueError(f"features, labels: expected [N, K] and [N], got {features.shape} "
-                     f"and {labels.shape}")
+    raise ValueError(
+      f"features, labels: expected [N, K] and [N], got {features.shape} and {labels.shape}"
+    )
   _, counts = np.unique(labels, return_counts=True)
   if counts.min() < 2:
     raise ValueError("labels: every label needs at least two items")

@@ -32,8 +32,7 @@ def cosine_similarity_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return l2_normalize(a) @ l2_normalize(b).T
 
 
-def pooled_features(features: np.ndarray, group_ids: np.ndarray, num_groups: int
-                    ) -> np.ndarray:
+def pooled_features(features: np.ndarray, group_ids: np.ndarray, num_groups: int) -> np.ndarray:
   """Template/video representation: mean of L2-normalised member features, normalised.
 
   Args:
@@ -44,19 +43,23 @@ def pooled_features(features: np.ndarray, group_ids: np.ndarray, num_groups: int
   """
   group_ids = np.asarray(group_ids)
   if features.shape[0] != group_ids.shape[0]:
-    raise ValueError(f"features has {features.shape[0]} rows but group_ids has "
-                     f"{group_ids.shape[0]}")
+    raise ValueError(
+      f"features has {features.shape[0]} rows but group_ids has {group_ids.shape[0]}"
+    )
   counts = np.bincount(group_ids, minlength=num_groups)
   if counts.shape[0] != num_groups or np.any(counts == 0):
-    raise ValueError(f"group_ids must cover 0..{num_groups - 1} with >= 1 member each; "
-                     f"empty groups: {np.flatnonzero(counts[:num_groups] == 0)[:10].tolist()}")
+    raise ValueError(
+      f"group_ids must cover 0..{num_groups - 1} with >= 1 member each; "
+      f"empty groups: {np.flatnonzero(counts[:num_groups] == 0)[:10].tolist()}"
+    )
   sums = np.zeros((num_groups, features.shape[1]))
   np.add.at(sums, group_ids, l2_normalize(features))
   return l2_normalize(sums)
 
 
-def batched_apply(fn: Callable[..., np.ndarray], *arrays: np.ndarray, batch_size: int
-                  ) -> np.ndarray:
+def batched_apply(
+  fn: Callable[..., np.ndarray], *arrays: np.ndarray, batch_size: int
+) -> np.ndarray:
   """Applies ``fn(*chunks)`` over the leading axis of ``arrays`` in fixed-size chunks
   (the last one zero-padded), so a jitted ``fn`` compiles once. Returns the
   concatenated, unpadded outputs."""
@@ -67,11 +70,11 @@ def batched_apply(fn: Callable[..., np.ndarray], *arrays: np.ndarray, batch_size
     raise ValueError(f"arrays differ in length: {[a.shape[0] for a in arrays]}")
   outs = []
   for start in range(0, n, batch_size):
-    chunks = [a[start:start + batch_size] for a in arrays]
+    chunks = [a[start : start + batch_size] for a in arrays]
     pad = batch_size - chunks[0].shape[0]
     if pad:
       chunks = [np.concatenate([c, np.zeros((pad,) + c.shape[1:], c.dtype)]) for c in chunks]
-    outs.append(np.asarray(fn(*chunks))[:batch_size - pad])
+    outs.append(np.asarray(fn(*chunks))[: batch_size - pad])
   if not outs:
     raise ValueError("batched_apply got empty arrays")
   return np.concatenate(outs)
@@ -80,8 +83,9 @@ def batched_apply(fn: Callable[..., np.ndarray], *arrays: np.ndarray, batch_size
 # ----------------------------------------------------------------------- verification
 
 
-def verification_pairs(labels: np.ndarray, pairs_per_fold: int, *, seed: int,
-                       folds: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def verification_pairs(
+  labels: np.ndarray, pairs_per_fold: int, *, seed: int, folds: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Balanced genuine/impostor pairs in fold order (LFW/YTF style).
 
   Each fold holds ``pairs_per_fold`` pairs, half genuine (two different items of one
@@ -116,16 +120,21 @@ def verification_pairs(labels: np.ndarray, pairs_per_fold: int, *, seed: int,
   return np.array(a), np.array(b), np.array(same)
 
 
-def verification_report(scores: np.ndarray, same: np.ndarray,
-                        fars: Sequence[float] = (1e-1, 1e-2, 1e-3), folds: int = 10) -> dict:
+def verification_report(
+  scores: np.ndarray, same: np.ndarray, fars: Sequence[float] = (1e-1, 1e-2, 1e-3), folds: int = 10
+) -> dict:
   """k-fold accuracy, EER, AUC and TAR@FAR of a list of scored pairs."""
   fpr, tpr, _ = metrics.roc(scores, same)
   mean, std = metrics.verification_accuracy_kfold(scores, same, folds=folds)
   tars = metrics.tar_at_far(scores, same, fars)
-  return {"accuracy": float(mean), "accuracy_std": float(std),
-          "eer": float(metrics.eer(scores, same)), "auc": float(metrics.auc(fpr, tpr)),
-          "tar_at_far": {f"{far:g}": float(t) for far, t in zip(fars, tars)},
-          "num_pairs": int(len(scores))}
+  return {
+    "accuracy": float(mean),
+    "accuracy_std": float(std),
+    "eer": float(metrics.eer(scores, same)),
+    "auc": float(metrics.auc(fpr, tpr)),
+    "tar_at_far": {f"{far:g}": float(t) for far, t in zip(fars, tars)},
+    "num_pairs": int(len(scores)),
+  }
 
 
 def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
@@ -137,8 +146,9 @@ def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray) -> n
 # --------------------------------------------------------------------- identification
 
 
-def gallery_probe_split(labels: np.ndarray, *, seed: int, gallery_per_identity: int = 1,
-                        unknown_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def gallery_probe_split(
+  labels: np.ndarray, *, seed: int, gallery_per_identity: int = 1, unknown_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
   """Splits labelled items into gallery and probe indices.
 
   ``gallery_per_identity`` items of each enrolled identity go to the gallery, the rest
@@ -165,9 +175,13 @@ def gallery_probe_split(labels: np.ndarray, *, seed: int, gallery_per_identity: 
   return np.sort(np.array(gallery, int)), np.sort(np.array(probe, int))
 
 
-def identification_report(similarity: np.ndarray, probe_labels: np.ndarray,
-                          gallery_labels: np.ndarray, ranks: Sequence[int] = (1, 5, 10),
-                          fpirs: Sequence[float] = (0.01, 0.1)) -> dict:
+def identification_report(
+  similarity: np.ndarray,
+  probe_labels: np.ndarray,
+  gallery_labels: np.ndarray,
+  ranks: Sequence[int] = (1, 5, 10),
+  fpirs: Sequence[float] = (0.01, 0.1),
+) -> dict:
   """Closed-set CMC at ``ranks`` (mated probes only) and open-set TPIR@FPIR (rank 1).
 
   Ranks beyond the gallery size are left out of the report (listed under
@@ -177,8 +191,11 @@ def identification_report(similarity: np.ndarray, probe_labels: np.ndarray,
   beyond = [r for r in ranks if r > len(gallery_labels)]
   ranks = [r for r in ranks if r <= len(gallery_labels)]
   mated = np.isin(probe_labels, gallery_labels)
-  report = {"num_probes": int(probe_labels.size), "num_mated": int(mated.sum()),
-            "num_gallery": int(len(gallery_labels))}
+  report = {
+    "num_probes": int(probe_labels.size),
+    "num_mated": int(mated.sum()),
+    "num_gallery": int(len(gallery_labels)),
+  }
   if beyond:
     report["ranks_beyond_gallery"] = beyond
   if mated.any():
@@ -201,12 +218,17 @@ def resample_indices(length: int, total: int) -> np.ndarray:
   return np.floor((np.arange(total) + 0.5) * length / total).astype(int)
 
 
-def video_representations(frames: np.ndarray, lengths: np.ndarray, *,
-                          embed_fn: Callable[[np.ndarray], np.ndarray],
-                          set_size: int, n_avg: int,
-                          aggregate_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                          frame_transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                          batch_size: int = 64) -> tuple[np.ndarray, dict]:
+def video_representations(
+  frames: np.ndarray,
+  lengths: np.ndarray,
+  *,
+  embed_fn: Callable[[np.ndarray], np.ndarray],
+  set_size: int,
+  n_avg: int,
+  aggregate_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+  frame_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+  batch_size: int = 64,
+) -> tuple[np.ndarray, dict]:
   """YTF protocol representation of each video (FAN paper Sec. 4.2).
 
   Each video is resampled to ``N * n_avg`` frames. With ``aggregate_fn`` every N
@@ -227,8 +249,9 @@ def video_representations(frames: np.ndarray, lengths: np.ndarray, *,
     ([V, D] unit features, {"embedded_images": number of feature extractions}).
   """
   num_videos = frames.shape[0]
-  groups = np.stack([frames[v][resample_indices(int(lengths[v]), set_size * n_avg)]
-                     for v in range(num_videos)])  # [V, N*n_avg, H, W, 3]
+  groups = np.stack(
+    [frames[v][resample_indices(int(lengths[v]), set_size * n_avg)] for v in range(num_videos)]
+  )  # [V, N*n_avg, H, W, 3]
   groups = groups.reshape((num_videos * n_avg, set_size) + frames.shape[2:])
   if frame_transform is not None:
     groups = np.stack([frame_transform(g) for g in groups])
@@ -247,10 +270,17 @@ def video_representations(frames: np.ndarray, lengths: np.ndarray, *,
 # ------------------------------------------------------------------ MegaFace-like CMC
 
 
-def cmc_with_distractors(probe_features: np.ndarray, probe_labels: np.ndarray,
-                         gallery_features: np.ndarray, gallery_labels: np.ndarray,
-                         distractor_features: np.ndarray, distractor_counts: Sequence[int],
-                         ranks: Sequence[int] = (1, 5, 10), *, seed: int) -> dict:
+def cmc_with_distractors(
+  probe_features: np.ndarray,
+  probe_labels: np.ndarray,
+  gallery_features: np.ndarray,
+  gallery_labels: np.ndarray,
+  distractor_features: np.ndarray,
+  distractor_counts: Sequence[int],
+  ranks: Sequence[int] = (1, 5, 10),
+  *,
+  seed: int,
+) -> dict:
   """Rank-k identification as distractors are added to the gallery (MegaFace-like).
 
   For each count in ``distractor_counts`` (``-1`` = all), that many distractor
@@ -266,8 +296,9 @@ def cmc_with_distractors(probe_features: np.ndarray, probe_labels: np.ndarray,
   for count in distractor_counts:
     c = distractor_features.shape[0] if count == -1 else int(count)
     if not 0 <= c <= distractor_features.shape[0]:
-      raise ValueError(f"distractor count {count} exceeds the {distractor_features.shape[0]} "
-                       "distractors available")
+      raise ValueError(
+        f"distractor count {count} exceeds the {distractor_features.shape[0]} distractors available"
+      )
     sim = np.concatenate([base_sim, dis_sim[:, :c]], axis=1)
     labels = np.concatenate([gallery_labels, np.full(c, unseen)])
     out[str(c)] = [float(v) for v in metrics.cmc(sim, probe_labels, labels, ranks)]

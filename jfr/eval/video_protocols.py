@@ -43,8 +43,9 @@ AggregateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # ----------------------------------------------------------------------- verification
 
 
-def video_pairs(labels: np.ndarray, *, folds: int, seed: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def video_pairs(
+  labels: np.ndarray, *, folds: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Balanced same/different video pairs in ``folds`` contiguous folds (YTF style).
 
   Every genuine pair (two videos of one identity) is used once; as many impostor
@@ -69,21 +70,25 @@ def video_pairs(labels: np.ndarray, *, folds: int, seed: int
   if genuine.size == 0:
     raise ValueError("labels: no identity has two videos, genuine pairs are impossible")
   if impostor.size < genuine.size:
-    raise ValueError(f"labels: {impostor.size} impostor pairs cannot balance "
-                     f"{genuine.size} genuine pairs")
+    raise ValueError(
+      f"labels: {impostor.size} impostor pairs cannot balance {genuine.size} genuine pairs"
+    )
   if not 2 <= folds <= genuine.size:
     raise ValueError(f"folds must be in [2, {genuine.size}] (genuine pairs), got {folds}")
   rng = np.random.default_rng(seed)
   impostor = rng.choice(impostor, genuine.size, replace=False)
   genuine = rng.permutation(genuine)
-  blocks = [np.concatenate([g, i]) for g, i in zip(np.array_split(genuine, folds),
-                                                   np.array_split(impostor, folds))]
+  blocks = [
+    np.concatenate([g, i])
+    for g, i in zip(np.array_split(genuine, folds), np.array_split(impostor, folds))
+  ]
   order = np.concatenate(blocks)
   return a[order], b[order], labels[a[order]] == labels[b[order]]
 
 
-def all_pairs_report(features: np.ndarray, labels: np.ndarray,
-                     fars: Sequence[float] = (0.01,)) -> dict:
+def all_pairs_report(
+  features: np.ndarray, labels: np.ndarray, fars: Sequence[float] = (0.01,)
+) -> dict:
   """EER, AUC and TAR@FAR over every pair of distinct videos (cosine similarity).
 
   A statistically stronger companion of the balanced k-fold accuracy when the data
@@ -97,17 +102,22 @@ def all_pairs_report(features: np.ndarray, labels: np.ndarray,
   """
   labels = np.asarray(labels)
   if features.ndim != 2 or features.shape[0] != labels.shape[0]:
-    raise ValueError(f"features must have shape [V, D] with V = {labels.shape[0]}, "
-                     f"got {features.shape}")
+    raise ValueError(
+      f"features must have shape [V, D] with V = {labels.shape[0]}, got {features.shape}"
+    )
   i, j = np.triu_indices(labels.size, k=1)
-  scores = np.sum(protocols.l2_normalize(features)[i] * protocols.l2_normalize(features)[j],
-                  axis=1)
+  scores = np.sum(protocols.l2_normalize(features)[i] * protocols.l2_normalize(features)[j], axis=1)
   same = labels[i] == labels[j]
   fpr, tpr, _ = metrics.roc(scores, same)
-  return {"eer": float(metrics.eer(scores, same)), "auc": float(metrics.auc(fpr, tpr)),
-          "tar_at_far": {f"{f:g}": float(t)
-                         for f, t in zip(fars, metrics.tar_at_far(scores, same, fars))},
-          "genuine": int(same.sum()), "impostor": int((~same).sum())}
+  return {
+    "eer": float(metrics.eer(scores, same)),
+    "auc": float(metrics.auc(fpr, tpr)),
+    "tar_at_far": {
+      f"{f:g}": float(t) for f, t in zip(fars, metrics.tar_at_far(scores, same, fars))
+    },
+    "genuine": int(same.sum()),
+    "impostor": int((~same).sum()),
+  }
 
 
 # ---------------------------------------------------------------------------- videos
@@ -122,8 +132,9 @@ def resampled_frame_indices(lengths: np.ndarray, total: int) -> np.ndarray:
   return np.stack([protocols.resample_indices(int(n), total) for n in lengths])
 
 
-def resampled_groups(frames: np.ndarray, lengths: np.ndarray, set_size: int, n_avg: int
-                     ) -> np.ndarray:
+def resampled_groups(
+  frames: np.ndarray, lengths: np.ndarray, set_size: int, n_avg: int
+) -> np.ndarray:
   """The YTF protocol's sets: ``[V * n_avg, N, H, W, C]``.
 
   Video ``v`` is resampled to ``N * n_avg`` frames and cut into ``n_avg`` groups of N
@@ -138,8 +149,10 @@ def resampled_groups(frames: np.ndarray, lengths: np.ndarray, set_size: int, n_a
   if set_size < 1 or n_avg < 1:
     raise ValueError(f"set_size and n_avg must be >= 1, got {set_size}, {n_avg}")
   if frames.ndim != 5 or frames.shape[0] != np.shape(lengths)[0]:
-    raise ValueError(f"frames must have shape [V, T, H, W, C] with V = len(lengths) = "
-                     f"{np.shape(lengths)[0]}, got {frames.shape}")
+    raise ValueError(
+      f"frames must have shape [V, T, H, W, C] with V = len(lengths) = "
+      f"{np.shape(lengths)[0]}, got {frames.shape}"
+    )
   if np.any(np.asarray(lengths) > frames.shape[1]) or np.any(np.asarray(lengths) < 1):
     raise ValueError(f"lengths must lie in [1, T = {frames.shape[1]}]")
   idx = resampled_frame_indices(lengths, set_size * n_avg)
@@ -147,8 +160,9 @@ def resampled_groups(frames: np.ndarray, lengths: np.ndarray, set_size: int, n_a
   return groups.reshape((frames.shape[0] * n_avg, set_size) + frames.shape[2:])
 
 
-def average_representations(frame_features: np.ndarray, lengths: np.ndarray,
-                            set_size: int, n_avg: int) -> np.ndarray:
+def average_representations(
+  frame_features: np.ndarray, lengths: np.ndarray, set_size: int, n_avg: int
+) -> np.ndarray:
   """The ``avg`` baseline of the YTF protocol from cached per-frame features.
 
   Equal to ``protocols.video_representations(..., aggregate_fn=None)`` (the mean of
@@ -173,9 +187,14 @@ def average_representations(frame_features: np.ndarray, lengths: np.ndarray,
   return protocols.pooled_features(feats.reshape(-1, feats.shape[-1]), ids, num_videos)
 
 
-def group_representations(groups: np.ndarray, n_avg: int, *, embed_fn: EmbedFn,
-                          aggregate_fn: AggregateFn | None = None, batch_size: int = 64
-                          ) -> tuple[np.ndarray, dict]:
+def group_representations(
+  groups: np.ndarray,
+  n_avg: int,
+  *,
+  embed_fn: EmbedFn,
+  aggregate_fn: AggregateFn | None = None,
+  batch_size: int = 64,
+) -> tuple[np.ndarray, dict]:
   """Video representations from the groups of :func:`resampled_groups`.
 
   With ``aggregate_fn`` every group of N frames becomes one image (the FAN), whose
@@ -197,8 +216,9 @@ def group_representations(groups: np.ndarray, n_avg: int, *, embed_fn: EmbedFn,
     "aggregated_sets": aggregator calls' real sets})``.
   """
   if groups.ndim != 5 or groups.shape[0] % n_avg:
-    raise ValueError(f"groups must have shape [V * n_avg, N, H, W, C] with n_avg = {n_avg}, "
-                     f"got {groups.shape}")
+    raise ValueError(
+      f"groups must have shape [V * n_avg, N, H, W, C] with n_avg = {n_avg}, got {groups.shape}"
+    )
   num_videos = groups.shape[0] // n_avg
   if aggregate_fn is None:
     images = groups.reshape((-1,) + groups.shape[2:])
@@ -207,13 +227,17 @@ def group_representations(groups: np.ndarray, n_avg: int, *, embed_fn: EmbedFn,
     mask = np.ones(groups.shape[:2], bool)
     images = np.asarray(aggregate_fn(groups, mask))
     if images.shape != (groups.shape[0],) + groups.shape[2:]:
-      raise ValueError(f"aggregate_fn returned shape {images.shape}, expected "
-                       f"{(groups.shape[0],) + groups.shape[2:]}")
+      raise ValueError(
+        f"aggregate_fn returned shape {images.shape}, expected "
+        f"{(groups.shape[0],) + groups.shape[2:]}"
+      )
     sets = groups.shape[0]
   feats = protocols.batched_apply(embed_fn, images, batch_size=batch_size)
   ids = np.repeat(np.arange(num_videos), images.shape[0] // num_videos)
-  return (protocols.pooled_features(feats, ids, num_videos),
-          {"embedded_images": int(images.shape[0]), "aggregated_sets": int(sets)})
+  return (
+    protocols.pooled_features(feats, ids, num_videos),
+    {"embedded_images": int(images.shape[0]), "aggregated_sets": int(sets)},
+  )
 
 
 # ------------------------------------------------------------------------ motion blur
@@ -224,14 +248,18 @@ def _blur_function(kernel_size: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tens
 
   @tf.function
   def blur(images, angles):
-    return tf.map_fn(lambda x: augment.apply_motion_blur(x[0], kernel_size, x[1]),
-                     (images, angles), fn_output_signature=tf.float32)
+    return tf.map_fn(
+      lambda x: augment.apply_motion_blur(x[0], kernel_size, x[1]),
+      (images, angles),
+      fn_output_signature=tf.float32,
+    )
 
   return blur
 
 
-def blur_groups(groups: np.ndarray, kernel_size: int, *, num_sharp: int, seed: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def blur_groups(
+  groups: np.ndarray, kernel_size: int, *, num_sharp: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Motion blur on all but ``num_sharp`` frames of every group (FAN Table 4).
 
   Table 4 blurs 9 of N = 10 frames. Which frames stay sharp is drawn per group, and
@@ -264,8 +292,7 @@ def blur_groups(groups: np.ndarray, kernel_size: int, *, num_sharp: int, seed: i
   out = np.array(groups, np.float32)
   todo = ~sharp
   if todo.any():
-    blurred = _blur_function(int(kernel_size))(tf.constant(out[todo]),
-                                                tf.constant(angles[todo]))
+    blurred = _blur_function(int(kernel_size))(tf.constant(out[todo]), tf.constant(angles[todo]))
     out[todo] = blurred.numpy()
   return out, sharp, angles
 
@@ -282,15 +309,21 @@ class MixedTemplate:
     stills: indices into the still images.
     videos: ``((video index, frame indices in that video), ...)``.
   """
+
   label: int
   stills: np.ndarray
   videos: tuple[tuple[int, np.ndarray], ...]
 
 
-def mixed_media_templates(still_labels: np.ndarray, video_labels: np.ndarray,
-                          video_lengths: np.ndarray, *, gallery_stills: int,
-                          probes_per_subject: int, seed: int
-                          ) -> tuple[list[MixedTemplate], list[MixedTemplate]]:
+def mixed_media_templates(
+  still_labels: np.ndarray,
+  video_labels: np.ndarray,
+  video_lengths: np.ndarray,
+  *,
+  gallery_stills: int,
+  probes_per_subject: int,
+  seed: int,
+) -> tuple[list[MixedTemplate], list[MixedTemplate]]:
   """Gallery and probe templates of an IJB-B/C-like 1:N mixed-media protocol.
 
   For every subject (sorted by label), with its stills in a seeded random order and
@@ -321,26 +354,39 @@ def mixed_media_templates(still_labels: np.ndarray, video_labels: np.ndarray,
   still_labels, video_labels = np.asarray(still_labels), np.asarray(video_labels)
   video_lengths = np.asarray(video_lengths)
   if gallery_stills < 0 or probes_per_subject < 1:
-    raise ValueError(f"gallery_stills must be >= 0 and probes_per_subject >= 1, got "
-                     f"{gallery_stills}, {probes_per_subject}")
+    raise ValueError(
+      f"gallery_stills must be >= 0 and probes_per_subject >= 1, got "
+      f"{gallery_stills}, {probes_per_subject}"
+    )
   if video_labels.shape != video_lengths.shape:
-    raise ValueError(f"video_labels {video_labels.shape} and video_lengths "
-                     f"{video_lengths.shape} must have the same shape [V]")
+    raise ValueError(
+      f"video_labels {video_labels.shape} and video_lengths "
+      f"{video_lengths.shape} must have the same shape [V]"
+    )
   rng = np.random.default_rng(seed)
   gallery, probes = [], []
   for subject in np.unique(np.concatenate([still_labels, video_labels])):
     stills = rng.permutation(np.flatnonzero(still_labels == subject))
     videos = np.flatnonzero(video_labels == subject)
     probe_frames = [(int(v), t) for v in videos[1:] for t in range(int(video_lengths[v]))]
-    if (stills.size < gallery_stills + probes_per_subject or videos.size < 2
-        or len(probe_frames) < probes_per_subject):
+    if (
+      stills.size < gallery_stills + probes_per_subject
+      or videos.size < 2
+      or len(probe_frames) < probes_per_subject
+    ):
       raise ValueError(
-          f"subject {subject}: needs >= {gallery_stills + probes_per_subject} stills, "
-          f">= 2 videos and >= {probes_per_subject} frames outside its first video; has "
-          f"{stills.size} stills, {videos.size} videos, {len(probe_frames)} such frames")
+        f"subject {subject}: needs >= {gallery_stills + probes_per_subject} stills, "
+        f">= 2 videos and >= {probes_per_subject} frames outside its first video; has "
+        f"{stills.size} stills, {videos.size} videos, {len(probe_frames)} such frames"
+      )
     first = int(videos[0])
-    gallery.append(MixedTemplate(int(subject), np.sort(stills[:gallery_stills]),
-                                 ((first, np.arange(int(video_lengths[first]))),)))
+    gallery.append(
+      MixedTemplate(
+        int(subject),
+        np.sort(stills[:gallery_stills]),
+        ((first, np.arange(int(video_lengths[first]))),),
+      )
+    )
     still_chunks = np.array_split(stills[gallery_stills:], probes_per_subject)
     frame_chunks = np.array_split(np.arange(len(probe_frames)), probes_per_subject)
     for still_chunk, frame_chunk in zip(still_chunks, frame_chunks):
@@ -348,13 +394,17 @@ def mixed_media_templates(still_labels: np.ndarray, video_labels: np.ndarray,
       for i in frame_chunk:
         v, t = probe_frames[i]
         parts.setdefault(v, []).append(t)
-      probes.append(MixedTemplate(int(subject), np.sort(still_chunk),
-                                  tuple((v, np.array(ts)) for v, ts in parts.items())))
+      probes.append(
+        MixedTemplate(
+          int(subject), np.sort(still_chunk), tuple((v, np.array(ts)) for v, ts in parts.items())
+        )
+      )
   return gallery, probes
 
 
-def template_frame_sets(templates: Sequence[MixedTemplate], max_members: int
-                        ) -> list[tuple[int, int, np.ndarray]]:
+def template_frame_sets(
+  templates: Sequence[MixedTemplate], max_members: int
+) -> list[tuple[int, int, np.ndarray]]:
   """The sets an aggregator fuses: ``(template index, video index, frame indices)``.
 
   All frames of one video in a template form one set (the paper aggregates "all video
@@ -371,10 +421,14 @@ def template_frame_sets(templates: Sequence[MixedTemplate], max_members: int
   return sets
 
 
-def template_representations(templates: Sequence[MixedTemplate], still_features: np.ndarray,
-                             frame_features: np.ndarray | None = None, *,
-                             sets: Sequence[tuple[int, int, np.ndarray]] | None = None,
-                             set_features: np.ndarray | None = None) -> np.ndarray:
+def template_representations(
+  templates: Sequence[MixedTemplate],
+  still_features: np.ndarray,
+  frame_features: np.ndarray | None = None,
+  *,
+  sets: Sequence[tuple[int, int, np.ndarray]] | None = None,
+  set_features: np.ndarray | None = None,
+) -> np.ndarray:
   """Template features: the mean of the normalised features of its media, normalised.
 
   Media of a template are its stills plus either every frame (``frame_features``: the
@@ -406,32 +460,39 @@ def template_representations(templates: Sequence[MixedTemplate], still_features:
       raise ValueError(f"set_features has {len(set_features)} rows for {len(sets)} sets")
     feats.append(np.asarray(set_features))
     owners.append(np.array([t for t, _, _ in sets], int))
-  return protocols.pooled_features(np.concatenate(feats), np.concatenate(owners),
-                                   len(templates))
+  return protocols.pooled_features(np.concatenate(feats), np.concatenate(owners), len(templates))
 
 
-def set_mean_features(frame_features: np.ndarray,
-                      sets: Sequence[tuple[int, int, np.ndarray]]) -> np.ndarray:
+def set_mean_features(
+  frame_features: np.ndarray, sets: Sequence[tuple[int, int, np.ndarray]]
+) -> np.ndarray:
   """``[len(sets), D]``: the mean of the L2-normalised frame features of each set.
 
   With :func:`template_representations` this gives the media-pooled baseline (every
   video part counts as one item next to each still), which separates the effect of
   giving a video one vote from the effect of aggregating its frames into an image.
   """
-  return np.stack([protocols.l2_normalize(frame_features[video, frames]).mean(0)
-                   for _, video, frames in sets])
+  return np.stack(
+    [protocols.l2_normalize(frame_features[video, frames]).mean(0) for _, video, frames in sets]
+  )
 
 
-def extraction_cost(templates: Sequence[MixedTemplate],
-                    sets: Sequence[tuple[int, int, np.ndarray]]) -> dict:
+def extraction_cost(
+  templates: Sequence[MixedTemplate], sets: Sequence[tuple[int, int, np.ndarray]]
+) -> dict:
   """Feature extractions of the ``avg`` baseline (every still and frame) and of the
   FAN (every still and one per aggregated set), and the share the FAN saves."""
   stills = sum(t.stills.size for t in templates)
   frames = sum(len(f) for t in templates for _, f in t.videos)
   avg, ours = stills + frames, stills + len(sets)
-  return {"stills": int(stills), "frames": int(frames), "sets": len(sets),
-          "extractions_avg": int(avg), "extractions_aggregated": int(ours),
-          "saved_fraction": float(1.0 - ours / avg)}
+  return {
+    "stills": int(stills),
+    "frames": int(frames),
+    "sets": len(sets),
+    "extractions_avg": int(avg),
+    "extractions_aggregated": int(ours),
+    "saved_fraction": float(1.0 - ours / avg),
+  }
 
 
 def split_subjects(labels: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -443,11 +504,16 @@ def split_subjects(labels: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.nda
   return np.sort(subjects[:half]), np.sort(subjects[half:])
 
 
-def two_gallery_identification(gallery_features: np.ndarray, gallery_labels: np.ndarray,
-                               probe_features: np.ndarray, probe_labels: np.ndarray,
-                               subject_halves: Sequence[np.ndarray], *,
-                               ranks: Sequence[int] = (1,),
-                               fpirs: Sequence[float] = (0.01,)) -> dict:
+def two_gallery_identification(
+  gallery_features: np.ndarray,
+  gallery_labels: np.ndarray,
+  probe_features: np.ndarray,
+  probe_labels: np.ndarray,
+  subject_halves: Sequence[np.ndarray],
+  *,
+  ranks: Sequence[int] = (1,),
+  fpirs: Sequence[float] = (0.01,),
+) -> dict:
   """IJB-B/C 1:N: each gallery holds the templates of one half of the subjects; every
   probe template is searched in both (non-mated in the gallery without its subject).
 
@@ -462,11 +528,11 @@ def two_gallery_identification(gallery_features: np.ndarray, gallery_labels: np.
     if not keep.any():
       raise ValueError("subject_halves: a gallery has no template")
     sim = protocols.cosine_similarity_matrix(probe_features, gallery_features[keep])
-    reports.append(protocols.identification_report(sim, probe_labels, gallery_labels[keep],
-                                                    ranks, fpirs))
-  mean = {f"rank{r}": float(np.mean([rep["cmc"][f"rank{r}"] for rep in reports]))
-          for r in ranks}
+    reports.append(
+      protocols.identification_report(sim, probe_labels, gallery_labels[keep], ranks, fpirs)
+    )
+  mean = {f"rank{r}": float(np.mean([rep["cmc"][f"rank{r}"] for rep in reports])) for r in ranks}
   mean["tpir_at_fpir"] = {
-      f"{f:g}": float(np.mean([rep["tpir_at_fpir"][f"{f:g}"] for rep in reports]))
-      for f in fpirs}
+    f"{f:g}": float(np.mean([rep["tpir_at_fpir"][f"{f:g}"] for rep in reports])) for f in fpirs
+  }
   return {"galleries": reports, "mean": mean}

@@ -7,12 +7,11 @@ import jax.numpy as jnp
 
 
 def is_concrete(x: jax.Array) -> bool:
-    """True outside tracing: value checks (ranges, NaN) run only on concrete arrays."""
-    return not isinstance(x, jax.core.Tracer)
+  """True outside tracing: value checks (ranges, NaN) run only on concrete arrays."""
+  return not isinstance(x, jax.core.Tracer)
 
 
 def check_ndim(name: str, x: jax.Array, ndim: int, layout: str) -> None:
-    """Raises ``ValueError`` unless ``x`` has rank ``ndim`` (``layout`` e.g. ``'[B, D]'``)."""
-    if jnp.ndim(x) != ndim:
-        raise ValueError(f"{name} must have shape {layout} (rank {ndim}); "
-                         f"got shape {jnp.shape(x)}")
+  """Raises ``ValueError`` unless ``x`` has rank ``ndim`` (``layout`` e.g. ``'[B, D]'``)."""
+  if jnp.ndim(x) != ndim:
+    raise ValueError(f"{name} must have shape {layout} (rank {ndim}); got shape {jnp.shape(x)}")

@@ -14,6 +14,7 @@ take *cosine* logits ``cos θ_j = <x/|x|, w_j/|w_j|>`` in [-1, 1] (as produced b
 Labels outside ``[0, C)`` raise ``ValueError`` when the labels are concrete (eager
 calls); inside ``jit`` they cannot be checked and give a meaningless loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,16 +28,16 @@ def _check_logits_labels(logits: jax.Array, labels: jax.Array, name: str) -> Non
   if jnp.ndim(logits) != 2:
     raise ValueError(f"{name}: expected rank 2 [B, C], got shape {jnp.shape(logits)}")
   if jnp.shape(labels) != jnp.shape(logits)[:1]:
-    raise ValueError(f"labels: expected shape [B]={jnp.shape(logits)[:1]}, "
-                     f"got {jnp.shape(labels)}")
+    raise ValueError(f"labels: expected shape [B]={jnp.shape(logits)[:1]}, got {jnp.shape(labels)}")
   if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
     raise ValueError(f"labels: expected an integer dtype, got {jnp.result_type(labels)}")
   if not isinstance(labels, jax.core.Tracer):
     values = np.asarray(labels)
     num_classes = jnp.shape(logits)[1]
     if values.size and (values.min() < 0 or values.max() >= num_classes):
-      raise ValueError(f"labels: expected values in [0, {num_classes}), "
-                       f"got min {values.min()} max {values.max()}")
+      raise ValueError(
+        f"labels: expected values in [0, {num_classes}), got min {values.min()} max {values.max()}"
+      )
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -64,11 +65,11 @@ def _with_target_logit(cos_logits: jax.Array, labels: jax.Array, target: jax.Arr
 
 
 def arcface_loss(
-    cos_logits: jax.Array,
-    labels: jax.Array,
-    scale: float = 64.0,
-    margin: float = 0.5,
-    easy_margin: bool = False,
+  cos_logits: jax.Array,
+  labels: jax.Array,
+  scale: float = 64.0,
+  margin: float = 0.5,
+  easy_margin: bool = False,
 ) -> jax.Array:
   """ArcFace additive angular margin loss (ArcFace Eq. 3), per example.
 
@@ -101,16 +102,17 @@ def arcface_loss(
   if easy_margin:
     target = jnp.where(cos_t > 0.0, cos_t_plus_m, cos_t)
   else:
-    target = jnp.where(cos_t > math.cos(math.pi - margin), cos_t_plus_m,
-                       cos_t - margin * math.sin(margin))
+    target = jnp.where(
+      cos_t > math.cos(math.pi - margin), cos_t_plus_m, cos_t - margin * math.sin(margin)
+    )
   return _cross_entropy(scale * _with_target_logit(cos_logits, labels, target), labels)
 
 
 def cosface_loss(
-    cos_logits: jax.Array,
-    labels: jax.Array,
-    scale: float = 64.0,
-    margin: float = 0.35,
+  cos_logits: jax.Array,
+  labels: jax.Array,
+  scale: float = 64.0,
+  margin: float = 0.35,
 ) -> jax.Array:
   """CosFace large margin cosine loss, per example.
 

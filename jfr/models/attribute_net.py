@@ -40,6 +40,7 @@ Sec. 2-4 and Eq. 1-3:
 ``axis_name`` is the BatchNorm cross-device axis ('batch' under pmap, else None);
 ``dtype`` the computation dtype (parameters and outputs stay float32).
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,8 +65,14 @@ def _check_widths(widths: Sequence[int]) -> None:
 
 
 def _norm(train: bool, axis_name: str | None, dtype: Any, name: str) -> nn.Module:
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      axis_name=axis_name, name=name)
+  return nn.BatchNorm(
+    use_running_average=not train,
+    momentum=0.9,
+    epsilon=1e-5,
+    dtype=dtype,
+    axis_name=axis_name,
+    name=name,
+  )
 
 
 class VGG19GAP(nn.Module):
@@ -78,6 +85,7 @@ class VGG19GAP(nn.Module):
     axis_name: BatchNorm cross-device axis ('batch' under pmap, else None).
     dtype: computation dtype.
   """
+
   widths: Sequence[int] = (16, 32, 64, 128, 128)
   axis_name: str | None = None
   dtype: Any = jnp.float32
@@ -87,8 +95,9 @@ class VGG19GAP(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, images: jax.Array, train: bool = True, return_conv_map: bool = False
-               ) -> jax.Array | tuple[jax.Array, jax.Array]:
+  def __call__(
+    self, images: jax.Array, train: bool = True, return_conv_map: bool = False
+  ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Computes the GAP features u.
 
     Args:
@@ -102,13 +111,21 @@ class VGG19GAP(nn.Module):
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
     if images.shape[1] % 16 or images.shape[2] % 16:
-      raise ValueError(f"images: H and W must be multiples of 16; "
-                       f"got {images.shape[1]}x{images.shape[2]}")
+      raise ValueError(
+        f"images: H and W must be multiples of 16; got {images.shape[1]}x{images.shape[2]}"
+      )
     x = images.astype(self.dtype)
     for group, (num_convs, width) in enumerate(zip(VGG19_GROUPS, self.widths), start=1):
       for i in range(1, num_convs + 1):
-        x = nn.Conv(width, (3, 3), padding=1, use_bias=False, dtype=self.dtype,
-                    kernel_init=resnet.conv_kernel_init(), name=f"conv{group}_{i}")(x)
+        x = nn.Conv(
+          width,
+          (3, 3),
+          padding=1,
+          use_bias=False,
+          dtype=self.dtype,
+          kernel_init=resnet.conv_kernel_init(),
+          name=f"conv{group}_{i}",
+        )(x)
         x = nn.relu(_norm(train, self.axis_name, self.dtype, f"bn{group}_{i}")(x))
       if group < len(VGG19_GROUPS):
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
@@ -128,6 +145,7 @@ class MLPHead(nn.Module):
     axis_name: BatchNorm cross-device axis.
     dtype: computation dtype.
   """
+
   hidden: int
   outputs: int
   axis_name: str | None = None
@@ -164,6 +182,7 @@ class AttributeIdentityNet(nn.Module):
     axis_name: BatchNorm cross-device axis ('batch' under pmap, else None).
     dtype: computation dtype.
   """
+
   num_attributes: int
   num_classes: int
   mode: str = "joint"
@@ -187,18 +206,22 @@ class AttributeIdentityNet(nn.Module):
     super().__post_init__()
 
   def setup(self) -> None:
-    trunk = functools.partial(VGG19GAP, widths=self.widths, axis_name=self.axis_name,
-                              dtype=self.dtype)
+    trunk = functools.partial(
+      VGG19GAP, widths=self.widths, axis_name=self.axis_name, dtype=self.dtype
+    )
     self.trunk = trunk()
     if self.mode == "separate":
       self.identity_trunk = trunk()
-    self.attribute_head = MLPHead(self.attribute_hidden, self.num_attributes,
-                                  axis_name=self.axis_name, dtype=self.dtype)
-    self.identity_head = MLPHead(self.identity_hidden, self.num_classes,
-                                 axis_name=self.axis_name, dtype=self.dtype)
+    self.attribute_head = MLPHead(
+      self.attribute_hidden, self.num_attributes, axis_name=self.axis_name, dtype=self.dtype
+    )
+    self.identity_head = MLPHead(
+      self.identity_hidden, self.num_classes, axis_name=self.axis_name, dtype=self.dtype
+    )
 
-  def __call__(self, images: jax.Array, train: bool = True,
-               return_conv_map: bool = False) -> dict[str, jax.Array]:
+  def __call__(
+    self, images: jax.Array, train: bool = True, return_conv_map: bool = False
+  ) -> dict[str, jax.Array]:
     """Predicts attributes (Eq. 2's f) and identities (Eq. 3's g).
 
     Args:
@@ -223,14 +246,18 @@ class AttributeIdentityNet(nn.Module):
     else:
       fused = self.identity_trunk(images, train)
     identity_logits, features = self.identity_head(fused, train)
-    outputs = {"attribute_logits": attribute_logits, "identity_logits": identity_logits,
-               "features": features, "attribute_features": face, "fused": fused}
+    outputs = {
+      "attribute_logits": attribute_logits,
+      "identity_logits": identity_logits,
+      "features": features,
+      "attribute_features": face,
+      "fused": fused,
+    }
     if return_conv_map:
       outputs["conv_map"] = conv_map
     return outputs
 
-  def attribute_logits_from_features(self, features: jax.Array, train: bool = False
-                                     ) -> jax.Array:
+  def attribute_logits_from_features(self, features: jax.Array, train: bool = False) -> jax.Array:
     """The attribute branch alone: GAP features u ``[B, c]`` -> logits ``[B, T]``.
 
     Use with ``model.apply(variables, u, method='attribute_logits_from_features')``.
@@ -238,8 +265,9 @@ class AttributeIdentityNet(nn.Module):
     return self.attribute_head(features, train)[0]
 
 
-def attribute_cam(conv_map: jax.Array, attribute_weights: jax.Array,
-                  rectify: bool = True) -> jax.Array:
+def attribute_cam(
+  conv_map: jax.Array, attribute_weights: jax.Array, rectify: bool = True
+) -> jax.Array:
   """Class activation maps of the attributes: ``M_t(i, j) = Σ_k w_kt A_ijk``.
 
   Zhou et al.'s CAM when ``attribute_weights`` is the kernel ``[c, T]`` of a linear
@@ -258,17 +286,19 @@ def attribute_cam(conv_map: jax.Array, attribute_weights: jax.Array,
     raise ValueError(f"conv_map: expected [B, h, w, c], got shape {conv_map.shape}")
   batch, channels = conv_map.shape[0], conv_map.shape[-1]
   if attribute_weights.ndim == 2:
-    attribute_weights = jnp.broadcast_to(attribute_weights,
-                                         (batch, *attribute_weights.shape))
+    attribute_weights = jnp.broadcast_to(attribute_weights, (batch, *attribute_weights.shape))
   if attribute_weights.ndim != 3 or attribute_weights.shape[:2] != (batch, channels):
-    raise ValueError(f"attribute_weights: expected [c, T] or [B, c, T] with B = {batch}, "
-                     f"c = {channels}; got shape {attribute_weights.shape}")
+    raise ValueError(
+      f"attribute_weights: expected [c, T] or [B, c, T] with B = {batch}, "
+      f"c = {channels}; got shape {attribute_weights.shape}"
+    )
   maps = jnp.einsum("bhwc,bct->bhwt", conv_map, attribute_weights)
   return nn.relu(maps) if rectify else maps
 
 
-def attribute_gradient_weights(head_fn: Callable[[jax.Array], jax.Array],
-                               features: jax.Array) -> jax.Array:
+def attribute_gradient_weights(
+  head_fn: Callable[[jax.Array], jax.Array], features: jax.Array
+) -> jax.Array:
   """Per-example Jacobian ``∂z_t/∂u_k`` of the attribute logits w.r.t. the GAP features.
 
   Args:
@@ -285,8 +315,9 @@ def attribute_gradient_weights(head_fn: Callable[[jax.Array], jax.Array],
   return jnp.swapaxes(jacobian, 1, 2)
 
 
-def attribute_maps(model: AttributeIdentityNet, variables: Mapping[str, Any],
-                   images: jax.Array, rectify: bool = True) -> jax.Array:
+def attribute_maps(
+  model: AttributeIdentityNet, variables: Mapping[str, Any], images: jax.Array, rectify: bool = True
+) -> jax.Array:
   """Attribute activation maps of a trained model, ``[B, h, w, T]`` (inference mode).
 
   Runs the model with ``return_conv_map=True`` and combines the conv map with the
@@ -303,7 +334,8 @@ def attribute_maps(model: AttributeIdentityNet, variables: Mapping[str, Any],
     ``[B, H/16, W/16, T]`` maps (upsample to the image for display or part masks).
   """
   outputs = model.apply(variables, images, train=False, return_conv_map=True)
-  head_fn = functools.partial(model.apply, variables, train=False,
-                              method="attribute_logits_from_features")
+  head_fn = functools.partial(
+    model.apply, variables, train=False, method="attribute_logits_from_features"
+  )
   weights = attribute_gradient_weights(head_fn, outputs["attribute_features"])
   return attribute_cam(outputs["conv_map"], weights, rectify)

@@ -48,6 +48,7 @@ Readings of Table 1 (the table's text is terse; each choice is stated here):
 ``axis_name`` is the BatchNorm cross-device axis ('batch' under pmap, else None);
 ``dtype`` the computation dtype (parameters and outputs stay float32).
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,9 +65,22 @@ from jfr.models import layers, resnet
 UPSAMPLING = ("bilinear", "transposed")
 NEW_WEIGHT_STD = 0.02
 # (name, stride) of the trunk convs of Table 1; conv53's width is K.
-CASIA_TRUNK = (("conv11", 1), ("conv12", 1), ("conv21", 2), ("conv22", 1), ("conv23", 1),
-               ("conv31", 2), ("conv32", 1), ("conv33", 1), ("conv41", 2), ("conv42", 1),
-               ("conv43", 1), ("conv51", 2), ("conv52", 1), ("conv53", 1))
+CASIA_TRUNK = (
+  ("conv11", 1),
+  ("conv12", 1),
+  ("conv21", 2),
+  ("conv22", 1),
+  ("conv23", 1),
+  ("conv31", 2),
+  ("conv32", 1),
+  ("conv33", 1),
+  ("conv41", 2),
+  ("conv42", 1),
+  ("conv43", 1),
+  ("conv51", 2),
+  ("conv52", 1),
+  ("conv53", 1),
+)
 CASIA_WIDTHS = (32, 64, 64, 64, 128, 128, 96, 192, 192, 128, 256, 256, 160)
 
 
@@ -93,8 +107,9 @@ def _check_images(images: jax.Array, multiple: int) -> None:
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
   if images.shape[1] % multiple or images.shape[2] % multiple:
-    raise ValueError(f"images: H and W must be multiples of {multiple}; "
-                     f"got {images.shape[1]}x{images.shape[2]}")
+    raise ValueError(
+      f"images: H and W must be multiples of {multiple}; got {images.shape[1]}x{images.shape[2]}"
+    )
 
 
 def _check_head_fields(feature_dim: int, keep: int | None, upsample: str) -> None:
@@ -115,14 +130,26 @@ def _upsample(x: jax.Array, factor: int, mode: str, dtype: Any, name: str) -> ja
   if mode == "bilinear":
     batch, height, width, channels = x.shape
     return jax.image.resize(x, (batch, factor * height, factor * width, channels), "bilinear")
-  return nn.ConvTranspose(x.shape[-1], (2 * factor, 2 * factor), (factor, factor),
-                          padding="SAME", use_bias=False, dtype=dtype,
-                          kernel_init=new_weight_init(), name=name)(x)
+  return nn.ConvTranspose(
+    x.shape[-1],
+    (2 * factor, 2 * factor),
+    (factor, factor),
+    padding="SAME",
+    use_bias=False,
+    dtype=dtype,
+    kernel_init=new_weight_init(),
+    name=name,
+  )(x)
 
 
-def _response_head(hypercolumn: Sequence[jax.Array], feature_dim: int, phi_features: int | None,
-                   keep: int | None, norm: Callable[..., nn.Module],
-                   dtype: Any) -> dict[str, jax.Array]:
+def _response_head(
+  hypercolumn: Sequence[jax.Array],
+  feature_dim: int,
+  phi_features: int | None,
+  keep: int | None,
+  norm: Callable[..., nn.Module],
+  dtype: Any,
+) -> dict[str, jax.Array]:
   """Φ -> Ψ = F * Φ -> LMF -> GAP (Sec. 3.1); submodules ``phi``, ``phi_bn``, ``psi``.
 
   Must be called inside a compact method of the network, so that the Ψ kernel sits
@@ -149,8 +176,14 @@ def _response_head(hypercolumn: Sequence[jax.Array], feature_dim: int, phi_featu
 
 
 def _norm(train: bool, axis_name: str | None, dtype: Any) -> Callable[..., nn.Module]:
-  return functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                           epsilon=1e-5, dtype=dtype, axis_name=axis_name)
+  return functools.partial(
+    nn.BatchNorm,
+    use_running_average=not train,
+    momentum=0.9,
+    epsilon=1e-5,
+    dtype=dtype,
+    axis_name=axis_name,
+  )
 
 
 class CasiaNetHC(nn.Module):
@@ -171,6 +204,7 @@ class CasiaNetHC(nn.Module):
     axis_name: BatchNorm cross-device axis ('batch' under pmap, else None).
     dtype: computation dtype.
   """
+
   feature_dim: int = 320
   keep: int | None = 24
   trunk_widths: Sequence[int] = CASIA_WIDTHS
@@ -183,8 +217,10 @@ class CasiaNetHC(nn.Module):
   def __post_init__(self) -> None:
     _check_head_fields(self.feature_dim, self.keep, self.upsample)
     if len(self.trunk_widths) != len(CASIA_WIDTHS) or min(self.trunk_widths) < 1:
-      raise ValueError(f"trunk_widths: expected {len(CASIA_WIDTHS)} positive ints "
-                       f"(conv11 ... conv52), got {self.trunk_widths}")
+      raise ValueError(
+        f"trunk_widths: expected {len(CASIA_WIDTHS)} positive ints "
+        f"(conv11 ... conv52), got {self.trunk_widths}"
+      )
     if self.hc_features < 1:
       raise ValueError(f"hc_features: expected >= 1, got {self.hc_features}")
     super().__post_init__()
@@ -206,17 +242,31 @@ class CasiaNetHC(nn.Module):
     x = images.astype(self.dtype)
     taps = {}
     for (name, stride), width in zip(CASIA_TRUNK, (*self.trunk_widths, self.feature_dim)):
-      x = nn.Conv(width, (3, 3), (stride, stride), use_bias=False, dtype=self.dtype,
-                  kernel_init=resnet.conv_kernel_init(), name=name)(x)
+      x = nn.Conv(
+        width,
+        (3, 3),
+        (stride, stride),
+        use_bias=False,
+        dtype=self.dtype,
+        kernel_init=resnet.conv_kernel_init(),
+        name=name,
+      )(x)
       x = taps[name] = nn.relu(norm(name=f"{name}_bn")(x))
     hypercolumn = [taps["conv33"]]
     for source, factor, target in (("conv43", 2, "conv44"), ("conv53", 4, "conv54")):
       y = _upsample(taps[source], factor, self.upsample, self.dtype, f"{source}_u")
-      y = nn.Conv(self.hc_features, (1, 1), use_bias=False, dtype=self.dtype,
-                  kernel_init=new_weight_init(), name=target)(y)
+      y = nn.Conv(
+        self.hc_features,
+        (1, 1),
+        use_bias=False,
+        dtype=self.dtype,
+        kernel_init=new_weight_init(),
+        name=target,
+      )(y)
       hypercolumn.append(nn.relu(norm(name=f"{target}_bn")(y)))
-    return _response_head(hypercolumn, self.feature_dim, self.phi_features, self.keep, norm,
-                          self.dtype)
+    return _response_head(
+      hypercolumn, self.feature_dim, self.phi_features, self.keep, norm, self.dtype
+    )
 
 
 class ResNetHC(nn.Module):
@@ -244,6 +294,7 @@ class ResNetHC(nn.Module):
     axis_name: BatchNorm cross-device axis ('batch' under pmap, else None).
     dtype: computation dtype.
   """
+
   feature_dim: int = 512
   keep: int | None = 24
   stage_sizes: Sequence[int] = (1, 1, 1, 1)
@@ -258,11 +309,13 @@ class ResNetHC(nn.Module):
   def __post_init__(self) -> None:
     _check_head_fields(self.feature_dim, self.keep, self.upsample)
     if len(self.stage_sizes) < 3 or min(self.stage_sizes) < 1:
-      raise ValueError(f"stage_sizes: expected at least 3 stages of >= 1 block, "
-                       f"got {self.stage_sizes}")
+      raise ValueError(
+        f"stage_sizes: expected at least 3 stages of >= 1 block, got {self.stage_sizes}"
+      )
     if self.width < 1 or self.hc_features < 1:
-      raise ValueError(f"width and hc_features: expected >= 1, got {self.width}, "
-                       f"{self.hc_features}")
+      raise ValueError(
+        f"width and hc_features: expected >= 1, got {self.width}, {self.hc_features}"
+      )
     super().__post_init__()
 
   @nn.compact
@@ -277,29 +330,43 @@ class ResNetHC(nn.Module):
       ``f [B, K]``, ``responses`` Ψ ``[B, h, w, K]`` (before LMF; h = H / 2**(S-2) for
       S stages) and ``filtered`` LMF(Ψ), all float32.
     """
-    _check_images(images, 2**len(self.stage_sizes))
+    _check_images(images, 2 ** len(self.stage_sizes))
     norm = _norm(train, self.axis_name, self.dtype)
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=resnet.conv_kernel_init())
+    conv = functools.partial(
+      nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=resnet.conv_kernel_init()
+    )
     x = images.astype(self.dtype)
     x = nn.relu(norm(name="stem_bn")(conv(self.width, (3, 3), name="stem_conv")(x)))
     stage_outputs = []
     for stage, num_blocks in enumerate(self.stage_sizes):
       for block in range(num_blocks):
-        x = self.block_cls(self.width * 2**stage, strides=2 if block == 0 else 1, conv=conv,
-                           norm=norm, name=f"stage{stage}_block{block}")(x)
+        x = self.block_cls(
+          self.width * 2**stage,
+          strides=2 if block == 0 else 1,
+          conv=conv,
+          norm=norm,
+          name=f"stage{stage}_block{block}",
+        )(x)
       stage_outputs.append(x)
     hypercolumn = []
     for level, y in enumerate(stage_outputs[-3:]):
-      y = nn.Conv(self.hc_features, (1, 1), use_bias=False, dtype=self.dtype,
-                  kernel_init=new_weight_init(), name=f"hc{level}")(y)
+      y = nn.Conv(
+        self.hc_features,
+        (1, 1),
+        use_bias=False,
+        dtype=self.dtype,
+        kernel_init=new_weight_init(),
+        name=f"hc{level}",
+      )(y)
       y = nn.relu(norm(name=f"hc{level}_bn")(y))
       if level:
         y = _upsample(y, 2**level, self.upsample, self.dtype, f"hc{level}_u")
       hypercolumn.append(y)
-    return _response_head(hypercolumn, self.feature_dim, self.phi_features, self.keep, norm,
-                          self.dtype)
+    return _response_head(
+      hypercolumn, self.feature_dim, self.phi_features, self.keep, norm, self.dtype
+    )
 
 
-ResNet50HC = functools.partial(ResNetHC, stage_sizes=(3, 4, 6, 3),
-                               block_cls=resnet.BottleneckBlock, width=64, hc_features=256)
+ResNet50HC = functools.partial(
+  ResNetHC, stage_sizes=(3, 4, 6, 3), block_cls=resnet.BottleneckBlock, width=64, hc_features=256
+)

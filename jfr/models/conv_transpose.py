@@ -25,6 +25,7 @@ For ``k = 4``: phase 0 is ``x[m-1] K[0] + x[m] K[2]``, phase 1 is
 ``x[m] K[1] + x[m+1] K[3]``. In 2-D the four phases ``(a, b)`` are four 2x2
 convolutions whose outputs are interleaved by depth-to-space.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -54,8 +55,9 @@ def _phase(half_kernel: int, phase: int) -> tuple[slice, tuple[int, int]]:
   return slice(first, None, 2), (-start, half_kernel - 1 + start)
 
 
-def subpixel_conv_transpose(inputs: jax.Array, kernel: jax.Array,
-                            precision: jax.lax.PrecisionLike = None) -> jax.Array:
+def subpixel_conv_transpose(
+  inputs: jax.Array, kernel: jax.Array, precision: jax.lax.PrecisionLike = None
+) -> jax.Array:
   """Stride-2 'SAME' transposed convolution as four phase convolutions.
 
   Equal to ``lax.conv_transpose(inputs, kernel, (2, 2), 'SAME')`` (no kernel flip).
@@ -78,10 +80,16 @@ def subpixel_conv_transpose(inputs: jax.Array, kernel: jax.Array,
     row = []
     for b in (0, 1):
       taps_w, pad_w = _phase(kw // 2, b)
-      row.append(jax.lax.conv_general_dilated(
-          inputs, kernel[taps_h, taps_w], window_strides=(1, 1),
-          padding=(pad_h, pad_w), dimension_numbers=_DIMENSION_NUMBERS,
-          precision=precision))
+      row.append(
+        jax.lax.conv_general_dilated(
+          inputs,
+          kernel[taps_h, taps_w],
+          window_strides=(1, 1),
+          padding=(pad_h, pad_w),
+          dimension_numbers=_DIMENSION_NUMBERS,
+          precision=precision,
+        )
+      )
     rows.append(jnp.stack(row, axis=3))  # [B, H, W, 2 (b), C_out]
   out = jnp.stack(rows, axis=2)  # [B, H, 2 (a), W, 2 (b), C_out]
   return out.reshape(batch, 2 * height, 2 * width, c_out)
@@ -106,6 +114,7 @@ class SubpixelConvTranspose(nn.Module):
     kernel_init: kernel initialiser.
     bias_init: bias initialiser.
   """
+
   features: int
   kernel_size: Sequence[int] = (4, 4)
   use_bias: bool = True
@@ -127,20 +136,20 @@ class SubpixelConvTranspose(nn.Module):
     """
     kernel_size = tuple(self.kernel_size)
     if len(kernel_size) != 2 or any(k <= 0 or k % 2 for k in kernel_size):
-      raise ValueError(
-          f"kernel_size must be two positive even ints; got {self.kernel_size}.")
+      raise ValueError(f"kernel_size must be two positive even ints; got {self.kernel_size}.")
     if inputs.ndim < 4:
-      raise ValueError(
-          f"inputs must have shape [..., H, W, C]; got {inputs.shape}.")
+      raise ValueError(f"inputs must have shape [..., H, W, C]; got {inputs.shape}.")
     batch_shape = inputs.shape[:-3]
     flat = inputs.reshape((-1,) + inputs.shape[-3:])
-    kernel = self.param("kernel", self.kernel_init,
-                        kernel_size + (inputs.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    flat, kernel, bias = flax_dtypes.promote_dtype(flat, kernel, bias,
-                                                   dtype=self.dtype)
+    kernel = self.param(
+      "kernel", self.kernel_init, kernel_size + (inputs.shape[-1], self.features), self.param_dtype
+    )
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
+    flat, kernel, bias = flax_dtypes.promote_dtype(flat, kernel, bias, dtype=self.dtype)
     out = subpixel_conv_transpose(flat, kernel, precision=self.precision)
     if bias is not None:
       out = out + bias

@@ -37,45 +37,47 @@ _NUM_HIDDEN = 3  # four transposed convolutions: three hidden layers and the RGB
 
 
 class ReconstructionDecoder(nn.Module):
-    """Rebuilds a face ``[B, H, W, 3]`` in [-1, 1] from a conv map ``[B, h, w, c]``.
+  """Rebuilds a face ``[B, H, W, 3]`` in [-1, 1] from a conv map ``[B, h, w, c]``.
 
-    Attributes:
-      widths: output channels of the first three transposed convolutions (the fourth
-        outputs RGB). The paper gives none; (256, 128, 64) halves a 512-channel map.
-      output_size: ``(H, W)`` of the reconstruction, or None for ``(16 h, 16 w)``. When it
-        differs from ``(16 h, 16 w)`` the last layer's output is bilinearly resized to it
-        before the ``tanh``.
-      activation: nonlinearity after each hidden transposed convolution.
-      kernel_size: side of the square transposed-convolution kernels (stride is 2).
-      dtype: computation dtype of the layers (parameters stay float32).
-    """
+  Attributes:
+    widths: output channels of the first three transposed convolutions (the fourth
+      outputs RGB). The paper gives none; (256, 128, 64) halves a 512-channel map.
+    output_size: ``(H, W)`` of the reconstruction, or None for ``(16 h, 16 w)``. When it
+      differs from ``(16 h, 16 w)`` the last layer's output is bilinearly resized to it
+      before the ``tanh``.
+    activation: nonlinearity after each hidden transposed convolution.
+    kernel_size: side of the square transposed-convolution kernels (stride is 2).
+    dtype: computation dtype of the layers (parameters stay float32).
+  """
 
-    widths: Sequence[int] = (256, 128, 64)
-    output_size: tuple[int, int] | None = None
-    activation: Callable[[jax.Array], jax.Array] = nn.relu
-    kernel_size: int = 4
-    dtype: Any = jnp.float32
+  widths: Sequence[int] = (256, 128, 64)
+  output_size: tuple[int, int] | None = None
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+  kernel_size: int = 4
+  dtype: Any = jnp.float32
 
-    @nn.compact
-    def __call__(self, conv_map: jax.Array) -> jax.Array:
-        """Decodes ``conv_map`` ``[B, h, w, c]`` into images ``[B, H, W, 3]`` in [-1, 1]."""
-        if len(self.widths) != _NUM_HIDDEN or any(int(w) <= 0 for w in self.widths):
-            raise ValueError(f"widths: expected {_NUM_HIDDEN} positive ints (the fourth "
-                             f"layer outputs RGB), got {self.widths!r}")
-        if self.output_size is not None and (
-                len(self.output_size) != 2 or any(int(s) <= 0 for s in self.output_size)):
-            raise ValueError(f"output_size: expected None or (H, W) of positive ints, got "
-                             f"{self.output_size!r}")
-        if conv_map.ndim != 4:
-            raise ValueError(f"conv_map: expected rank 4 [B, h, w, c], got shape "
-                             f"{conv_map.shape}")
-        kernel = (self.kernel_size, self.kernel_size)
-        x = conv_map
-        for i, width in enumerate(self.widths):
-            x = SubpixelConvTranspose(int(width), kernel, dtype=self.dtype,
-                                      name=f"deconv{i}")(x)
-            x = self.activation(x)
-        x = SubpixelConvTranspose(3, kernel, dtype=self.dtype, name=f"deconv{_NUM_HIDDEN}")(x)
-        if self.output_size is not None and x.shape[1:3] != tuple(self.output_size):
-            x = jax.image.resize(x, (x.shape[0], *self.output_size, 3), "bilinear")
-        return jnp.tanh(x.astype(jnp.float32))
+  @nn.compact
+  def __call__(self, conv_map: jax.Array) -> jax.Array:
+    """Decodes ``conv_map`` ``[B, h, w, c]`` into images ``[B, H, W, 3]`` in [-1, 1]."""
+    if len(self.widths) != _NUM_HIDDEN or any(int(w) <= 0 for w in self.widths):
+      raise ValueError(
+        f"widths: expected {_NUM_HIDDEN} positive ints (the fourth "
+        f"layer outputs RGB), got {self.widths!r}"
+      )
+    if self.output_size is not None and (
+      len(self.output_size) != 2 or any(int(s) <= 0 for s in self.output_size)
+    ):
+      raise ValueError(
+        f"output_size: expected None or (H, W) of positive ints, got {self.output_size!r}"
+      )
+    if conv_map.ndim != 4:
+      raise ValueError(f"conv_map: expected rank 4 [B, h, w, c], got shape {conv_map.shape}")
+    kernel = (self.kernel_size, self.kernel_size)
+    x = conv_map
+    for i, width in enumerate(self.widths):
+      x = SubpixelConvTranspose(int(width), kernel, dtype=self.dtype, name=f"deconv{i}")(x)
+      x = self.activation(x)
+    x = SubpixelConvTranspose(3, kernel, dtype=self.dtype, name=f"deconv{_NUM_HIDDEN}")(x)
+    if self.output_size is not None and x.shape[1:3] != tuple(self.output_size):
+      x = jax.image.resize(x, (x.shape[0], *self.output_size, 3), "bilinear")
+    return jnp.tanh(x.astype(jnp.float32))

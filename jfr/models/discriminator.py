@@ -9,6 +9,7 @@ others, widths (32, 64, 64, 32), and leaky ReLU slope 0.2 (the usual GAN choices
 The flatten + Dense ties the parameters to the input size: a discriminator built
 for 112x112 faces only accepts 112x112 faces.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -27,6 +28,7 @@ class Discriminator(nn.Module):
     dtype: computation dtype (params stay ``param_dtype``; logits are float32).
     param_dtype: parameter dtype.
   """
+
   features: Sequence[int] = (32, 64, 64, 32)
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
@@ -48,7 +50,8 @@ class Discriminator(nn.Module):
       raise ValueError(f"images must have shape [B, H, W, C]; got {images.shape}.")
     if images.shape[1] % 4 or images.shape[2] % 4 or min(images.shape[1:3]) < 4:
       raise ValueError(
-          f"images height and width must be positive multiples of 4; got {images.shape}.")
+        f"images height and width must be positive multiples of 4; got {images.shape}."
+      )
     kw = dict(padding="SAME", dtype=self.dtype, param_dtype=self.param_dtype)
     x = images.astype(self.dtype)
     for index, feats in enumerate(self.features):

@@ -6,6 +6,7 @@
   (ArcFace, Deng et al. CVPR 2019, Sec. 3.1: bias-free, weight columns and features
   L2-normalised) for :func:`jfr.losses.margin.arcface_loss` / ``cosface_loss``.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -28,6 +29,7 @@ def _check_embeddings(x: jax.Array) -> None:
 
 class SoftmaxHead(nn.Module):
   """Linear classifier: ``[B, D] -> [B, num_classes]`` logits (float32)."""
+
   num_classes: int
   use_bias: bool = True
 
@@ -42,6 +44,7 @@ class ArcFaceHead(nn.Module):
 
   ``cos θ_{ij} = <x_i / |x_i|, W_{:, j} / |W_{:, j}|>``, in [-1, 1].
   """
+
   num_classes: int
 
   @nn.compact

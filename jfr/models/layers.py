@@ -11,6 +11,7 @@
 None of these functions holds parameters; they are used inside Flax modules and in
 losses alike.
 """
+
 from __future__ import annotations
 
 import jax
@@ -20,11 +21,9 @@ import jax.numpy as jnp
 def _check_set(x: jax.Array, mask: jax.Array) -> None:
   """Checks the static shapes of a feature set and its membership mask."""
   if x.ndim != 5:
-    raise ValueError(
-        f"x must be a set of feature maps [B, N, H, W, C]; got shape {x.shape}.")
+    raise ValueError(f"x must be a set of feature maps [B, N, H, W, C]; got shape {x.shape}.")
   if mask.ndim != 2 or tuple(mask.shape) != tuple(x.shape[:2]):
-    raise ValueError(
-        f"mask must have shape [B, N] = {tuple(x.shape[:2])}; got {mask.shape}.")
+    raise ValueError(f"mask must have shape [B, N] = {tuple(x.shape[:2])}; got {mask.shape}.")
   if mask.dtype != jnp.bool_:
     raise ValueError(f"mask must be boolean; got dtype {mask.dtype}.")
   if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -91,8 +90,8 @@ def kronecker_fusion(face: jax.Array, attributes: jax.Array) -> jax.Array:
     raise ValueError(f"face must have shape [B, n]; got {face.shape}.")
   if attributes.ndim != 2 or attributes.shape[0] != face.shape[0]:
     raise ValueError(
-        f"attributes must have shape [B, m] with B = {face.shape[0]}; "
-        f"got {attributes.shape}.")
+      f"attributes must have shape [B, m] with B = {face.shape[0]}; got {attributes.shape}."
+    )
   batch, n = face.shape
   m = attributes.shape[1]
   return (face[:, :, None] * attributes[:, None, :]).reshape(batch, n * m)
@@ -119,14 +118,12 @@ def large_magnitude_filter(responses: jax.Array, keep: int) -> jax.Array:
     ``[B, H, W, K]``, ``responses`` with the small-magnitude elements zeroed.
   """
   if responses.ndim != 4:
-    raise ValueError(
-        f"responses must have shape [B, H, W, K]; got {responses.shape}.")
+    raise ValueError(f"responses must have shape [B, H, W, K]; got {responses.shape}.")
   batch, height, width, channels = responses.shape
   if isinstance(keep, bool) or not isinstance(keep, int):
     raise ValueError(f"keep must be a Python int; got {keep!r}.")
   if not 1 <= keep <= height * width:
-    raise ValueError(
-        f"keep must lie in [1, H·W] = [1, {height * width}]; got {keep}.")
+    raise ValueError(f"keep must lie in [1, H·W] = [1, {height * width}]; got {keep}.")
   magnitude = jnp.abs(jax.lax.stop_gradient(responses))
   # [B, K, H·W]: top_k works on the last axis.
   flat = magnitude.transpose(0, 3, 1, 2).reshape(batch, channels, height * width)

@@ -29,6 +29,7 @@ Embedding outputs (``pooling``):
 otherwise). ``dtype`` is the computation dtype (``jnp.bfloat16`` on GPUs/TPUs);
 parameters stay float32 and outputs are returned as float32.
 """
+
 from __future__ import annotations
 
 import functools
@@ -65,6 +66,7 @@ def conv_kernel_init(scale: float = 2.0) -> Callable[..., jax.Array]:
 
 class BasicBlock(nn.Module):
   """Two 3x3 convs (ResNet-18/34 block); ``strides`` on the first."""
+
   filters: int
   strides: int
   conv: ModuleDef
@@ -82,6 +84,7 @@ class BasicBlock(nn.Module):
 
 class BottleneckBlock(nn.Module):
   """1x1 -> 3x3 (``strides``) -> 1x1 (4x filters) convs (ResNet-50 block)."""
+
   filters: int
   strides: int
   conv: ModuleDef
@@ -112,6 +115,7 @@ class ResNet(nn.Module):
     axis_name: BatchNorm cross-replica axis ('batch' under pmap, else None).
     dtype: computation dtype.
   """
+
   stage_sizes: Sequence[int]
   block_cls: type[nn.Module] = BasicBlock
   num_filters: int = 64
@@ -124,7 +128,7 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(
-      self, x: jax.Array, train: bool = True, return_feature_map: bool = False
+    self, x: jax.Array, train: bool = True, return_feature_map: bool = False
   ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Embeds a batch of faces.
 
@@ -142,10 +146,17 @@ class ResNet(nn.Module):
       raise ValueError(f"pooling: expected one of {POOLINGS}, got {self.pooling!r}")
     if self.stem not in STEMS:
       raise ValueError(f"stem: expected one of {STEMS}, got {self.stem!r}")
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=conv_kernel_init())
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype, axis_name=self.axis_name)
+    conv = functools.partial(
+      nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=conv_kernel_init()
+    )
+    norm = functools.partial(
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      dtype=self.dtype,
+      axis_name=self.axis_name,
+    )
     x = x.astype(self.dtype)
     if self.stem == "face":
       x = nn.relu(norm(name="stem_bn")(conv(self.num_filters, (3, 3), name="stem_conv")(x)))
@@ -156,8 +167,9 @@ class ResNet(nn.Module):
     for stage, num_blocks in enumerate(self.stage_sizes):
       for block in range(num_blocks):
         downsample = block == 0 and (stage > 0 or self.stem == "face")
-        x = self.block_cls(self.num_filters * 2**stage, strides=2 if downsample else 1,
-                           conv=conv, norm=norm)(x)
+        x = self.block_cls(
+          self.num_filters * 2**stage, strides=2 if downsample else 1, conv=conv, norm=norm
+        )(x)
     feature_map = x
     if self.pooling == "flatten_fc":
       y = norm(name="out_bn")(x).reshape(x.shape[0], -1)

@@ -42,6 +42,7 @@ program, pad every set to a fixed ``N_max`` (``pad_set``) and pass the mask: pad
 members are zeroed at the input, never enter a global concatenation or the final
 max-pool, and so cannot change the output (they only cost compute).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -56,35 +57,35 @@ from jfr.models import layers
 from jfr.models.conv_transpose import SubpixelConvTranspose
 
 _OUTPUT_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "linear": lambda x: x,
-    "tanh": jnp.tanh,
-    "elu": nn.elu,
+  "linear": lambda x: x,
+  "tanh": jnp.tanh,
+  "elu": nn.elu,
 }
 _TRANSPOSED_CONVS: dict[str, Callable[..., nn.Module]] = {
-    "subpixel": lambda features, **kw: SubpixelConvTranspose(features, (4, 4), **kw),
-    "flax": lambda features, **kw: nn.ConvTranspose(
-        features, (4, 4), strides=(2, 2), padding="SAME", **kw),
+  "subpixel": lambda features, **kw: SubpixelConvTranspose(features, (4, 4), **kw),
+  "flax": lambda features, **kw: nn.ConvTranspose(
+    features, (4, 4), strides=(2, 2), padding="SAME", **kw
+  ),
 }
 _NUM_LEVELS = 4  # encoder/decoder blocks; the input size must be a multiple of 2**4.
 
 
-def _check_shapes(frames_shape: tuple[int, ...], mask_shape: tuple[int, ...],
-                  max_members: int) -> None:
+def _check_shapes(
+  frames_shape: tuple[int, ...], mask_shape: tuple[int, ...], max_members: int
+) -> None:
   """Raises ValueError unless the static shapes describe a valid padded face set."""
   if len(frames_shape) != 5:
-    raise ValueError(
-        f"frames must have shape [B, N, H, W, 3]; got {frames_shape}.")
+    raise ValueError(f"frames must have shape [B, N, H, W, 3]; got {frames_shape}.")
   batch, members, height, width, channels = frames_shape
   if members < 1:
     raise ValueError(f"frames must hold at least one member (N >= 1); got N = {members}.")
   if members > max_members:
-    raise ValueError(
-        f"frames holds N = {members} members, above max_members = {max_members}.")
-  size = 2 ** _NUM_LEVELS
+    raise ValueError(f"frames holds N = {members} members, above max_members = {max_members}.")
+  size = 2**_NUM_LEVELS
   if height < size or width < size or height % size or width % size:
     raise ValueError(
-        f"frames height and width must be positive multiples of {size}; "
-        f"got {height}x{width}.")
+      f"frames height and width must be positive multiples of {size}; got {height}x{width}."
+    )
   if channels != 3:
     raise ValueError(f"frames must have 3 (RGB) channels; got {channels}.")
   if tuple(mask_shape) != (batch, members):
@@ -114,13 +115,12 @@ def validate_set_inputs(frames: Any, mask: Any, max_members: int) -> None:
     raise ValueError(f"frames must be floating point in [-1, 1]; got dtype {frames.dtype}.")
   empty = np.flatnonzero(~mask.any(axis=1))
   if empty.size:
-    raise ValueError(
-        f"mask has no real member in set(s) {empty.tolist()}; every set needs one.")
+    raise ValueError(f"mask has no real member in set(s) {empty.tolist()}; every set needs one.")
   bad = ~np.isfinite(frames).all(axis=(2, 3, 4)) & mask
   if bad.any():
     raise ValueError(
-        f"frames has non-finite pixels in real member(s) (set, member) "
-        f"{np.argwhere(bad).tolist()}.")
+      f"frames has non-finite pixels in real member(s) (set, member) {np.argwhere(bad).tolist()}."
+    )
 
 
 def pad_set(frames: Any, max_members: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +161,7 @@ class SetMergeConv(nn.Module):
     dtype: computation dtype (None: inferred from inputs and params).
     param_dtype: parameter dtype.
   """
+
   features: int
   dtype: Any = None
   param_dtype: Any = jnp.float32
@@ -178,12 +179,11 @@ class SetMergeConv(nn.Module):
       ``[B, N, h, w, features]``.
     """
     widths = [x.shape[-1], x.shape[-1]] + [e.shape[-1] for e in extras]
-    kernel = self.param("kernel", nn.linear.default_kernel_init,
-                        (1, 1, sum(widths), self.features), self.param_dtype)
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
-                      self.param_dtype)
-    x, kernel, bias, *extras = flax_dtypes.promote_dtype(x, kernel, bias, *extras,
-                                                         dtype=self.dtype)
+    kernel = self.param(
+      "kernel", nn.linear.default_kernel_init, (1, 1, sum(widths), self.features), self.param_dtype
+    )
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
+    x, kernel, bias, *extras = flax_dtypes.promote_dtype(x, kernel, bias, *extras, dtype=self.dtype)
     blocks = jnp.split(kernel[0, 0], np.cumsum(widths)[:-1], axis=0)
     pooled = layers.masked_set_max(x, mask)  # [B, h, w, c]
     out = x @ blocks[0]
@@ -206,6 +206,7 @@ class SetUNet(nn.Module):
     dtype: computation dtype (params stay ``param_dtype``; the output is float32).
     param_dtype: parameter dtype.
   """
+
   base_features: int = 32
   max_members: int = 64
   output_activation: str = "linear"
@@ -231,11 +232,14 @@ class SetUNet(nn.Module):
         (outside ``jit``); under ``jit`` call ``validate_set_inputs`` beforehand.
     """
     if self.output_activation not in _OUTPUT_ACTIVATIONS:
-      raise ValueError(f"output_activation must be one of {sorted(_OUTPUT_ACTIVATIONS)}; "
-                       f"got {self.output_activation!r}.")
+      raise ValueError(
+        f"output_activation must be one of {sorted(_OUTPUT_ACTIVATIONS)}; "
+        f"got {self.output_activation!r}."
+      )
     if self.transposed_conv not in _TRANSPOSED_CONVS:
-      raise ValueError(f"transposed_conv must be one of {sorted(_TRANSPOSED_CONVS)}; "
-                       f"got {self.transposed_conv!r}.")
+      raise ValueError(
+        f"transposed_conv must be one of {sorted(_TRANSPOSED_CONVS)}; got {self.transposed_conv!r}."
+      )
     _check_shapes(tuple(frames.shape), tuple(mask.shape), self.max_members)
     if mask.dtype != jnp.bool_:
       raise ValueError(f"mask must be boolean; got dtype {mask.dtype}.")
@@ -245,9 +249,11 @@ class SetUNet(nn.Module):
     batch, members, height, width, _ = frames.shape
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     conv = lambda feats, size, name, strides=1: nn.Conv(  # noqa: E731
-        feats, (size, size), strides=(strides, strides), padding="SAME", name=name, **kw)
+      feats, (size, size), strides=(strides, strides), padding="SAME", name=name, **kw
+    )
     deconv = lambda feats, name: _TRANSPOSED_CONVS[self.transposed_conv](  # noqa: E731
-        feats, name=name, **kw)
+      feats, name=name, **kw
+    )
     merge = lambda feats, name: SetMergeConv(feats, name=name, **kw)  # noqa: E731
 
     def as_sets(h: jax.Array) -> jax.Array:

@@ -29,6 +29,7 @@ Only the newest ``keep`` checkpoints are kept (Orbax deletes older ones once a
 new one is complete). Written for one host (one process); multi-host runs would
 need Orbax's multi-process options and a shared directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,12 +78,16 @@ def _check_compatible(saved: PyTree, target: PyTree, step: int) -> None:
     elif name not in target:
       problems.append(f"{name!r} {saved[name]} of the checkpoint is not in the target state")
     elif saved[name] != target[name]:
-      problems.append(f"{name!r} has (shape, dtype) {saved[name]} in the checkpoint but "
-                      f"{target[name]} in the target state")
+      problems.append(
+        f"{name!r} has (shape, dtype) {saved[name]} in the checkpoint but "
+        f"{target[name]} in the target state"
+      )
   if problems:
     more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-    raise ValueError(f"checkpoint step {step} does not fit the target state (another model "
-                     "configuration?):\n  " + "\n  ".join(problems[:10]) + more)
+    raise ValueError(
+      f"checkpoint step {step} does not fit the target state (another model "
+      "configuration?):\n  " + "\n  ".join(problems[:10]) + more
+    )
 
 
 def _check_finite(state: TrainState, step: int) -> None:
@@ -90,8 +95,10 @@ def _check_finite(state: TrainState, step: int) -> None:
     for path, leaf in jax.tree_util.tree_flatten_with_path(getattr(state, group))[0]:
       value = np.asarray(leaf)
       if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
-        raise NonFiniteError(f"refusing to save checkpoint step {step}: {group}"
-                             f"{jax.tree_util.keystr(path)} holds NaN or Inf")
+        raise NonFiniteError(
+          f"refusing to save checkpoint step {step}: {group}"
+          f"{jax.tree_util.keystr(path)} holds NaN or Inf"
+        )
 
 
 class _Damaged(Exception):
@@ -112,12 +119,16 @@ class TrainCheckpointer:
       raise ValueError(f"keep: expected at least 1 checkpoint to keep, got {keep}")
     self.directory = checkpoint_dir(workdir)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, cleanup_tmp_directories=True,
-        enable_async_checkpointing=async_save)
+      max_to_keep=keep,
+      create=True,
+      cleanup_tmp_directories=True,
+      enable_async_checkpointing=async_save,
+    )
     self._manager = ocp.CheckpointManager(
-        self.directory.absolute(), options=options,
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "meta": ocp.JsonCheckpointHandler()})
+      self.directory.absolute(),
+      options=options,
+      item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
+    )
 
   def all_steps(self) -> list[int]:
     """The saved steps (complete or not yet checked), oldest first."""
@@ -135,12 +146,17 @@ class TrainCheckpointer:
       ValueError: checkpoint ``step`` already exists.
     """
     if step in self._manager.all_steps():
-      raise ValueError(f"step: checkpoint {step} already exists in {self.directory}; "
-                       "refusing to write over it")
+      raise ValueError(
+        f"step: checkpoint {step} already exists in {self.directory}; refusing to write over it"
+      )
     _check_finite(state, step)
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(dict(meta))),
-                       force=True)
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(dict(meta))
+      ),
+      force=True,
+    )
 
   def restore_latest(self, target: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
     """Restores the newest complete checkpoint into the structure of ``target``.
@@ -162,8 +178,9 @@ class TrainCheckpointer:
       try:
         tree, meta = self._restore_step(step, abstract)
       except _Damaged as error:
-        logging.warning("Checkpoint %d in %s is damaged (%s); skipping it.", step,
-                        self.directory, error)
+        logging.warning(
+          "Checkpoint %d in %s is damaged (%s); skipping it.", step, self.directory, error
+        )
         self._move_aside(step)
         continue
       logging.info("Restored checkpoint %d from %s.", step, self.directory)
@@ -180,8 +197,12 @@ class TrainCheckpointer:
       raise _Damaged("missing state metadata")
     _check_compatible(saved, abstract, step)
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+      restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+        ),
+      )
     except Exception as error:  # noqa: BLE001 - any read failure means the files are bad
       raise _Damaged(f"unreadable arrays or meta: {str(error)[:300]!r}") from error
     return restored["state"], dict(restored["meta"])
@@ -222,6 +243,5 @@ def restore_trained(workdir: str | os.PathLike, target: TrainState, keep: int) -
   with TrainCheckpointer(workdir, keep=keep) as ckpt:
     restored = ckpt.restore_latest(target)
   if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; "
-                     "run --mode=train first")
+    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; run --mode=train first")
   return restored[0]

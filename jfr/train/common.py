@@ -47,8 +47,10 @@ def num_train_classes(config: ml_collections.ConfigDict, builder: tfds.core.Data
     return int(config.dataset.num_classes)
   count = getattr(builder.builder_config, "num_train_identities", None)
   if count is None:
-    raise ValueError(f"config.dataset.num_classes: set it for {builder.info.full_name} "
-                     "(only synthetic_faces knows its own identity count)")
+    raise ValueError(
+      f"config.dataset.num_classes: set it for {builder.info.full_name} "
+      "(only synthetic_faces knows its own identity count)"
+    )
   return int(count)
 
 
@@ -71,9 +73,14 @@ def build_backbone(model_cfg: ml_collections.ConfigDict, axis_name: str | None) 
   if model_cfg.block not in BLOCKS:
     raise ValueError(f"model.block={model_cfg.block!r}; known: {sorted(BLOCKS)}")
   return BACKBONES[model_cfg.name](
-      stage_sizes=tuple(model_cfg.stage_sizes), block_cls=BLOCKS[model_cfg.block],
-      num_filters=model_cfg.num_filters, embedding_dim=model_cfg.embedding_dim,
-      pooling=model_cfg.pooling, dropout_rate=model_cfg.dropout_rate, axis_name=axis_name)
+    stage_sizes=tuple(model_cfg.stage_sizes),
+    block_cls=BLOCKS[model_cfg.block],
+    num_filters=model_cfg.num_filters,
+    embedding_dim=model_cfg.embedding_dim,
+    pooling=model_cfg.pooling,
+    dropout_rate=model_cfg.dropout_rate,
+    axis_name=axis_name,
+  )
 
 
 def numpy_batches(ds) -> Any:
@@ -81,17 +88,21 @@ def numpy_batches(ds) -> Any:
   return iter(tfds.as_numpy(ds))
 
 
-def labelled_image_batches(config: ml_collections.ConfigDict, builder: Any
-                           ) -> Callable[[int], Any]:
+def labelled_image_batches(config: ml_collections.ConfigDict, builder: Any) -> Callable[[int], Any]:
   """``start -> iterator`` of augmented ``image``/``label`` host batches of
   ``config.dataset.train_split`` (deterministic in ``(config.seed, start)``, for
   :func:`jfr.train.loop.run_training`)."""
 
   def batches(start: int):
-    ds = pipelines.image_batches(builder, config.dataset.train_split, config.batch_size,
-                                 seed=config.seed, start_batch=start,
-                                 features=("image", "label"),
-                                 augment_options=config.augment.to_dict())
+    ds = pipelines.image_batches(
+      builder,
+      config.dataset.train_split,
+      config.batch_size,
+      seed=config.seed,
+      start_batch=start,
+      features=("image", "label"),
+      augment_options=config.augment.to_dict(),
+    )
     return numpy_batches(ds)
 
   return batches
@@ -114,17 +125,21 @@ def embed_function(module: nn.Module, variables: PyTree) -> Callable[[np.ndarray
   return lambda images: np.asarray(apply(variables, images))
 
 
-def extract_split_features(embed: Callable[[np.ndarray], np.ndarray],
-                           builder: tfds.core.DatasetBuilder, split: str, batch_size: int,
-                           features: tuple[str, ...] = ("image", "label")
-                           ) -> dict[str, np.ndarray]:
+def extract_split_features(
+  embed: Callable[[np.ndarray], np.ndarray],
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  batch_size: int,
+  features: tuple[str, ...] = ("image", "label"),
+) -> dict[str, np.ndarray]:
   """Embeds a whole split in stored order; returns ``embedding`` [n, D] plus the other
   requested features as NumPy arrays (``image`` is not returned)."""
   out: dict[str, list] = {}
   total = -(-builder.info.splits[split].num_examples // batch_size)
   batches = numpy_batches(pipelines.eval_batches(builder, split, batch_size, features=features))
-  for batch in tqdm.tqdm(batches, total=total, desc=f"embedding {split}", unit="batch",
-                         leave=False):
+  for batch in tqdm.tqdm(
+    batches, total=total, desc=f"embedding {split}", unit="batch", leave=False
+  ):
     valid = batch["valid"]
     out.setdefault("embedding", []).append(embed(batch["image"])[valid])
     for k in features:
@@ -133,8 +148,9 @@ def extract_split_features(embed: Callable[[np.ndarray], np.ndarray],
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def evaluate_features(embeddings: np.ndarray, labels: np.ndarray,
-                      eval_cfg: ml_collections.ConfigDict, seed: int) -> dict:
+def evaluate_features(
+  embeddings: np.ndarray, labels: np.ndarray, eval_cfg: ml_collections.ConfigDict, seed: int
+) -> dict:
   """The standard still-image evaluation of one set of features.
 
   Verification: ``eval.folds`` folds of ``eval.pairs_per_fold`` balanced pairs (k-fold
@@ -142,18 +158,27 @@ def evaluate_features(embeddings: np.ndarray, labels: np.ndarray,
   (``eval.gallery_per_identity``), the rest probes; ``eval.unknown_fraction`` of the
   identities are not enrolled (open set): closed-set CMC over mated probes, TPIR@FPIR.
   """
-  a, b, same = protocols.verification_pairs(labels, eval_cfg.pairs_per_fold, seed=seed,
-                                            folds=eval_cfg.folds)
+  a, b, same = protocols.verification_pairs(
+    labels, eval_cfg.pairs_per_fold, seed=seed, folds=eval_cfg.folds
+  )
   scores = protocols.pair_scores(embeddings, a, b)
   verification = protocols.verification_report(scores, same, eval_cfg.fars, eval_cfg.folds)
-  g, p = protocols.gallery_probe_split(labels, seed=seed,
-                                       gallery_per_identity=eval_cfg.gallery_per_identity,
-                                       unknown_fraction=eval_cfg.unknown_fraction)
+  g, p = protocols.gallery_probe_split(
+    labels,
+    seed=seed,
+    gallery_per_identity=eval_cfg.gallery_per_identity,
+    unknown_fraction=eval_cfg.unknown_fraction,
+  )
   sim = protocols.cosine_similarity_matrix(embeddings[p], embeddings[g])
-  identification = protocols.identification_report(sim, labels[p], labels[g],
-                                                   eval_cfg.ranks, eval_cfg.fpirs)
-  return {"verification": verification, "identification": identification,
-          "_roc": (scores, same), "_similarity": (sim, labels[p], labels[g])}
+  identification = protocols.identification_report(
+    sim, labels[p], labels[g], eval_cfg.ranks, eval_cfg.fpirs
+  )
+  return {
+    "verification": verification,
+    "identification": identification,
+    "_roc": (scores, same),
+    "_similarity": (sim, labels[p], labels[g]),
+  }
 
 
 def write_results(workdir: str | os.PathLike, name: str, results: dict) -> Path:
@@ -165,8 +190,10 @@ def write_results(workdir: str | os.PathLike, name: str, results: dict) -> Path:
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
   """A Markdown table of ``rows`` (dicts) with the given column keys."""
+
   def fmt(v):
     return f"{v:.4f}" if isinstance(v, float) else str(v)
+
   lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
   return "\n".join(lines)

@@ -12,8 +12,14 @@ import ml_collections
 from jfr.train.optimizers import optimizer_config  # noqa: F401  (re-exported for configs)
 
 
-def engine(config: ml_collections.ConfigDict, *, num_train_steps: int, batch_size: int,
-           log_every_steps: int = 50, checkpoint_every_steps: int = 500) -> None:
+def engine(
+  config: ml_collections.ConfigDict,
+  *,
+  num_train_steps: int,
+  batch_size: int,
+  log_every_steps: int = 50,
+  checkpoint_every_steps: int = 500,
+) -> None:
   """Adds the fields the training loop reads (see :mod:`jfr.train.loop`)."""
   config.seed = 0
   config.num_train_steps = num_train_steps
@@ -25,32 +31,69 @@ def engine(config: ml_collections.ConfigDict, *, num_train_steps: int, batch_siz
   config.parallelism = "pmap"
 
 
-def dataset(name: str = "synthetic_faces/small", num_classes: int = -1
-            ) -> ml_collections.ConfigDict:
+def dataset(
+  name: str = "synthetic_faces/small", num_classes: int = -1
+) -> ml_collections.ConfigDict:
   """Which tfds data set and splits (see :mod:`jfr.train.common`)."""
-  return ml_collections.ConfigDict(dict(
-      name=name, data_dir=ml_collections.FieldReference(None, field_type=str),
-      train_split="train", test_split="test", num_classes=num_classes))
+  return ml_collections.ConfigDict(
+    dict(
+      name=name,
+      data_dir=ml_collections.FieldReference(None, field_type=str),
+      train_split="train",
+      test_split="test",
+      num_classes=num_classes,
+    )
+  )
 
 
-def resnet(stage_sizes=(1, 1, 1, 1), num_filters: int = 16, embedding_dim: int = 128,
-           pooling: str = "flatten_fc", block: str = "basic") -> ml_collections.ConfigDict:
+def resnet(
+  stage_sizes=(1, 1, 1, 1),
+  num_filters: int = 16,
+  embedding_dim: int = 128,
+  pooling: str = "flatten_fc",
+  block: str = "basic",
+) -> ml_collections.ConfigDict:
   """A ResNet backbone (``stage_sizes=(3, 4, 6, 3), block='bottleneck'`` is ResNet-50)."""
-  return ml_collections.ConfigDict(dict(
-      name="resnet", stage_sizes=tuple(stage_sizes), block=block, num_filters=num_filters,
-      embedding_dim=embedding_dim, pooling=pooling, dropout_rate=0.0))
+  return ml_collections.ConfigDict(
+    dict(
+      name="resnet",
+      stage_sizes=tuple(stage_sizes),
+      block=block,
+      num_filters=num_filters,
+      embedding_dim=embedding_dim,
+      pooling=pooling,
+      dropout_rate=0.0,
+    )
+  )
 
 
-def augment(flip: bool = True, jitter: float = 0.2, motion_blur_prob: float = 0.0
-            ) -> ml_collections.ConfigDict:
+def augment(
+  flip: bool = True, jitter: float = 0.2, motion_blur_prob: float = 0.0
+) -> ml_collections.ConfigDict:
   """Training augmentation (see :func:`jfr.data.pipelines.augment_image`)."""
-  return ml_collections.ConfigDict(dict(
-      flip=flip, brightness=jitter, contrast=jitter, saturation=jitter,
-      motion_blur_prob=motion_blur_prob, motion_blur_max_size=9))
+  return ml_collections.ConfigDict(
+    dict(
+      flip=flip,
+      brightness=jitter,
+      contrast=jitter,
+      saturation=jitter,
+      motion_blur_prob=motion_blur_prob,
+      motion_blur_max_size=9,
+    )
+  )
 
 
 def evaluation(batch_size: int = 256) -> ml_collections.ConfigDict:
   """Still-image verification / identification protocol (see :mod:`jfr.train.common`)."""
-  return ml_collections.ConfigDict(dict(
-      batch_size=batch_size, pairs_per_fold=300, folds=10, fars=(0.1, 0.01, 0.001),
-      ranks=(1, 5, 10), fpirs=(0.01, 0.1), unknown_fraction=0.2, gallery_per_identity=1))
+  return ml_collections.ConfigDict(
+    dict(
+      batch_size=batch_size,
+      pairs_per_fold=300,
+      folds=10,
+      fars=(0.1, 0.01, 0.001),
+      ranks=(1, 5, 10),
+      fpirs=(0.01, 0.1),
+      unknown_fraction=0.2,
+      gallery_per_identity=1,
+    )
+  )

@@ -100,23 +100,45 @@ THRESHOLD_SOURCES = ("best_on_eval_pairs", "given")
 # else of the rendered face. Eye spacing and width are left out: they also place the brows;
 # eye_y is left out: the brows hang from it.
 PART_FIELDS: dict[str, tuple[str, ...]] = {
-    "brows": ("brow_gap", "brow_thickness", "brow_arch", "brow_tilt", "brow_color"),
-    "eyes": ("eye_openness", "eye_tilt", "iris_color"),
-    "nose": ("nose_size", "nose_length", "nose_width", "nose_protrusion", "nose_pointiness"),
-    "mouth": ("mouth_y", "mouth_width", "lip_size", "upper_lip", "lower_lip", "lip_color"),
+  "brows": ("brow_gap", "brow_thickness", "brow_arch", "brow_tilt", "brow_color"),
+  "eyes": ("eye_openness", "eye_tilt", "iris_color"),
+  "nose": ("nose_size", "nose_length", "nose_width", "nose_protrusion", "nose_pointiness"),
+  "mouth": ("mouth_y", "mouth_width", "lip_size", "upper_lip", "lower_lip", "lip_color"),
 }
 
 # Display names of the saliency maps, and which enter each game.
 METHOD_NAMES = {
-    "ours_s": "Ours S (discriminative)", "ours_s_pos": "Ours S+ (similarity)",
-    "ours_s_neg": "Ours S- (dissimilarity)", "gradient": "Gradient",
-    "gradient_neg": "Gradient, negative part", "grad_cam": "Grad-CAM",
-    "grad_cam_pp": "Grad-CAM++", "stylianou": "Stylianou et al. (max-pool decomposition)",
-    "random": "Random (control)"}
-HIDING_METHODS = ("ours_s", "ours_s_pos", "ours_s_neg", "gradient", "grad_cam",
-                  "grad_cam_pp", "stylianou", "random")
-POINTING_METHODS = ("ours_s_neg", "ours_s", "ours_s_pos", "gradient", "gradient_neg",
-                    "grad_cam", "grad_cam_pp", "stylianou", "random")
+  "ours_s": "Ours S (discriminative)",
+  "ours_s_pos": "Ours S+ (similarity)",
+  "ours_s_neg": "Ours S- (dissimilarity)",
+  "gradient": "Gradient",
+  "gradient_neg": "Gradient, negative part",
+  "grad_cam": "Grad-CAM",
+  "grad_cam_pp": "Grad-CAM++",
+  "stylianou": "Stylianou et al. (max-pool decomposition)",
+  "random": "Random (control)",
+}
+HIDING_METHODS = (
+  "ours_s",
+  "ours_s_pos",
+  "ours_s_neg",
+  "gradient",
+  "grad_cam",
+  "grad_cam_pp",
+  "stylianou",
+  "random",
+)
+POINTING_METHODS = (
+  "ours_s_neg",
+  "ours_s",
+  "ours_s_pos",
+  "gradient",
+  "gradient_neg",
+  "grad_cam",
+  "grad_cam_pp",
+  "stylianou",
+  "random",
+)
 FIG2_METHODS = ("gradient", "grad_cam", "grad_cam_pp", "stylianou", "ours_s", "ours_s_pos")
 
 
@@ -134,8 +156,10 @@ def reconstruction_loss(images: jax.Array, reconstructions: jax.Array) -> jax.Ar
     ``[B]`` mean squared error over pixels and colours.
   """
   if images.shape != reconstructions.shape or images.ndim != 4:
-    raise ValueError(f"reconstructions: expected the shape of images {images.shape} "
-                     f"[B, H, W, 3], got {reconstructions.shape}")
+    raise ValueError(
+      f"reconstructions: expected the shape of images {images.shape} "
+      f"[B, H, W, 3], got {reconstructions.shape}"
+    )
   diff = reconstructions.astype(jnp.float32) - images.astype(jnp.float32)
   return jnp.mean(diff * diff, axis=(1, 2, 3))
 
@@ -143,8 +167,9 @@ def reconstruction_loss(images: jax.Array, reconstructions: jax.Array) -> jax.Ar
 def joint_loss(id_loss: jax.Array, rec_loss: jax.Array, rec_weight: float) -> jax.Array:
   """Eq. 2 per example: ``L = L_id + lambda * L_rec``; ``[B]``, ``[B]`` -> ``[B]``."""
   if id_loss.shape != rec_loss.shape or id_loss.ndim != 1:
-    raise ValueError(f"rec_loss: expected the shape of id_loss {id_loss.shape} [B], got "
-                     f"{rec_loss.shape}")
+    raise ValueError(
+      f"rec_loss: expected the shape of id_loss {id_loss.shape} [B], got {rec_loss.shape}"
+    )
   return id_loss + rec_weight * rec_loss
 
 
@@ -153,12 +178,16 @@ def joint_loss(id_loss: jax.Array, rec_loss: jax.Array, rec_weight: float) -> ja
 
 def _check_model_config(config: ml_collections.ConfigDict) -> None:
   if config.model.pooling != "gmp":
-    raise ValueError(f"config.model.pooling: the explanation method replaces the last FC "
-                     f"layer by global max pooling, expected 'gmp', got "
-                     f"{config.model.pooling!r}")
+    raise ValueError(
+      f"config.model.pooling: the explanation method replaces the last FC "
+      f"layer by global max pooling, expected 'gmp', got "
+      f"{config.model.pooling!r}"
+    )
   if config.explain.threshold_source not in THRESHOLD_SOURCES:
-    raise ValueError(f"config.explain.threshold_source: expected one of "
-                     f"{THRESHOLD_SOURCES}, got {config.explain.threshold_source!r}")
+    raise ValueError(
+      f"config.explain.threshold_source: expected one of "
+      f"{THRESHOLD_SOURCES}, got {config.explain.threshold_source!r}"
+    )
 
 
 def build_decoder(config: ml_collections.ConfigDict, size: int) -> ReconstructionDecoder:
@@ -166,8 +195,7 @@ def build_decoder(config: ml_collections.ConfigDict, size: int) -> Reconstructio
   return ReconstructionDecoder(widths=tuple(config.decoder.widths), output_size=(size, size))
 
 
-def init_decoder(decoder: ReconstructionDecoder, rng: jax.Array, conv_maps: jax.Array
-                 ) -> dict:
+def init_decoder(decoder: ReconstructionDecoder, rng: jax.Array, conv_maps: jax.Array) -> dict:
   """The decoder's initial variables: each kernel drawn from flax's default for
   ``ConvTranspose`` (LeCun normal: truncated normal, variance 1 / fan-in with fan-in
   ``kh * kw * c_in``), biases zero.
@@ -185,10 +213,12 @@ def init_decoder(decoder: ReconstructionDecoder, rng: jax.Array, conv_maps: jax.
   leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
   keys = jax.random.split(rng, len(leaves))
   kernel_init = resnet.conv_kernel_init(1.0)
-  values = [kernel_init(key, leaf.shape, leaf.dtype)
-            if jax.tree_util.keystr(path).endswith("['kernel']")
-            else jnp.zeros(leaf.shape, leaf.dtype)
-            for key, (path, leaf) in zip(keys, leaves)]
+  values = [
+    kernel_init(key, leaf.shape, leaf.dtype)
+    if jax.tree_util.keystr(path).endswith("['kernel']")
+    else jnp.zeros(leaf.shape, leaf.dtype)
+    for key, (path, leaf) in zip(keys, leaves)
+  ]
   return jax.tree_util.tree_unflatten(treedef, values)
 
 
@@ -197,34 +227,47 @@ def feature_shape(config: ml_collections.ConfigDict, size: int) -> tuple[int, in
   backbone = recognition.inference_backbone(config)
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
   _, fmap = jax.eval_shape(
-      lambda x: backbone.apply(backbone.init(jax.random.PRNGKey(0), x, train=False), x,
-                               train=False, return_feature_map=True), images)
+    lambda x: backbone.apply(
+      backbone.init(jax.random.PRNGKey(0), x, train=False), x, train=False, return_feature_map=True
+    ),
+    images,
+  )
   return tuple(fmap.shape[1:])
 
 
-def create_state(config: ml_collections.ConfigDict, num_classes: int, size: int
-                 ) -> state_lib.TrainState:
+def create_state(
+  config: ml_collections.ConfigDict, num_classes: int, size: int
+) -> state_lib.TrainState:
   """Initial state: 'backbone' and 'head' (recognition, ``config.optimizer``) and
   'decoder' (explanation, ``config.decoder_optimizer``)."""
   _check_model_config(config)
-  backbone, head = recognition.build_models(config, num_classes,
-                                            steps.bn_axis_name(config.parallelism))
+  backbone, head = recognition.build_models(
+    config, num_classes, steps.bn_axis_name(config.parallelism)
+  )
   decoder = build_decoder(config, size)
   h, w, c = feature_shape(config, size)
   images = jnp.zeros((2, size, size, 3), jnp.float32)
   recognition_tx = optimizers.make_optimizer(config.optimizer, config.num_train_steps)
   decoder_tx = optimizers.make_optimizer(config.decoder_optimizer, config.num_train_steps)
   return state_lib.create_train_state(
-      jax.random.PRNGKey(config.seed),
-      {"backbone": (backbone, lambda rng: backbone.init(rng, images, train=False)),
-       "head": (head, lambda rng: head.init(rng, jnp.zeros((2, c)))),
-       "decoder": (decoder, lambda rng: init_decoder(decoder, rng, jnp.zeros((2, h, w, c))))},
-      {"backbone": recognition_tx, "head": recognition_tx, "decoder": decoder_tx})
+    jax.random.PRNGKey(config.seed),
+    {
+      "backbone": (backbone, lambda rng: backbone.init(rng, images, train=False)),
+      "head": (head, lambda rng: head.init(rng, jnp.zeros((2, c)))),
+      "decoder": (decoder, lambda rng: init_decoder(decoder, rng, jnp.zeros((2, h, w, c)))),
+    },
+    {"backbone": recognition_tx, "head": recognition_tx, "decoder": decoder_tx},
+  )
 
 
-def joint_objective(config: ml_collections.ConfigDict, apply_fn: Mapping[str, Callable],
-                    params: dict, batch_stats: dict, batch: dict, rng: jax.Array
-                    ) -> tuple[jax.Array, tuple[Any, dict]]:
+def joint_objective(
+  config: ml_collections.ConfigDict,
+  apply_fn: Mapping[str, Callable],
+  params: dict,
+  batch_stats: dict,
+  batch: dict,
+  rng: jax.Array,
+) -> tuple[jax.Array, tuple[Any, dict]]:
   """Eq. 2 averaged over a batch, as a function of the trainable ``params``.
 
   ``L = mean_b(L_id + lambda * L_rec)``: the ArcFace loss of the head's logits of the max
@@ -243,8 +286,13 @@ def joint_objective(config: ml_collections.ConfigDict, apply_fn: Mapping[str, Ca
     ``(loss, (new backbone batch_stats, {'id_loss', 'rec_loss', 'accuracy'}))``.
   """
   (features, conv_map), updates = apply_fn["backbone"](
-      {"params": params["backbone"], "batch_stats": batch_stats}, batch["image"],
-      train=True, return_feature_map=True, mutable=["batch_stats"], rngs={"dropout": rng})
+    {"params": params["backbone"], "batch_stats": batch_stats},
+    batch["image"],
+    train=True,
+    return_feature_map=True,
+    mutable=["batch_stats"],
+    rngs={"dropout": rng},
+  )
   logits = apply_fn["head"]({"params": params["head"]}, features)
   id_loss = recognition.head_loss(config.head, logits, batch["label"])
   if not config.decoder_backprop_to_backbone:
@@ -252,8 +300,11 @@ def joint_objective(config: ml_collections.ConfigDict, apply_fn: Mapping[str, Ca
   recon = apply_fn["decoder"]({"params": params["decoder"]}, conv_map)
   rec_loss = reconstruction_loss(batch["image"], recon)
   loss = joint_loss(id_loss, rec_loss, config.rec_weight).mean()
-  aux = {"id_loss": id_loss.mean(), "rec_loss": rec_loss.mean(),
-         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+  aux = {
+    "id_loss": id_loss.mean(),
+    "rec_loss": rec_loss.mean(),
+    "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+  }
   return loss, (updates["batch_stats"], aux)
 
 
@@ -262,9 +313,14 @@ def make_train_step(config: ml_collections.ConfigDict):
   optimizer (SGD on backbone + head, Adam on the decoder)."""
 
   def train_step(state, batch, rng):
-    objective = functools.partial(joint_objective, config, state.apply_fn,
-                                  batch_stats=state.batch_stats["backbone"], batch=batch,
-                                  rng=rng)
+    objective = functools.partial(
+      joint_objective,
+      config,
+      state.apply_fn,
+      batch_stats=state.batch_stats["backbone"],
+      batch=batch,
+      rng=rng,
+    )
     (loss, (new_bs, aux)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     grads, loss, aux = steps.cross_replica_mean((grads, loss, aux))
     new_state = state_lib.apply_gradients(state, grads, batch_stats={"backbone": new_bs})
@@ -276,29 +332,36 @@ def make_train_step(config: ml_collections.ConfigDict):
 
 def model_variables(state: state_lib.TrainState) -> dict:
   """``{'backbone': flax variables, 'decoder': flax variables}`` of a (host) state."""
-  return {"backbone": recognition.backbone_variables(state),
-          "decoder": {"params": state.params["decoder"]}}
+  return {
+    "backbone": recognition.backbone_variables(state),
+    "decoder": {"params": state.params["decoder"]},
+  }
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   """Trains (or resumes) ours jointly on Eq. 2; returns :func:`model_variables`."""
   builder = common.dataset_builder(config)
-  state = create_state(config, common.num_train_classes(config, builder),
-                       common.image_size(builder))
-  logging.info("backbone parameters: %d, decoder parameters: %d",
-               state_lib.num_params(state.params["backbone"]),
-               state_lib.num_params(state.params["decoder"]))
+  state = create_state(
+    config, common.num_train_classes(config, builder), common.image_size(builder)
+  )
+  logging.info(
+    "backbone parameters: %d, decoder parameters: %d",
+    state_lib.num_params(state.params["backbone"]),
+    state_lib.num_params(state.params["decoder"]),
+  )
 
-  final = loop.run_training(config, workdir, state, make_train_step(config),
-                            common.labelled_image_batches(config, builder))
+  final = loop.run_training(
+    config, workdir, state, make_train_step(config), common.labelled_image_batches(config, builder)
+  )
   return model_variables(final)
 
 
 def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   """:func:`model_variables` of the newest complete checkpoint of ours in ``workdir``."""
   builder = common.dataset_builder(config)
-  target = create_state(config, common.num_train_classes(config, builder),
-                        common.image_size(builder))
+  target = create_state(
+    config, common.num_train_classes(config, builder), common.image_size(builder)
+  )
   return model_variables(restore_trained(workdir, target, config.keep_checkpoints))
 
 
@@ -320,28 +383,37 @@ def baseline_workdir(workdir: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------- recognition (Table I)
 
 
-def evaluate_recognition(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                         ours: dict, baseline: dict) -> dict:
+def evaluate_recognition(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, ours: dict, baseline: dict
+) -> dict:
   """Table I analog: verification / identification of ours and the plain ArcFace model on
   the test split (same pairs and protocol, :func:`jfr.train.common.evaluate_features`),
   plus ours' reconstruction MSE. Writes ``eval/recognition.json`` and a joint ROC PNG."""
   builder = common.dataset_builder(config)
   size = common.image_size(builder)
-  models = {"ArcFace (plain)": (baseline_config(config, size), baseline),
-            "Ours (max pool + decoder)": (config, ours["backbone"])}
+  models = {
+    "ArcFace (plain)": (baseline_config(config, size), baseline),
+    "Ours (max pool + decoder)": (config, ours["backbone"]),
+  }
   results, roc = {}, {}
   for name, (cfg, variables) in models.items():
     embed = common.embed_function(recognition.inference_backbone(cfg), variables)
-    feats = common.extract_split_features(embed, builder, config.dataset.test_split,
-                                          config.eval.batch_size)
-    results[name] = common.evaluate_features(feats["embedding"], feats["label"],
-                                             config.eval, seed=config.seed)
+    feats = common.extract_split_features(
+      embed, builder, config.dataset.test_split, config.eval.batch_size
+    )
+    results[name] = common.evaluate_features(
+      feats["embedding"], feats["label"], config.eval, seed=config.seed
+    )
     fpr, tpr, _ = metrics.roc(*results[name].pop("_roc"))
     roc[name] = (fpr, tpr)
   results["Ours (max pool + decoder)"]["reconstruction_mse"] = _test_reconstruction_mse(
-      config, builder, ours)
-  plots.plot_roc(roc, Path(workdir) / "eval" / "recognition_roc.png",
-                 f"Verification ROC ({config.dataset.name} {config.dataset.test_split})")
+    config, builder, ours
+  )
+  plots.plot_roc(
+    roc,
+    Path(workdir) / "eval" / "recognition_roc.png",
+    f"Verification ROC ({config.dataset.name} {config.dataset.test_split})",
+  )
   common.write_results(workdir, "recognition", results)
   return results
 
@@ -351,10 +423,12 @@ def _test_reconstruction_mse(config, builder, ours: dict) -> float:
   fns = model_functions(config, ours, common.image_size(builder))
   decode = lambda x: _call(fns.decode, _call(fns.conv, x))
   total, count = 0.0, 0
-  for batch in common.numpy_batches(pipelines.eval_batches(
-      builder, config.dataset.test_split, config.eval.batch_size, features=("image",))):
-    mse = np.asarray(reconstruction_loss(jnp.asarray(batch["image"]),
-                                         decode(batch["image"])))
+  for batch in common.numpy_batches(
+    pipelines.eval_batches(
+      builder, config.dataset.test_split, config.eval.batch_size, features=("image",)
+    )
+  ):
+    mse = np.asarray(reconstruction_loss(jnp.asarray(batch["image"]), decode(batch["image"])))
     total += float(mse[batch["valid"]].sum())
     count += int(batch["valid"].sum())
   return total / count
@@ -365,14 +439,20 @@ def recognition_table(results: Mapping[str, dict]) -> str:
   rows = []
   for name, r in results.items():
     v, i = r["verification"], r["identification"]
-    rows.append({"model": name,
-                 "verification acc": f"{v['accuracy']:.4f} ± {v['accuracy_std']:.4f}",
-                 "EER": v["eer"], "ROC AUC": v["auc"],
-                 "TAR@FAR=1e-2": v["tar_at_far"].get("0.01", float("nan")),
-                 "rank-1": i.get("cmc", {}).get("rank1", float("nan")),
-                 "test L_rec": r.get("reconstruction_mse", "-")})
-  return common.markdown_table(rows, ["model", "verification acc", "EER", "ROC AUC",
-                                      "TAR@FAR=1e-2", "rank-1", "test L_rec"])
+    rows.append(
+      {
+        "model": name,
+        "verification acc": f"{v['accuracy']:.4f} ± {v['accuracy_std']:.4f}",
+        "EER": v["eer"],
+        "ROC AUC": v["auc"],
+        "TAR@FAR=1e-2": v["tar_at_far"].get("0.01", float("nan")),
+        "rank-1": i.get("cmc", {}).get("rank1", float("nan")),
+        "test L_rec": r.get("reconstruction_mse", "-"),
+      }
+    )
+  return common.markdown_table(
+    rows, ["model", "verification acc", "EER", "ROC AUC", "TAR@FAR=1e-2", "rank-1", "test L_rec"]
+  )
 
 
 # ------------------------------------------------------------------------ saliency maps
@@ -385,6 +465,7 @@ class ModelFunctions(NamedTuple):
   (the global max pool); ``decode`` C -> reconstructions ``[B, H, W, 3]``. Each is a
   ``jax.tree_util.Partial`` carrying its variables as arguments.
   """
+
   embed: Partial
   conv: Partial
   head: Partial
@@ -407,17 +488,19 @@ def global_max_pool(conv_maps: jax.Array) -> jax.Array:
   return jnp.max(conv_maps, axis=(1, 2))
 
 
-def model_functions(config: ml_collections.ConfigDict, variables: dict, size: int
-                    ) -> ModelFunctions:
+def model_functions(
+  config: ml_collections.ConfigDict, variables: dict, size: int
+) -> ModelFunctions:
   """:class:`ModelFunctions` of ours (``variables`` from :func:`model_variables`) for
   ``size`` x ``size`` images."""
   backbone = recognition.inference_backbone(config)
   decoder = build_decoder(config, size)
   return ModelFunctions(
-      embed=Partial(functools.partial(backbone.apply, train=False), variables["backbone"]),
-      conv=Partial(functools.partial(_conv_map, backbone), variables["backbone"]),
-      head=Partial(global_max_pool),
-      decode=Partial(decoder.apply, variables["decoder"]))
+    embed=Partial(functools.partial(backbone.apply, train=False), variables["backbone"]),
+    conv=Partial(functools.partial(_conv_map, backbone), variables["backbone"]),
+    head=Partial(global_max_pool),
+    decode=Partial(decoder.apply, variables["decoder"]),
+  )
 
 
 def similarity_decomposition(convs_a: np.ndarray, convs_b: np.ndarray) -> np.ndarray:
@@ -438,8 +521,9 @@ def similarity_decomposition(convs_a: np.ndarray, convs_b: np.ndarray) -> np.nda
   """
   convs_a, convs_b = np.asarray(convs_a, np.float64), np.asarray(convs_b, np.float64)
   if convs_a.ndim != 4 or convs_a.shape != convs_b.shape:
-    raise ValueError(f"convs_b: expected the shape of convs_a [P, h, w, c] "
-                     f"{convs_a.shape}, got {convs_b.shape}")
+    raise ValueError(
+      f"convs_b: expected the shape of convs_a [P, h, w, c] {convs_a.shape}, got {convs_b.shape}"
+    )
   p, h, w, c = convs_a.shape
   flat_a = convs_a.reshape(p, h * w, c)
   f_a, f_b = flat_a.max(axis=1), convs_b.reshape(p, h * w, c).max(axis=1)
@@ -452,28 +536,41 @@ def similarity_decomposition(convs_a: np.ndarray, convs_b: np.ndarray) -> np.nda
 
 def _upsample(maps: np.ndarray, size: int) -> np.ndarray:
   """Bilinear ``[P, h, w]`` -> ``[P, size, size]`` (as Grad-CAM's upsampling)."""
-  return np.asarray(jax.image.resize(jnp.asarray(maps, jnp.float32),
-                                     (maps.shape[0], size, size), "bilinear"))
+  return np.asarray(
+    jax.image.resize(jnp.asarray(maps, jnp.float32), (maps.shape[0], size, size), "bilinear")
+  )
 
 
-def _pair_chunk_maps(fns: ModelFunctions, a: jax.Array, b: jax.Array, threshold: float,
-                     chunk_size: int) -> dict[str, jax.Array]:
+def _pair_chunk_maps(
+  fns: ModelFunctions, a: jax.Array, b: jax.Array, threshold: float, chunk_size: int
+) -> dict[str, jax.Array]:
   """The model-based maps of one fixed-size chunk of pairs (see :func:`saliency_maps`)."""
   convs_a, convs_b = _call(fns.conv, a), _call(fns.conv, b)
-  ours = saliency.explain_pairs(fns.decode, convs_a, convs_b, threshold, chunk_size,
-                                image_size=a.shape[1:3])
+  ours = saliency.explain_pairs(
+    fns.decode, convs_a, convs_b, threshold, chunk_size, image_size=a.shape[1:3]
+  )
   signed = saliency.gradient_saliency(fns.embed, a, b, reduction="sum")
-  return {"ours_s": ours.s, "ours_s_pos": ours.s_pos, "ours_s_neg": ours.s_neg,
-          "gradient": saliency.gradient_saliency(fns.embed, a, b),
-          "gradient_neg": jnp.maximum(-signed, 0.0),
-          "grad_cam": saliency.grad_cam(fns.conv, fns.head, a, b),
-          "grad_cam_pp": saliency.grad_cam_pp(fns.conv, fns.head, a, b),
-          "stylianou": _upsample(similarity_decomposition(convs_a, convs_b), a.shape[1])}
+  return {
+    "ours_s": ours.s,
+    "ours_s_pos": ours.s_pos,
+    "ours_s_neg": ours.s_neg,
+    "gradient": saliency.gradient_saliency(fns.embed, a, b),
+    "gradient_neg": jnp.maximum(-signed, 0.0),
+    "grad_cam": saliency.grad_cam(fns.conv, fns.head, a, b),
+    "grad_cam_pp": saliency.grad_cam_pp(fns.conv, fns.head, a, b),
+    "stylianou": _upsample(similarity_decomposition(convs_a, convs_b), a.shape[1]),
+  }
 
 
-def saliency_maps(fns: ModelFunctions, images_a: np.ndarray, images_b: np.ndarray,
-                  threshold: float, chunk_size: int, pair_batch: int,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+def saliency_maps(
+  fns: ModelFunctions,
+  images_a: np.ndarray,
+  images_b: np.ndarray,
+  threshold: float,
+  chunk_size: int,
+  pair_batch: int,
+  rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
   """Every method's map of image A with respect to image B (keys of :data:`METHOD_NAMES`).
 
   The pairs are processed ``pair_batch`` at a time (the last batch padded with blank
@@ -493,11 +590,12 @@ def saliency_maps(fns: ModelFunctions, images_a: np.ndarray, images_b: np.ndarra
   """
   chunks: dict[str, list[np.ndarray]] = {}
   for start in range(0, len(images_a), pair_batch):
-    a, b = images_a[start:start + pair_batch], images_b[start:start + pair_batch]
+    a, b = images_a[start : start + pair_batch], images_b[start : start + pair_batch]
     real = len(a)
     pad = ((0, pair_batch - real), (0, 0), (0, 0), (0, 0))
-    maps = _pair_chunk_maps(fns, jnp.asarray(np.pad(a, pad)), jnp.asarray(np.pad(b, pad)),
-                            threshold, chunk_size)
+    maps = _pair_chunk_maps(
+      fns, jnp.asarray(np.pad(a, pad)), jnp.asarray(np.pad(b, pad)), threshold, chunk_size
+    )
     for name, value in maps.items():
       chunks.setdefault(name, []).append(np.asarray(value, np.float32)[:real])
   out = {name: np.concatenate(parts) for name, parts in chunks.items()}
@@ -508,9 +606,17 @@ def saliency_maps(fns: ModelFunctions, images_a: np.ndarray, images_b: np.ndarra
 # ---------------------------------------------------------------------- synthetic pairs
 
 
-def render_part_pairs(world_seed: int, identity_ids: np.ndarray, donor_ids: np.ndarray,
-                      part: str, image_size: int, *, seed: int, max_yaw: float,
-                      region_dilation: int) -> dict[str, np.ndarray]:
+def render_part_pairs(
+  world_seed: int,
+  identity_ids: np.ndarray,
+  donor_ids: np.ndarray,
+  part: str,
+  image_size: int,
+  *,
+  seed: int,
+  max_yaw: float,
+  region_dilation: int,
+) -> dict[str, np.ndarray]:
   """Pairs of faces that differ in one part only (ground truth for the pointing game).
 
   Face A has the latent of ``identity_ids[i]``; face B the same latent with the fields of
@@ -535,10 +641,11 @@ def render_part_pairs(world_seed: int, identity_ids: np.ndarray, donor_ids: np.n
   if part not in PART_FIELDS:
     raise ValueError(f"part: expected one of {sorted(PART_FIELDS)}, got {part!r}")
   identity_ids, donor_ids = np.asarray(identity_ids), np.asarray(donor_ids)
-  if identity_ids.ndim != 1 or donor_ids.shape != identity_ids.shape \
-      or identity_ids.size == 0:
-    raise ValueError(f"donor_ids: expected the shape of identity_ids (a non-empty [n]), got "
-                     f"{donor_ids.shape} and {identity_ids.shape}")
+  if identity_ids.ndim != 1 or donor_ids.shape != identity_ids.shape or identity_ids.size == 0:
+    raise ValueError(
+      f"donor_ids: expected the shape of identity_ids (a non-empty [n]), got "
+      f"{donor_ids.shape} and {identity_ids.shape}"
+    )
   if np.any(identity_ids == donor_ids):
     raise ValueError("donor_ids: each donor must differ from its identity")
   if region_dilation < 0:
@@ -546,9 +653,13 @@ def render_part_pairs(world_seed: int, identity_ids: np.ndarray, donor_ids: np.n
   lat_a = face_renderer.identity_latents(world_seed, identity_ids)
   donors = face_renderer.identity_latents(world_seed, donor_ids)
   lat_b = {k: (donors[k] if k in PART_FIELDS[part] else v).copy() for k, v in lat_a.items()}
-  nui = face_renderer.sample_nuisances(np.random.default_rng(seed), identity_ids.size,
-                                       occluder_prob=0.0, eyeglasses_prob=0.0,
-                                       max_yaw=max_yaw)
+  nui = face_renderer.sample_nuisances(
+    np.random.default_rng(seed),
+    identity_ids.size,
+    occluder_prob=0.0,
+    eyeglasses_prob=0.0,
+    max_yaw=max_yaw,
+  )
   out_a = face_renderer.render(lat_a, nui, image_size, seed_or_rng=seed)
   out_b = face_renderer.render(lat_b, nui, image_size, seed_or_rng=seed)
   part_id = face_renderer.PART_NAMES.index(part)
@@ -560,8 +671,9 @@ def render_part_pairs(world_seed: int, identity_ids: np.ndarray, donor_ids: np.n
   return {"images_a": out_a["image"], "images_b": out_b["image"], "region": region}
 
 
-def _part_pair_ids(test_ids: np.ndarray, count: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _part_pair_ids(
+  test_ids: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
   """``count`` (identity, donor) pairs of distinct test identities."""
   if test_ids.size < 2:
     raise ValueError("the test split needs two identities for part pairs")
@@ -573,9 +685,13 @@ def _part_pair_ids(test_ids: np.ndarray, count: int, rng: np.random.Generator
 # ----------------------------------------------------------------------- explanation run
 
 
-def _figure_pairs(labels: np.ndarray, occluded: np.ndarray, num_genuine: int,
-                  num_impostor: int, rng: np.random.Generator
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _figure_pairs(
+  labels: np.ndarray,
+  occluded: np.ndarray,
+  num_genuine: int,
+  num_impostor: int,
+  rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Figure rows: genuine pairs whose A is occluded and B is not (Fig. 3's masked
   pairs) where the test split has them, else any genuine pair; then impostor pairs."""
   a, b = [], []
@@ -599,16 +715,18 @@ def _figure_pairs(labels: np.ndarray, occluded: np.ndarray, num_genuine: int,
   return np.array(a, int), np.array(b, int), same
 
 
-def _verify_function(fns: ModelFunctions, batch_size: int
-                     ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _verify_function(
+  fns: ModelFunctions, batch_size: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
   """``(images_a, images_b) -> cosine similarities [P]`` of ours, embedding
   ``batch_size`` images per compiled call. The hiding game passes the same unmodified
   ``images_b`` array at every fraction; its embedding is kept for the next call."""
   last: dict[str, Any] = {}
 
   def embed(images):
-    return protocols.batched_apply(lambda x: np.asarray(_call(fns.embed, x)), images,
-                                   batch_size=batch_size)
+    return protocols.batched_apply(
+      lambda x: np.asarray(_call(fns.embed, x)), images, batch_size=batch_size
+    )
 
   def verify(a, b):
     if last.get("images") is not b:
@@ -623,12 +741,26 @@ def _hiding_games(verify, images_a, images_b, same, maps, cfg) -> dict:
   threshold."""
   results = {}
   for name in HIDING_METHODS:
-    res = hiding.hiding_game(verify, images_a, images_b, same, maps[name],
-                             fractions=cfg.fractions, blur_sigma=cfg.blur_sigma)
+    res = hiding.hiding_game(
+      verify,
+      images_a,
+      images_b,
+      same,
+      maps[name],
+      fractions=cfg.fractions,
+      blur_sigma=cfg.blur_sigma,
+    )
     for kind, sel in (("genuine", same), ("impostor", ~same)):
-      sub = hiding.hiding_game(verify, images_a[sel], images_b[sel], same[sel],
-                               maps[name][sel], fractions=cfg.fractions,
-                               blur_sigma=cfg.blur_sigma, threshold=res["threshold"])
+      sub = hiding.hiding_game(
+        verify,
+        images_a[sel],
+        images_b[sel],
+        same[sel],
+        maps[name][sel],
+        fractions=cfg.fractions,
+        blur_sigma=cfg.blur_sigma,
+        threshold=res["threshold"],
+      )
       res[kind] = {"accuracy": sub["accuracy"], "auc": sub["auc"]}
     results[name] = res
   return results
@@ -636,16 +768,21 @@ def _hiding_games(verify, images_a, images_b, same, maps, cfg) -> dict:
 
 def hiding_table(results: Mapping[str, dict]) -> str:
   """Markdown table of the hiding-game AUCs (x 100, as Table II)."""
-  rows = [{"method": METHOD_NAMES[k], "AUC x100 (all)": 100 * r["auc"],
-           "genuine": 100 * r["genuine"]["auc"], "impostor": 100 * r["impostor"]["auc"],
-           "acc @ 50% blurred": float(np.interp(0.5, r["fractions"], r["accuracy"])),
-           "acc @ 90% blurred": float(np.interp(0.9, r["fractions"], r["accuracy"]))}
-          for k, r in results.items()]
+  rows = [
+    {
+      "method": METHOD_NAMES[k],
+      "AUC x100 (all)": 100 * r["auc"],
+      "genuine": 100 * r["genuine"]["auc"],
+      "impostor": 100 * r["impostor"]["auc"],
+      "acc @ 50% blurred": float(np.interp(0.5, r["fractions"], r["accuracy"])),
+      "acc @ 90% blurred": float(np.interp(0.9, r["fractions"], r["accuracy"])),
+    }
+    for k, r in results.items()
+  ]
   return common.markdown_table(rows, list(rows[0]))
 
 
-def _pointing_games(maps_by_part: Mapping[str, dict], regions: Mapping[str, np.ndarray]
-                    ) -> dict:
+def _pointing_games(maps_by_part: Mapping[str, dict], regions: Mapping[str, np.ndarray]) -> dict:
   """Share of each map's mass inside the differing part, and the hit rate of its peak."""
   out: dict[str, Any] = {"area_share": {}, "methods": {}}
   for part, region in regions.items():
@@ -657,41 +794,60 @@ def _pointing_games(maps_by_part: Mapping[str, dict], regions: Mapping[str, np.n
       share = hiding.pointing_game(sal, region)
       peak = sal.reshape(len(sal), -1).argmax(axis=1)
       hit = region.reshape(len(region), -1)[np.arange(len(sal)), peak]
-      per_part[part] = {"share_mean": float(share.mean()), "share_std": float(share.std()),
-                        "hit_rate": float(hit.mean()), "num_pairs": int(len(sal))}
+      per_part[part] = {
+        "share_mean": float(share.mean()),
+        "share_std": float(share.std()),
+        "hit_rate": float(hit.mean()),
+        "num_pairs": int(len(sal)),
+      }
     shares = [v["share_mean"] for v in per_part.values()]
     hits = [v["hit_rate"] for v in per_part.values()]
-    out["methods"][name] = {"parts": per_part, "share_mean": float(np.mean(shares)),
-                            "hit_rate": float(np.mean(hits))}
+    out["methods"][name] = {
+      "parts": per_part,
+      "share_mean": float(np.mean(shares)),
+      "hit_rate": float(np.mean(hits)),
+    }
   return out
 
 
 def pointing_table(results: Mapping[str, Any]) -> str:
   """Markdown table of the pointing game (share of mass inside the part)."""
   parts = list(results["area_share"])
-  rows = [{"method": "chance (part's area share)",
-           **{p: results["area_share"][p] for p in parts},
-           "mean share": float(np.mean(list(results["area_share"].values()))),
-           "peak hit rate": float(np.mean(list(results["area_share"].values())))}]
+  rows = [
+    {
+      "method": "chance (part's area share)",
+      **{p: results["area_share"][p] for p in parts},
+      "mean share": float(np.mean(list(results["area_share"].values()))),
+      "peak hit rate": float(np.mean(list(results["area_share"].values()))),
+    }
+  ]
   for name, r in results["methods"].items():
-    rows.append({"method": METHOD_NAMES[name],
-                 **{p: r["parts"][p]["share_mean"] for p in parts},
-                 "mean share": r["share_mean"], "peak hit rate": r["hit_rate"]})
+    rows.append(
+      {
+        "method": METHOD_NAMES[name],
+        **{p: r["parts"][p]["share_mean"] for p in parts},
+        "mean share": r["share_mean"],
+        "peak hit rate": r["hit_rate"],
+      }
+    )
   return common.markdown_table(rows, ["method", *parts, "mean share", "peak hit rate"])
 
 
-def _algorithm1_threshold(config: ml_collections.ConfigDict, features: np.ndarray,
-                          labels: np.ndarray) -> float:
+def _algorithm1_threshold(
+  config: ml_collections.ConfigDict, features: np.ndarray, labels: np.ndarray
+) -> float:
   """``tau``: given, or the accuracy-best threshold on the Table I evaluation pairs."""
   if config.explain.threshold_source == "given":
     return float(config.explain.threshold)
-  a, b, same = protocols.verification_pairs(labels, config.eval.pairs_per_fold,
-                                            seed=config.seed, folds=config.eval.folds)
+  a, b, same = protocols.verification_pairs(
+    labels, config.eval.pairs_per_fold, seed=config.seed, folds=config.eval.folds
+  )
   return hiding.best_threshold(protocols.pair_scores(features, a, b), same)
 
 
-def _pointing_experiment(config, builder, fns, verify, threshold, test_ids, rng
-                         ) -> tuple[dict, dict, dict]:
+def _pointing_experiment(
+  config, builder, fns, verify, threshold, test_ids, rng
+) -> tuple[dict, dict, dict]:
   """Renders the one-part pairs, maps them, plays the pointing game.
 
   Returns ``(results, pairs by part, maps by part)``.
@@ -699,23 +855,32 @@ def _pointing_experiment(config, builder, fns, verify, threshold, test_ids, rng
   cfg = config.explain
   world_seed = getattr(builder.builder_config, "seed", None)
   if world_seed is None:
-    raise ValueError(f"config.dataset.name: part pairs are rendered from the synthetic "
-                     f"face world; {builder.info.full_name} is not synthetic_faces")
+    raise ValueError(
+      f"config.dataset.name: part pairs are rendered from the synthetic "
+      f"face world; {builder.info.full_name} is not synthetic_faces"
+    )
   size = common.image_size(builder)
   part_pairs, part_maps = {}, {}
   for index, part in enumerate(cfg.parts):
     ids, donors = _part_pair_ids(test_ids, cfg.pairs_per_part, rng)
-    pairs = render_part_pairs(world_seed, ids, donors, part, size,
-                              seed=config.seed * 1000 + index, max_yaw=cfg.max_yaw,
-                              region_dilation=cfg.region_dilation)
+    pairs = render_part_pairs(
+      world_seed,
+      ids,
+      donors,
+      part,
+      size,
+      seed=config.seed * 1000 + index,
+      max_yaw=cfg.max_yaw,
+      region_dilation=cfg.region_dilation,
+    )
     pa = pipelines.to_model_range_np(pairs["images_a"])
     pb = pipelines.to_model_range_np(pairs["images_b"])
     part_pairs[part] = {**pairs, "similarity": verify(pa, pb)}
-    part_maps[part] = saliency_maps(fns, pa, pb, threshold, cfg.chunk_size, cfg.pair_batch,
-                                    rng)
+    part_maps[part] = saliency_maps(fns, pa, pb, threshold, cfg.chunk_size, cfg.pair_batch, rng)
   results = _pointing_games(part_maps, {p: v["region"] for p, v in part_pairs.items()})
-  results["dissimilarity_mean"] = {p: float(np.mean(1.0 - v["similarity"]))
-                                   for p, v in part_pairs.items()}
+  results["dissimilarity_mean"] = {
+    p: float(np.mean(1.0 - v["similarity"])) for p, v in part_pairs.items()
+  }
   return results, part_pairs, part_maps
 
 
@@ -725,8 +890,7 @@ def _timed(label: str, start: float) -> float:
   return now
 
 
-def explain(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-            variables: dict) -> dict:
+def explain(config: ml_collections.ConfigDict, workdir: str | os.PathLike, variables: dict) -> dict:
   """The saliency experiments: hiding game on test pairs, pointing game on synthetic
   part pairs, Fig. 2 / Fig. 3 analogs (see the module docstring).
 
@@ -741,57 +905,80 @@ def explain(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   c = feature_shape(config, size)[2]
   fns = model_functions(config, variables, size)
   rng = np.random.default_rng(config.seed + 1)
-  test = pipelines.load_arrays(builder, config.dataset.test_split,
-                               ("image", "label", "occluder_mask"))
+  test = pipelines.load_arrays(
+    builder, config.dataset.test_split, ("image", "label", "occluder_mask")
+  )
   images = pipelines.to_model_range_np(test["image"])
-  features = protocols.batched_apply(lambda x: np.asarray(_call(fns.embed, x)), images,
-                                     batch_size=config.eval.batch_size)
+  features = protocols.batched_apply(
+    lambda x: np.asarray(_call(fns.embed, x)), images, batch_size=config.eval.batch_size
+  )
   tau = _algorithm1_threshold(config, features, test["label"])
   threshold = tau / c
-  logging.info("Algorithm 1 threshold: tau = %.4f (%s), T = tau / c = %.6f", tau,
-               cfg.threshold_source, threshold)
+  logging.info(
+    "Algorithm 1 threshold: tau = %.4f (%s), T = tau / c = %.6f",
+    tau,
+    cfg.threshold_source,
+    threshold,
+  )
   verify = _verify_function(fns, max(1, cfg.num_pairs // 2))
 
   start = time.perf_counter()
-  a, b, same = protocols.verification_pairs(test["label"], cfg.num_pairs, seed=config.seed + 1,
-                                            folds=1)
-  maps = saliency_maps(fns, images[a], images[b], threshold, cfg.chunk_size, cfg.pair_batch,
-                       rng)
+  a, b, same = protocols.verification_pairs(
+    test["label"], cfg.num_pairs, seed=config.seed + 1, folds=1
+  )
+  maps = saliency_maps(fns, images[a], images[b], threshold, cfg.chunk_size, cfg.pair_batch, rng)
   start = _timed(f"saliency maps of {len(a)} test pairs", start)
   games = _hiding_games(verify, images[a], images[b], same, maps, cfg)
-  plots.plot_curves({METHOD_NAMES[k]: (r["fractions"], r["accuracy"])
-                     for k, r in games.items()},
-                    workdir / "eval" / "hiding_game.png",
-                    "fraction of pixels of A blurred (least important first)",
-                    "verification accuracy",
-                    f"Hiding game ({len(a)} test pairs, blur sigma {cfg.blur_sigma:g} px)")
+  plots.plot_curves(
+    {METHOD_NAMES[k]: (r["fractions"], r["accuracy"]) for k, r in games.items()},
+    workdir / "eval" / "hiding_game.png",
+    "fraction of pixels of A blurred (least important first)",
+    "verification accuracy",
+    f"Hiding game ({len(a)} test pairs, blur sigma {cfg.blur_sigma:g} px)",
+  )
   start = _timed("hiding games", start)
   pointing, part_pairs, part_maps = _pointing_experiment(
-      config, builder, fns, verify, threshold, np.unique(test["label"]), rng)
+    config, builder, fns, verify, threshold, np.unique(test["label"]), rng
+  )
   start = _timed("part pairs, their maps and the pointing game", start)
 
-  fa, fb, fsame = _figure_pairs(test["label"], test["occluder_mask"].any(axis=(1, 2)),
-                                cfg.figure_genuine, cfg.figure_impostor, rng)
-  maps_a = saliency_maps(fns, images[fa], images[fb], threshold, cfg.chunk_size,
-                         cfg.pair_batch, rng)
-  maps_b = saliency_maps(fns, images[fb], images[fa], threshold, cfg.chunk_size,
-                         cfg.pair_batch, rng)
+  fa, fb, fsame = _figure_pairs(
+    test["label"],
+    test["occluder_mask"].any(axis=(1, 2)),
+    cfg.figure_genuine,
+    cfg.figure_impostor,
+    rng,
+  )
+  maps_a = saliency_maps(
+    fns, images[fa], images[fb], threshold, cfg.chunk_size, cfg.pair_batch, rng
+  )
+  maps_b = saliency_maps(
+    fns, images[fb], images[fa], threshold, cfg.chunk_size, cfg.pair_batch, rng
+  )
   scores = verify(images[fa], images[fb])
-  row_labels = [f"{'genuine' if s else 'impostor'}\ns = {x:.2f}"
-                for s, x in zip(fsame, scores)]
+  row_labels = [f"{'genuine' if s else 'impostor'}\ns = {x:.2f}" for s, x in zip(fsame, scores)]
   figures = workdir / "figures"
-  plot_similarity_maps(test["image"][fa], test["image"][fb], maps_a, maps_b, row_labels,
-                       figures / "fig3_similarity_dissimilarity.png")
-  plot_method_comparison(test["image"][fa], test["image"][fb], maps_a, row_labels,
-                         figures / "fig2_method_comparison.png")
+  plot_similarity_maps(
+    test["image"][fa],
+    test["image"][fb],
+    maps_a,
+    maps_b,
+    row_labels,
+    figures / "fig3_similarity_dissimilarity.png",
+  )
+  plot_method_comparison(
+    test["image"][fa], test["image"][fb], maps_a, row_labels, figures / "fig2_method_comparison.png"
+  )
   plot_part_pairs(part_pairs, part_maps, figures / "part_pairs.png")
   plot_reconstructions(test["image"][:8], fns, figures / "reconstructions.png")
   _timed("figures", start)
 
-  results = {"threshold": {"tau": tau, "T": threshold, "source": cfg.threshold_source,
-                           "channels": c},
-             "hiding_game": games, "pointing_game": pointing,
-             "method_names": METHOD_NAMES}
+  results = {
+    "threshold": {"tau": tau, "T": threshold, "source": cfg.threshold_source, "channels": c},
+    "hiding_game": games,
+    "pointing_game": pointing,
+    "method_names": METHOD_NAMES,
+  }
   common.write_results(workdir, "explain", results)
   return results
 
@@ -805,8 +992,9 @@ def _save_figure(fig: Figure, path: Path) -> None:
   fig.savefig(path, dpi=110)
 
 
-def _overlay(ax, image: np.ndarray, saliency_map: np.ndarray | None, scale: float,
-             title: str | None = None) -> None:
+def _overlay(
+  ax, image: np.ndarray, saliency_map: np.ndarray | None, scale: float, title: str | None = None
+) -> None:
   """Draws ``image`` (uint8) under ``v = saliency_map / scale`` as a jet overlay whose
   opacity grows with ``v`` (low values leave the face visible)."""
   ax.imshow(image, interpolation="nearest")
@@ -831,8 +1019,14 @@ def _share(part: np.ndarray, total: np.ndarray) -> str:
   return f"{100 * part.sum() / max(total.sum(), 1e-12):.0f}%"
 
 
-def plot_similarity_maps(images_a: np.ndarray, images_b: np.ndarray, maps_a: dict,
-                         maps_b: dict, row_labels: Sequence[str], path: Path) -> None:
+def plot_similarity_maps(
+  images_a: np.ndarray,
+  images_b: np.ndarray,
+  maps_a: dict,
+  maps_b: dict,
+  row_labels: Sequence[str],
+  path: Path,
+) -> None:
   """Fig. 3 analog: each pair with the S+, S-, S overlays of A and of B.
 
   S+, S- and S of one image share one colour scale (max of S), so the colours compare
@@ -843,45 +1037,68 @@ def plot_similarity_maps(images_a: np.ndarray, images_b: np.ndarray, maps_a: dic
     _overlay(axes[r, 0], images_a[r], None, 1.0, "A" if r == 0 else None)
     _overlay(axes[r, 1], images_b[r], None, 1.0, "B" if r == 0 else None)
     axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
-    for col, (image, maps, who) in enumerate(((images_a[r], maps_a, "A"),
-                                              (images_b[r], maps_b, "B"))):
+    for col, (image, maps, who) in enumerate(
+      ((images_a[r], maps_a, "A"), (images_b[r], maps_b, "B"))
+    ):
       s = maps["ours_s"][r]
-      for k, (key, name) in enumerate((("ours_s_pos", "S+"), ("ours_s_neg", "S-"),
-                                       ("ours_s", "S"))):
+      for k, (key, name) in enumerate(
+        (("ours_s_pos", "S+"), ("ours_s_neg", "S-"), ("ours_s", "S"))
+      ):
         ax = axes[r, 2 + 3 * col + k]
         _overlay(ax, image, maps[key][r], s.max(), f"{name} of {who}" if r == 0 else None)
         if key != "ours_s":
           ax.set_xlabel(f"{_share(maps[key][r], s)} of S", fontsize=7)
-  fig.suptitle("Similarity (S+), dissimilarity (S-) and discriminative (S = S+ + S-) maps "
-               "of Algorithm 1, one colour scale per image", fontsize=9)
+  fig.suptitle(
+    "Similarity (S+), dissimilarity (S-) and discriminative (S = S+ + S-) maps "
+    "of Algorithm 1, one colour scale per image",
+    fontsize=9,
+  )
   fig.tight_layout()
   _save_figure(fig, path)
 
 
-def plot_method_comparison(images_a: np.ndarray, images_b: np.ndarray, maps: dict,
-                           row_labels: Sequence[str], path: Path) -> None:
+def plot_method_comparison(
+  images_a: np.ndarray, images_b: np.ndarray, maps: dict, row_labels: Sequence[str], path: Path
+) -> None:
   """Fig. 2 analog: each pair and six methods' maps of A (each map scaled to its max)."""
   fig, axes = _grid(len(images_a), 2 + len(FIG2_METHODS))
-  short = {"gradient": "Gradient", "grad_cam": "Grad-CAM", "grad_cam_pp": "Grad-CAM++",
-           "stylianou": "Stylianou", "ours_s": "Ours S", "ours_s_pos": "Ours S+"}
+  short = {
+    "gradient": "Gradient",
+    "grad_cam": "Grad-CAM",
+    "grad_cam_pp": "Grad-CAM++",
+    "stylianou": "Stylianou",
+    "ours_s": "Ours S",
+    "ours_s_pos": "Ours S+",
+  }
   for r in range(len(images_a)):
     _overlay(axes[r, 0], images_a[r], None, 1.0, "A" if r == 0 else None)
     _overlay(axes[r, 1], images_b[r], None, 1.0, "B" if r == 0 else None)
     axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
     for k, name in enumerate(FIG2_METHODS):
-      _overlay(axes[r, 2 + k], images_a[r], maps[name][r], maps[name][r].max(),
-               short[name] if r == 0 else None)
+      _overlay(
+        axes[r, 2 + k],
+        images_a[r],
+        maps[name][r],
+        maps[name][r].max(),
+        short[name] if r == 0 else None,
+      )
   fig.suptitle("Saliency of A for the pair's similarity: six methods", fontsize=9)
   fig.tight_layout()
   _save_figure(fig, path)
 
 
-def plot_part_pairs(part_pairs: Mapping[str, dict], part_maps: Mapping[str, dict],
-                    path: Path) -> None:
+def plot_part_pairs(
+  part_pairs: Mapping[str, dict], part_maps: Mapping[str, dict], path: Path
+) -> None:
   """One pair per part: A, B, |A - B| with the ground-truth region, and maps of A."""
   methods = ("ours_s_neg", "ours_s", "gradient", "grad_cam", "stylianou")
-  short = {"ours_s_neg": "Ours S-", "ours_s": "Ours S", "gradient": "Gradient",
-           "grad_cam": "Grad-CAM", "stylianou": "Stylianou"}
+  short = {
+    "ours_s_neg": "Ours S-",
+    "ours_s": "Ours S",
+    "gradient": "Gradient",
+    "grad_cam": "Grad-CAM",
+    "stylianou": "Stylianou",
+  }
   fig, axes = _grid(len(part_pairs), 3 + len(methods))
   for r, (part, pairs) in enumerate(part_pairs.items()):
     a, b = pairs["images_a"][0], pairs["images_b"][0]
@@ -899,10 +1116,8 @@ def plot_part_pairs(part_pairs: Mapping[str, dict], part_maps: Mapping[str, dict
     for k, name in enumerate(methods):
       sal = part_maps[part][name][0]
       _overlay(axes[r, 3 + k], a, sal, sal.max(), short[name] if top else None)
-      axes[r, 3 + k].contour(pairs["region"][0], levels=[0.5], colors="white",
-                             linewidths=0.6)
-  fig.suptitle("Pairs differing in one part (outline): where do the maps point?",
-               fontsize=9)
+      axes[r, 3 + k].contour(pairs["region"][0], levels=[0.5], colors="white", linewidths=0.6)
+  fig.suptitle("Pairs differing in one part (outline): where do the maps point?", fontsize=9)
   fig.tight_layout()
   _save_figure(fig, path)
 
@@ -938,14 +1153,21 @@ def write_report(workdir: str | os.PathLike) -> str:
       res = json.load(f)
     th, games, pointing = res["threshold"], res["hiding_game"], res["pointing_game"]
     pairs = next(iter(games.values()))["num_pairs"]
-    sections.append((f"Hiding game ({pairs} test pairs, half genuine; AUC x 100; "
-                     f"tau = {th['tau']:.3f}, T = tau / c = {th['T']:.5f})",
-                     hiding_table(games)))
+    sections.append(
+      (
+        f"Hiding game ({pairs} test pairs, half genuine; AUC x 100; "
+        f"tau = {th['tau']:.3f}, T = tau / c = {th['T']:.5f})",
+        hiding_table(games),
+      )
+    )
     gaps = ", ".join(f"{p} {v:.2e}" for p, v in pointing["dissimilarity_mean"].items())
-    sections.append(("Pointing game: pairs differing in one part, share of each map's "
-                     "mass inside the part",
-                     pointing_table(pointing) + f"\n\nMean 1 - cosine similarity of the "
-                     f"part pairs (how different the model finds them): {gaps}."))
+    sections.append(
+      (
+        "Pointing game: pairs differing in one part, share of each map's mass inside the part",
+        pointing_table(pointing) + f"\n\nMean 1 - cosine similarity of the "
+        f"part pairs (how different the model finds them): {gaps}.",
+      )
+    )
   text = "".join(f"## {title}\n\n{body}\n\n" for title, body in sections)
   eval_dir.mkdir(parents=True, exist_ok=True)
   (eval_dir / "explain.md").write_text(text, encoding="utf-8")
@@ -971,8 +1193,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   if mode in ("all", "eval"):
     ours = ours if ours is not None else restore(config, workdir)
     if baseline is None:
-      baseline = recognition.restore_backbone(baseline_config(config, size),
-                                              baseline_workdir(workdir))
+      baseline = recognition.restore_backbone(
+        baseline_config(config, size), baseline_workdir(workdir)
+      )
     results["recognition"] = evaluate_recognition(config, workdir, ours, baseline)
   if mode in ("all", "explain"):
     ours = ours if ours is not None else restore(config, workdir)

@@ -86,6 +86,7 @@ class LossTerms:
     reconstruction: 'center' (L_rec^cen, Eq. 9) or 'average' (L_rec^avg, Eq. 8).
     total_variation: L_tv (Eq. 13).
   """
+
   adversarial: bool
   reconstruction: str
   total_variation: bool = True
@@ -93,11 +94,11 @@ class LossTerms:
 
 # Table 1 rows of the paper ("ours"): name -> loss terms.
 VARIANTS = {
-    "full": LossTerms(adversarial=True, reconstruction="center"),
-    "no_adv": LossTerms(adversarial=False, reconstruction="center"),
-    "rec_avg": LossTerms(adversarial=True, reconstruction="average"),
-    "no_adv_rec_avg": LossTerms(adversarial=False, reconstruction="average"),
-    "no_tv": LossTerms(adversarial=True, reconstruction="center", total_variation=False),
+  "full": LossTerms(adversarial=True, reconstruction="center"),
+  "no_adv": LossTerms(adversarial=False, reconstruction="center"),
+  "rec_avg": LossTerms(adversarial=True, reconstruction="average"),
+  "no_adv_rec_avg": LossTerms(adversarial=False, reconstruction="average"),
+  "no_tv": LossTerms(adversarial=True, reconstruction="center", total_variation=False),
 }
 
 
@@ -120,12 +121,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.eval.{field}: {missing} are not in config.variants {names}")
   agg = config.aggregator
   if not 1 <= agg.min_set_size <= agg.set_size <= agg.max_members:
-    raise ValueError("config.aggregator: expected 1 <= min_set_size <= set_size <= "
-                     f"max_members, got {agg.min_set_size}, {agg.set_size}, {agg.max_members}")
+    raise ValueError(
+      "config.aggregator: expected 1 <= min_set_size <= set_size <= "
+      f"max_members, got {agg.min_set_size}, {agg.set_size}, {agg.max_members}"
+    )
   sizes = [n for n, _ in config.eval.set_configs] + [config.eval.blur_set_size]
   if max(sizes) > agg.max_members:
-    raise ValueError(f"config.eval: set sizes {sizes} exceed aggregator.max_members "
-                     f"{agg.max_members}")
+    raise ValueError(
+      f"config.eval: set sizes {sizes} exceed aggregator.max_members {agg.max_members}"
+    )
 
 
 def extractor_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -154,8 +158,12 @@ def variant_config(config: ml_collections.ConfigDict, name: str) -> ml_collectio
 def build_generator(config: ml_collections.ConfigDict) -> SetUNet:
   """The face aggregator of ``config.aggregator``."""
   a = config.aggregator
-  return SetUNet(base_features=a.base_features, max_members=a.max_members,
-                 output_activation=a.output_activation, transposed_conv=a.transposed_conv)
+  return SetUNet(
+    base_features=a.base_features,
+    max_members=a.max_members,
+    output_activation=a.output_activation,
+    transposed_conv=a.transposed_conv,
+  )
 
 
 def build_discriminator(config: ml_collections.ConfigDict) -> Discriminator:
@@ -188,8 +196,10 @@ def validate_face_sets(frames: Any, mask: Any, max_members: int, image_size: int
   """
   shape = np.shape(frames)
   if len(shape) == 5 and shape[2:4] != (image_size, image_size):
-    raise ValueError(f"frames must hold {image_size}x{image_size} images (the configured "
-                     f"image size); got {shape[2]}x{shape[3]} in shape {shape}.")
+    raise ValueError(
+      f"frames must hold {image_size}x{image_size} images (the configured "
+      f"image size); got {shape[2]}x{shape[3]} in shape {shape}."
+    )
   validate_set_inputs(frames, mask, max_members)
 
 
@@ -200,8 +210,9 @@ def _jitted_apply(module: SetUNet) -> Callable:
   return jax.jit(module.apply)
 
 
-def make_aggregator(config: ml_collections.ConfigDict, generator_params: Any,
-                    image_size: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def make_aggregator(
+  config: ml_collections.ConfigDict, generator_params: Any, image_size: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
   """A validated, batched ``aggregate(frames [B, N, H, W, 3], mask [B, N]) -> [B, H, W, 3]``.
 
   Inputs are checked with :func:`validate_face_sets`; the generator then runs jitted in
@@ -213,8 +224,12 @@ def make_aggregator(config: ml_collections.ConfigDict, generator_params: Any,
   def aggregate(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
     validate_face_sets(frames, mask, config.aggregator.max_members, image_size)
     frames = np.asarray(frames, np.float32)
-    return protocols.batched_apply(lambda f, m: apply(variables, f, m), frames,
-                                   np.asarray(mask), batch_size=config.eval.set_batch_size)
+    return protocols.batched_apply(
+      lambda f, m: apply(variables, f, m),
+      frames,
+      np.asarray(mask),
+      batch_size=config.eval.set_batch_size,
+    )
 
   return aggregate
 
@@ -222,8 +237,9 @@ def make_aggregator(config: ml_collections.ConfigDict, generator_params: Any,
 # ----------------------------------------------------------------------- stage 1
 
 
-def identity_centers(config: ml_collections.ConfigDict, stills: dict, extractor_variables: Any,
-                     num_classes: int) -> tuple[np.ndarray, dict]:
+def identity_centers(
+  config: ml_collections.ConfigDict, stills: dict, extractor_variables: Any, num_classes: int
+) -> tuple[np.ndarray, dict]:
   """Initial centres c^j (Eq. 9): class means of the features of the train stills.
 
   Args:
@@ -238,26 +254,31 @@ def identity_centers(config: ml_collections.ConfigDict, stills: dict, extractor_
     that ``config.loss.beta`` must match).
   """
   embed = common.embed_function(extractor_module(config), extractor_variables)
-  emb = protocols.batched_apply(lambda x: embed(pipelines.to_model_range_np(x)),
-                                stills["image"], batch_size=config.eval.batch_size)
+  emb = protocols.batched_apply(
+    lambda x: embed(pipelines.to_model_range_np(x)),
+    stills["image"],
+    batch_size=config.eval.batch_size,
+  )
   emb = emb.astype(np.float64)
   labels = np.asarray(stills["label"])
   counts = np.bincount(labels, minlength=num_classes)
   if counts.size != num_classes or np.any(counts == 0):
-    raise ValueError(f"dataset.train_split: labels must cover 0..{num_classes - 1}; "
-                     f"missing {np.flatnonzero(counts == 0)[:10].tolist()}")
+    raise ValueError(
+      f"dataset.train_split: labels must cover 0..{num_classes - 1}; "
+      f"missing {np.flatnonzero(counts == 0)[:10].tolist()}"
+    )
   centers = np.zeros((num_classes, emb.shape[1]))
   np.add.at(centers, labels, emb)
   centers /= counts[:, None]
   between = np.sum((centers[:, None] - centers[None]) ** 2, -1)
   stats = {
-      "feature_dim": int(emb.shape[1]),
-      "mean_squared_norm": float(np.mean(np.sum(emb ** 2, 1))),
-      "mean_squared_distance_to_class_mean": float(
-          np.mean(np.sum((emb - centers[labels]) ** 2, 1))),
-      "mean_squared_distance_between_class_means": float(
-          between.sum() / (num_classes * (num_classes - 1))),
-      "beta": float(config.loss.beta),
+    "feature_dim": int(emb.shape[1]),
+    "mean_squared_norm": float(np.mean(np.sum(emb**2, 1))),
+    "mean_squared_distance_to_class_mean": float(np.mean(np.sum((emb - centers[labels]) ** 2, 1))),
+    "mean_squared_distance_between_class_means": float(
+      between.sum() / (num_classes * (num_classes - 1))
+    ),
+    "beta": float(config.loss.beta),
   }
   return centers.astype(np.float32), stats
 
@@ -265,8 +286,9 @@ def identity_centers(config: ml_collections.ConfigDict, stills: dict, extractor_
 # ----------------------------------------------------------------------- stage 2
 
 
-def initial_variables(config: ml_collections.ConfigDict, image_size: int,
-                      shapes_only: bool = False) -> dict[str, Any]:
+def initial_variables(
+  config: ml_collections.ConfigDict, image_size: int, shapes_only: bool = False
+) -> dict[str, Any]:
   """Initial flax variables of the generator and the discriminator.
 
   Drawn once from ``config.seed`` and shared by every variant (so the ablations start
@@ -278,8 +300,10 @@ def initial_variables(config: ml_collections.ConfigDict, image_size: int,
   mask = jnp.ones((1, n), bool)
   images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
   rng_g, rng_d = jax.random.split(jax.random.PRNGKey(config.seed))
-  inits = {"generator": (build_generator(config).init, rng_g, (frames, mask)),
-           "discriminator": (build_discriminator(config).init, rng_d, (images,))}
+  inits = {
+    "generator": (build_generator(config).init, rng_g, (frames, mask)),
+    "discriminator": (build_discriminator(config).init, rng_d, (images,)),
+  }
   out = {}
   for name, (init, rng, inputs) in inits.items():
     if shapes_only:
@@ -290,21 +314,30 @@ def initial_variables(config: ml_collections.ConfigDict, image_size: int,
   return out
 
 
-def create_aggregator_state(config: ml_collections.ConfigDict, extractor_variables: Any,
-                            centers: np.ndarray, initial: dict[str, Any], num_steps: int
-                            ) -> state_lib.TrainState:
+def create_aggregator_state(
+  config: ml_collections.ConfigDict,
+  extractor_variables: Any,
+  centers: np.ndarray,
+  initial: dict[str, Any],
+  num_steps: int,
+) -> state_lib.TrainState:
   """Stage-2 state: trainable 'generator' and 'discriminator' (Adam each, starting from
   ``initial`` of :func:`initial_variables`), frozen 'extractor', extras
   ``{'centers': [C, D]}``."""
-  txs = {name: optimizers.make_optimizer(config.optimizer, num_steps)
-         for name in ("generator", "discriminator")}
+  txs = {
+    name: optimizers.make_optimizer(config.optimizer, num_steps)
+    for name in ("generator", "discriminator")
+  }
   return state_lib.create_train_state(
-      jax.random.PRNGKey(config.seed),
-      {"generator": (build_generator(config), lambda rng: initial["generator"]),
-       "discriminator": (build_discriminator(config), lambda rng: initial["discriminator"])},
-      txs,
-      frozen={"extractor": (extractor_module(config), extractor_variables)},
-      extras={"centers": jnp.asarray(centers, jnp.float32)})
+    jax.random.PRNGKey(config.seed),
+    {
+      "generator": (build_generator(config), lambda rng: initial["generator"]),
+      "discriminator": (build_discriminator(config), lambda rng: initial["discriminator"]),
+    },
+    txs,
+    frozen={"extractor": (extractor_module(config), extractor_variables)},
+    extras={"centers": jnp.asarray(centers, jnp.float32)},
+  )
 
 
 def _gather_replicas(tree: Any) -> Any:
@@ -331,35 +364,45 @@ def make_train_step(config: ml_collections.ConfigDict, variant: str) -> steps.Tr
     def discriminate(d_params, images):
       return state.apply_fn["discriminator"]({"params": d_params}, images)
 
-    inputs = jnp.concatenate([frames.reshape((b * n,) + frames.shape[2:]),
-                              batch["positive"], batch["negative"]])
+    inputs = jnp.concatenate(
+      [frames.reshape((b * n,) + frames.shape[2:]), batch["positive"], batch["negative"]]
+    )
     feats = lax.stop_gradient(extract(inputs))
-    f_inputs = feats[:b * n].reshape((b, n, -1))
-    f_pos, f_neg = feats[b * n:b * n + b], feats[b * n + b:]
+    f_inputs = feats[: b * n].reshape((b, n, -1))
+    f_pos, f_neg = feats[b * n : b * n + b], feats[b * n + b :]
     centers = state.extras["centers"]
 
     def generator_objective(g_params):
       agg = state.apply_fn["generator"]({"params": g_params}, frames, mask)
       f_agg = extract(agg)
-      dis = fan_losses.discriminative_loss(f_agg, f_pos, f_neg, f_inputs, mask,
-                                           beta=loss_cfg.beta)
+      dis = fan_losses.discriminative_loss(f_agg, f_pos, f_neg, f_inputs, mask, beta=loss_cfg.beta)
       if terms.reconstruction == "center":
         rec = fan_losses.reconstruction_loss_center(f_agg, centers, labels)
       else:
         rec = fan_losses.reconstruction_loss_avg(f_agg, f_inputs, mask)
       zero = jnp.zeros_like(dis)
-      adv = (fan_losses.generator_adversarial_loss(
-          discriminate(state.params["discriminator"], agg)) if terms.adversarial else zero)
+      adv = (
+        fan_losses.generator_adversarial_loss(discriminate(state.params["discriminator"], agg))
+        if terms.adversarial
+        else zero
+      )
       tv = fan_losses.total_variation_loss(agg)
       total = fan_losses.generator_loss(
-          dis, rec, adv, tv, lambda_dis=loss_cfg.lambda_dis, lambda_rec=loss_cfg.lambda_rec,
-          lambda_adv=loss_cfg.lambda_adv if terms.adversarial else 0.0,
-          lambda_tv=loss_cfg.lambda_tv if terms.total_variation else 0.0)
+        dis,
+        rec,
+        adv,
+        tv,
+        lambda_dis=loss_cfg.lambda_dis,
+        lambda_rec=loss_cfg.lambda_rec,
+        lambda_adv=loss_cfg.lambda_adv if terms.adversarial else 0.0,
+        lambda_tv=loss_cfg.lambda_tv if terms.total_variation else 0.0,
+      )
       parts = {"dis": dis.mean(), "rec": rec.mean(), "adv": adv.mean(), "tv": tv.mean()}
       return total.mean(), (agg, parts)
 
     (g_loss, (agg, parts)), g_grads = jax.value_and_grad(generator_objective, has_aux=True)(
-        state.params["generator"])
+      state.params["generator"]
+    )
     grads = {"generator": g_grads}
     metrics = {"loss_g": g_loss, **parts}
     loss = g_loss
@@ -373,14 +416,16 @@ def make_train_step(config: ml_collections.ConfigDict, variant: str) -> steps.Tr
         return d_loss, (jax.nn.sigmoid(logits_real).mean(), jax.nn.sigmoid(logits_fake).mean())
 
       (d_loss, (d_real, d_fake)), grads["discriminator"] = jax.value_and_grad(
-          discriminator_objective, has_aux=True)(state.params["discriminator"])
+        discriminator_objective, has_aux=True
+      )(state.params["discriminator"])
       metrics.update(loss_d=d_loss, d_real=d_real, d_fake=d_fake)
       loss = loss + d_loss
     grads, metrics, loss = steps.cross_replica_mean((grads, metrics, loss))
     new_state = state_lib.apply_gradients(state, grads)
     all_labels, all_pos, all_inputs, all_mask = _gather_replicas((labels, f_pos, f_inputs, mask))
-    new_centers = fan_losses.update_centers(centers, all_labels, all_pos, all_inputs, all_mask,
-                                            rate=loss_cfg.center_rate)
+    new_centers = fan_losses.update_centers(
+      centers, all_labels, all_pos, all_inputs, all_mask, rate=loss_cfg.center_rate
+    )
     new_state = new_state.replace(extras={**state.extras, "centers": new_centers})
     state, nonfinite = state_lib.guarded_update(state, new_state, loss, grads)
     return state, {**metrics, "nonfinite": nonfinite}
@@ -391,6 +436,7 @@ def make_train_step(config: ml_collections.ConfigDict, variant: str) -> steps.Tr
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """Stage-2 input held in memory: grouped ``train_video`` clips and the stills pool."""
+
   videos: dict
   stills: dict
   image_size: int
@@ -398,56 +444,87 @@ class TrainingData:
 
 def load_training_data(config: ml_collections.ConfigDict, builder) -> TrainingData:
   """Loads the clips of ``dataset.train_video_split`` and the stills of ``train_split``."""
-  videos = pipelines.group_videos(pipelines.load_arrays(
-      builder, config.dataset.train_video_split, VIDEO_FEATURES))
+  videos = pipelines.group_videos(
+    pipelines.load_arrays(builder, config.dataset.train_video_split, VIDEO_FEATURES)
+  )
   stills = pipelines.load_arrays(builder, config.dataset.train_split, ("image", "label"))
   return TrainingData(videos, stills, common.image_size(builder))
 
 
-def set_batch_iterator(config: ml_collections.ConfigDict, data: TrainingData
-                       ) -> Callable[[int], Iterator[dict]]:
+def set_batch_iterator(
+  config: ml_collections.ConfigDict, data: TrainingData
+) -> Callable[[int], Iterator[dict]]:
   """``start -> iterator`` of validated host batches of training sets (for run_training)."""
   keys = ("frames", "mask", "label", "positive", "negative")
 
   def batches(start: int) -> Iterator[dict]:
-    ds = pipelines.set_batches(data.videos, data.stills, config.batch_size,
-                               config.aggregator.set_size, seed=config.seed,
-                               start_batch=start, min_set_size=config.aggregator.min_set_size,
-                               augment_options=config.augment.to_dict())
+    ds = pipelines.set_batches(
+      data.videos,
+      data.stills,
+      config.batch_size,
+      config.aggregator.set_size,
+      seed=config.seed,
+      start_batch=start,
+      min_set_size=config.aggregator.min_set_size,
+      augment_options=config.augment.to_dict(),
+    )
     for batch in common.numpy_batches(ds):
-      validate_face_sets(batch["frames"], batch["mask"], config.aggregator.max_members,
-                         data.image_size)
+      validate_face_sets(
+        batch["frames"], batch["mask"], config.aggregator.max_members, data.image_size
+      )
       yield {k: batch[k] for k in keys}
 
   return batches
 
 
-def train_aggregator(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                     variant: str, extractor_variables: Any, centers: np.ndarray,
-                     initial: dict[str, Any], data: TrainingData) -> Any:
+def train_aggregator(
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  variant: str,
+  extractor_variables: Any,
+  centers: np.ndarray,
+  initial: dict[str, Any],
+  data: TrainingData,
+) -> Any:
   """Trains (or resumes) variant ``variant`` in ``<workdir>/aggregator_<variant>`` from
   the ``initial`` variables; returns the generator's parameters (host copy)."""
   cfg = variant_config(config, variant)
-  state = create_aggregator_state(cfg, extractor_variables, centers, initial,
-                                  cfg.num_train_steps)
-  logging.info("aggregator %s: generator %d, discriminator %d parameters; %d steps", variant,
-               state_lib.num_params(state.params["generator"]),
-               state_lib.num_params(state.params["discriminator"]), cfg.num_train_steps)
-  final = loop.run_training(cfg, Path(workdir) / f"aggregator_{variant}", state,
-                            make_train_step(cfg, variant), set_batch_iterator(cfg, data))
+  state = create_aggregator_state(cfg, extractor_variables, centers, initial, cfg.num_train_steps)
+  logging.info(
+    "aggregator %s: generator %d, discriminator %d parameters; %d steps",
+    variant,
+    state_lib.num_params(state.params["generator"]),
+    state_lib.num_params(state.params["discriminator"]),
+    cfg.num_train_steps,
+  )
+  final = loop.run_training(
+    cfg,
+    Path(workdir) / f"aggregator_{variant}",
+    state,
+    make_train_step(cfg, variant),
+    set_batch_iterator(cfg, data),
+  )
   return final.params["generator"]
 
 
-def restore_aggregator(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       variant: str, extractor_variables: Any, num_classes: int,
-                       image_size: int) -> Any:
+def restore_aggregator(
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  variant: str,
+  extractor_variables: Any,
+  num_classes: int,
+  image_size: int,
+) -> Any:
   """The generator parameters of the newest checkpoint of variant ``variant``."""
   cfg = variant_config(config, variant)
   dim = config.extractor.model.embedding_dim
-  target = create_aggregator_state(cfg, extractor_variables,
-                                   np.zeros((num_classes, dim), np.float32),
-                                   initial_variables(cfg, image_size, shapes_only=True),
-                                   cfg.num_train_steps)
+  target = create_aggregator_state(
+    cfg,
+    extractor_variables,
+    np.zeros((num_classes, dim), np.float32),
+    initial_variables(cfg, image_size, shapes_only=True),
+    cfg.num_train_steps,
+  )
   path = Path(workdir) / f"aggregator_{variant}"
   return restore_trained(path, target, cfg.keep_checkpoints).params["generator"]
 
@@ -455,8 +532,9 @@ def restore_aggregator(config: ml_collections.ConfigDict, workdir: str | os.Path
 # -------------------------------------------------------------------- evaluation
 
 
-def _aggregate_sets(aggregate: Callable, frames: np.ndarray,
-                    sets: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
+def _aggregate_sets(
+  aggregate: Callable, frames: np.ndarray, sets: list[tuple[int, int, np.ndarray]]
+) -> np.ndarray:
   """Aggregates sets of different sizes (``(template, video, frame indices)``), one
   aggregator call per size; returns ``[len(sets), H, W, 3]`` in set order."""
   out = np.zeros((len(sets),) + frames.shape[2:], np.float32)
@@ -476,8 +554,9 @@ def _eer_percent(report: dict) -> float:
   return round(100.0 * report["all_pairs"]["eer"], 2)
 
 
-def write_aggregation_grid(path: str | os.PathLike, sets: np.ndarray, outputs: np.ndarray,
-                           scale: int = 1) -> None:
+def write_aggregation_grid(
+  path: str | os.PathLike, sets: np.ndarray, outputs: np.ndarray, scale: int = 1
+) -> None:
   """PNG: one row per set, its N input frames then (after a gap) the aggregated face.
 
   Args:
@@ -487,8 +566,9 @@ def write_aggregation_grid(path: str | os.PathLike, sets: np.ndarray, outputs: n
     scale: integer nearest-neighbour upscaling.
   """
   if sets.ndim != 5 or outputs.shape != (sets.shape[0],) + sets.shape[2:]:
-    raise ValueError(f"sets [K, N, H, W, 3] and outputs [K, H, W, 3] do not match: "
-                     f"{sets.shape}, {outputs.shape}")
+    raise ValueError(
+      f"sets [K, N, H, W, 3] and outputs [K, H, W, 3] do not match: {sets.shape}, {outputs.shape}"
+    )
   k, n, h, w, _ = sets.shape
   gap = max(2, w // 8)
   canvas = np.full((k * (h + 2), (n + 1) * (w + 2) + gap, 3), 255, np.uint8)
@@ -496,9 +576,9 @@ def write_aggregation_grid(path: str | os.PathLike, sets: np.ndarray, outputs: n
     y = row * (h + 2) + 1
     for col in range(n):
       x = col * (w + 2) + 1
-      canvas[y:y + h, x:x + w] = pipelines.from_model_range(sets[row, col])
+      canvas[y : y + h, x : x + w] = pipelines.from_model_range(sets[row, col])
     x = n * (w + 2) + gap + 1
-    canvas[y:y + h, x:x + w] = pipelines.from_model_range(outputs[row])
+    canvas[y : y + h, x : x + w] = pipelines.from_model_range(outputs[row])
   image = Image.fromarray(canvas)
   if scale > 1:
     image = image.resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
@@ -518,14 +598,19 @@ class _Timer:
     try:
       yield
     finally:
-      self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1),
-                           "cpu_s": round(time.process_time() - cpu, 1)}
-      logging.info("phase %s: %.1f s wall, %.1f s CPU", name, self.phases[name]["wall_s"],
-                   self.phases[name]["cpu_s"])
+      self.phases[name] = {
+        "wall_s": round(time.perf_counter() - wall, 1),
+        "cpu_s": round(time.process_time() - cpu, 1),
+      }
+      logging.info(
+        "phase %s: %.1f s wall, %.1f s CPU",
+        name,
+        self.phases[name]["wall_s"],
+        self.phases[name]["cpu_s"],
+      )
 
 
-def _verification_table(config, verify, frame_feats, frames, lengths, embed, aggregators
-                        ) -> dict:
+def _verification_table(config, verify, frame_feats, frames, lengths, embed, aggregators) -> dict:
   """Table 1 analog: accuracy of avg and every variant for each (N, n_avg)."""
   ev = config.eval
   table: dict[str, dict] = {"avg": {}}
@@ -535,11 +620,11 @@ def _verification_table(config, verify, frame_feats, frames, lengths, embed, agg
     table["avg"][column] = {**verify(reps), "embedded_images": int(lengths.size * n * n_avg)}
     groups = vp.resampled_groups(frames, lengths, n, n_avg)
     for name, aggregate in aggregators.items():
-      reps, cost = vp.group_representations(groups, n_avg, embed_fn=embed,
-                                            aggregate_fn=aggregate, batch_size=ev.batch_size)
+      reps, cost = vp.group_representations(
+        groups, n_avg, embed_fn=embed, aggregate_fn=aggregate, batch_size=ev.batch_size
+      )
       table.setdefault(name, {})[column] = {**verify(reps), **cost}
-    logging.info("YTF-like %s: %s", column,
-                 {m: _percent(table[m][column]) for m in table})
+    logging.info("YTF-like %s: %s", column, {m: _percent(table[m][column]) for m in table})
   return table
 
 
@@ -549,15 +634,21 @@ def _blur_table(config, verify, frames, lengths, embed, aggregators) -> dict:
   groups = vp.resampled_groups(frames, lengths, ev.blur_set_size, ev.blur_n_avg)
   table: dict[str, dict] = {"avg": {}}
   for size in ev.blur_kernel_sizes:
-    blurred, _, _ = vp.blur_groups(groups, size, num_sharp=ev.blur_sharp_frames,
-                                seed=config.seed + size)
-    reps, _ = vp.group_representations(blurred, ev.blur_n_avg, embed_fn=embed,
-                                       batch_size=ev.batch_size)
+    blurred, _, _ = vp.blur_groups(
+      groups, size, num_sharp=ev.blur_sharp_frames, seed=config.seed + size
+    )
+    reps, _ = vp.group_representations(
+      blurred, ev.blur_n_avg, embed_fn=embed, batch_size=ev.batch_size
+    )
     table["avg"][str(size)] = verify(reps)
     for name in ev.blur_variants:
-      reps, _ = vp.group_representations(blurred, ev.blur_n_avg, embed_fn=embed,
-                                         aggregate_fn=aggregators[name],
-                                         batch_size=ev.batch_size)
+      reps, _ = vp.group_representations(
+        blurred,
+        ev.blur_n_avg,
+        embed_fn=embed,
+        aggregate_fn=aggregators[name],
+        batch_size=ev.batch_size,
+      )
       table.setdefault(name, {})[str(size)] = verify(reps)
     logging.info("blur %d: %s", size, {m: _percent(table[m][str(size)]) for m in table})
   return table
@@ -567,42 +658,58 @@ def _ijb_table(config, builder, embed, videos, frames, frame_feats, aggregators)
   """Table 3 analog: 1:N mixed media, two galleries, avg vs aggregated video frames."""
   ev = config.eval
   stills = pipelines.load_arrays(builder, config.dataset.test_split, ("image", "label"))
-  still_feats = protocols.batched_apply(embed, pipelines.to_model_range_np(stills["image"]),
-                                        batch_size=ev.batch_size)
+  still_feats = protocols.batched_apply(
+    embed, pipelines.to_model_range_np(stills["image"]), batch_size=ev.batch_size
+  )
   gallery, probes = vp.mixed_media_templates(
-      stills["label"], videos["labels"], videos["lengths"],
-      gallery_stills=ev.ijb_gallery_stills, probes_per_subject=ev.ijb_probes_per_subject,
-      seed=config.seed)
+    stills["label"],
+    videos["labels"],
+    videos["lengths"],
+    gallery_stills=ev.ijb_gallery_stills,
+    probes_per_subject=ev.ijb_probes_per_subject,
+    seed=config.seed,
+  )
   halves = vp.split_subjects(np.array([t.label for t in gallery]), seed=config.seed)
   g_labels = np.array([t.label for t in gallery])
   p_labels = np.array([t.label for t in probes])
 
   def identify(g_feats, p_feats):
-    return vp.two_gallery_identification(g_feats, g_labels, p_feats, p_labels, halves,
-                                         ranks=ev.ijb_ranks, fpirs=ev.ijb_fpirs)
+    return vp.two_gallery_identification(
+      g_feats, g_labels, p_feats, p_labels, halves, ranks=ev.ijb_ranks, fpirs=ev.ijb_fpirs
+    )
 
   g_sets = vp.template_frame_sets(gallery, config.aggregator.max_members)
   p_sets = vp.template_frame_sets(probes, config.aggregator.max_members)
   cost = vp.extraction_cost(list(gallery) + list(probes), g_sets + p_sets)
-  media = [vp.template_representations(templates, still_feats, sets=sets,
-                                       set_features=vp.set_mean_features(frame_feats, sets))
-           for templates, sets in ((gallery, g_sets), (probes, p_sets))]
-  table = {"avg": identify(vp.template_representations(gallery, still_feats, frame_feats),
-                           vp.template_representations(probes, still_feats, frame_feats)),
-           "avg_media": identify(*media),
-           "extraction_cost": cost,
-           "templates": {"gallery": len(gallery), "probe": len(probes)}}
+  media = [
+    vp.template_representations(
+      templates, still_feats, sets=sets, set_features=vp.set_mean_features(frame_feats, sets)
+    )
+    for templates, sets in ((gallery, g_sets), (probes, p_sets))
+  ]
+  table = {
+    "avg": identify(
+      vp.template_representations(gallery, still_feats, frame_feats),
+      vp.template_representations(probes, still_feats, frame_feats),
+    ),
+    "avg_media": identify(*media),
+    "extraction_cost": cost,
+    "templates": {"gallery": len(gallery), "probe": len(probes)},
+  }
   for name in ev.ijb_variants:
     feats = []
     for templates, sets in ((gallery, g_sets), (probes, p_sets)):
       images = _aggregate_sets(aggregators[name], frames, sets)
       set_feats = protocols.batched_apply(embed, images, batch_size=ev.batch_size)
-      feats.append(vp.template_representations(templates, still_feats, sets=sets,
-                                               set_features=set_feats))
+      feats.append(
+        vp.template_representations(templates, still_feats, sets=sets, set_features=set_feats)
+      )
     table[name] = identify(*feats)
-  logging.info("IJB-like: %s; saved %.1f%% of the feature extractions",
-               {m: table[m]["mean"] for m in ["avg", "avg_media", *ev.ijb_variants]},
-               100 * cost["saved_fraction"])
+  logging.info(
+    "IJB-like: %s; saved %.1f%% of the feature extractions",
+    {m: table[m]["mean"] for m in ["avg", "avg_media", *ev.ijb_variants]},
+    100 * cost["saved_fraction"],
+  )
   return table
 
 
@@ -611,8 +718,9 @@ def _write_figures(config, figdir: Path, frames, lengths, aggregators, blur_tabl
   ev = config.eval
   picks = np.unique(np.linspace(0, lengths.size - 1, ev.figure_sets).astype(int))
   groups = vp.resampled_groups(frames[picks], lengths[picks], ev.blur_set_size, 1)
-  blurred, _, _ = vp.blur_groups(groups, ev.figure_blur_kernel, num_sharp=ev.blur_sharp_frames,
-                              seed=config.seed)
+  blurred, _, _ = vp.blur_groups(
+    groups, ev.figure_blur_kernel, num_sharp=ev.blur_sharp_frames, seed=config.seed
+  )
   scale = max(1, 96 // frames.shape[2])
   written = []
   for name, aggregate in aggregators.items():
@@ -621,11 +729,17 @@ def _write_figures(config, figdir: Path, frames, lengths, aggregators, blur_tabl
       path = figdir / f"aggregation_{name}_{tag}.png"
       write_aggregation_grid(path, sets, aggregate(sets, mask), scale=scale)
       written.append(str(path))
-  curves = {m: ([int(k) for k in row], [row[k]["accuracy"] for k in row])
-            for m, row in blur_table.items()}
+  curves = {
+    m: ([int(k) for k in row], [row[k]["accuracy"] for k in row]) for m, row in blur_table.items()
+  }
   path = figdir / "blur_accuracy.png"
-  plots.plot_curves(curves, path, "motion blur kernel size (px)", "verification accuracy",
-                    f"{ev.blur_sharp_frames} of {ev.blur_set_size} frames sharp")
+  plots.plot_curves(
+    curves,
+    path,
+    "motion blur kernel size (px)",
+    "verification accuracy",
+    f"{ev.blur_sharp_frames} of {ev.blur_set_size} frames sharp",
+  )
   written.append(str(path))
   return written
 
@@ -635,8 +749,13 @@ def _loss_flags(method: str) -> list[str]:
   if method == "avg":
     return [""] * 5
   t = VARIANTS[method]
-  return ["x" if t.adversarial else "", "x", "x" if t.reconstruction == "average" else "",
-          "x" if t.reconstruction == "center" else "", "x" if t.total_variation else ""]
+  return [
+    "x" if t.adversarial else "",
+    "x",
+    "x" if t.reconstruction == "average" else "",
+    "x" if t.reconstruction == "center" else "",
+    "x" if t.total_variation else "",
+  ]
 
 
 def _markdown(config, ytf: dict, blur: dict, ijb: dict, features: dict) -> str:
@@ -644,54 +763,96 @@ def _markdown(config, ytf: dict, blur: dict, ijb: dict, features: dict) -> str:
   protocol, and the EER over all video pairs, which has more statistical power)."""
   ev = config.eval
   columns = [f"N={n},n_avg={a}" for n, a in ev.set_configs]
-  lines = ["# Face Aggregation Network on " + config.dataset.name, "",
-           f"Feature scale: mean ||f||^2 = {features['mean_squared_norm']:.1f}, mean squared "
-           f"distance between identity means = "
-           f"{features['mean_squared_distance_between_class_means']:.1f}, beta = "
-           f"{features['beta']}.", ""]
-  for title, value in (("YTF-like verification accuracy [%] (Table 1 analog)", _percent),
-                       ("EER over all video pairs [%] (lower is better)", _eer_percent)):
-    lines += [f"## {title}", "",
-              "| method | L_adv | L_dis | L_rec^avg | L_rec^cen | L_tv | steps | "
-              + " | ".join(columns) + " | mean |", "|---" * (len(columns) + 8) + "|"]
+  lines = [
+    "# Face Aggregation Network on " + config.dataset.name,
+    "",
+    f"Feature scale: mean ||f||^2 = {features['mean_squared_norm']:.1f}, mean squared "
+    f"distance between identity means = "
+    f"{features['mean_squared_distance_between_class_means']:.1f}, beta = "
+    f"{features['beta']}.",
+    "",
+  ]
+  for title, value in (
+    ("YTF-like verification accuracy [%] (Table 1 analog)", _percent),
+    ("EER over all video pairs [%] (lower is better)", _eer_percent),
+  ):
+    lines += [
+      f"## {title}",
+      "",
+      "| method | L_adv | L_dis | L_rec^avg | L_rec^cen | L_tv | steps | "
+      + " | ".join(columns)
+      + " | mean |",
+      "|---" * (len(columns) + 8) + "|",
+    ]
     for method, row in ytf.items():
       values = [value(row[c]) for c in columns]
       trained = "" if method == "avg" else str(variant_config(config, method).num_train_steps)
-      lines.append(f"| {method} | " + " | ".join(_loss_flags(method)) + f" | {trained} | "
-                   + " | ".join(f"{v:.2f}" for v in values) + f" | {np.mean(values):.2f} |")
+      lines.append(
+        f"| {method} | "
+        + " | ".join(_loss_flags(method))
+        + f" | {trained} | "
+        + " | ".join(f"{v:.2f}" for v in values)
+        + f" | {np.mean(values):.2f} |"
+      )
     lines.append("")
   sizes = [str(k) for k in ev.blur_kernel_sizes]
-  lines += [f"## Motion blur, {ev.blur_set_size - ev.blur_sharp_frames} of "
-            f"{ev.blur_set_size} frames blurred, n_avg = {ev.blur_n_avg} (Table 4 analog)", "",
-            "| filter size | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+  lines += [
+    f"## Motion blur, {ev.blur_set_size - ev.blur_sharp_frames} of "
+    f"{ev.blur_set_size} frames blurred, n_avg = {ev.blur_n_avg} (Table 4 analog)",
+    "",
+    "| filter size | " + " | ".join(sizes) + " |",
+    "|---" * (len(sizes) + 1) + "|",
+  ]
   for label, value in (("accuracy [%]", _percent), ("EER all pairs [%]", _eer_percent)):
     for method, row in blur.items():
-      lines.append(f"| {method}, {label} | " + " | ".join(f"{value(row[k]):.2f}" for k in sizes)
-                   + " |")
+      lines.append(
+        f"| {method}, {label} | " + " | ".join(f"{value(row[k]):.2f}" for k in sizes) + " |"
+      )
   fp = [f"{f:g}" for f in ev.ijb_fpirs]
   cost = ijb["extraction_cost"]
-  lines += ["", "## IJB-like 1:N mixed media, mean of two galleries [%] (Table 3 analog)", "",
-            "| method | " + " | ".join(f"rank-{r}" for r in ev.ijb_ranks) + " | "
-            + " | ".join(f"TPIR@FPIR={f}" for f in fp) + " | feature extractions |",
-            "|---" * (len(ev.ijb_ranks) + len(fp) + 2) + "|"]
+  lines += [
+    "",
+    "## IJB-like 1:N mixed media, mean of two galleries [%] (Table 3 analog)",
+    "",
+    "| method | "
+    + " | ".join(f"rank-{r}" for r in ev.ijb_ranks)
+    + " | "
+    + " | ".join(f"TPIR@FPIR={f}" for f in fp)
+    + " | feature extractions |",
+    "|---" * (len(ev.ijb_ranks) + len(fp) + 2) + "|",
+  ]
   for method in ["avg", "avg_media", *ev.ijb_variants]:
     mean = ijb[method]["mean"]
     n = cost["extractions_avg"] if method.startswith("avg") else cost["extractions_aggregated"]
-    lines.append(f"| {method} | " + " | ".join(f"{100 * mean[f'rank{r}']:.2f}"
-                                               for r in ev.ijb_ranks) + " | "
-                 + " | ".join(f"{100 * mean['tpir_at_fpir'][f]:.2f}" for f in fp) + f" | {n} |")
-  lines += ["", "avg: mean of every still's and frame's feature (the paper's baseline); "
-            "avg_media: every video part's mean frame feature counts as one item next to "
-            "each still (as the aggregated image does).", "",
-            f"Aggregation saves {100 * cost['saved_fraction']:.1f}% of the feature "
-            f"extractions ({cost['extractions_aggregated']} instead of "
-            f"{cost['extractions_avg']}).", ""]
+    lines.append(
+      f"| {method} | "
+      + " | ".join(f"{100 * mean[f'rank{r}']:.2f}" for r in ev.ijb_ranks)
+      + " | "
+      + " | ".join(f"{100 * mean['tpir_at_fpir'][f]:.2f}" for f in fp)
+      + f" | {n} |"
+    )
+  lines += [
+    "",
+    "avg: mean of every still's and frame's feature (the paper's baseline); "
+    "avg_media: every video part's mean frame feature counts as one item next to "
+    "each still (as the aggregated image does).",
+    "",
+    f"Aggregation saves {100 * cost['saved_fraction']:.1f}% of the feature "
+    f"extractions ({cost['extractions_aggregated']} instead of "
+    f"{cost['extractions_avg']}).",
+    "",
+  ]
   return "\n".join(lines)
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-             extractor_variables: Any, generators: dict[str, Any], features: dict,
-             timer: _Timer | None = None) -> dict:
+def evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  extractor_variables: Any,
+  generators: dict[str, Any],
+  features: dict,
+  timer: _Timer | None = None,
+) -> dict:
   """Runs the three protocols and writes tables, JSON and figures (module docstring).
 
   Args:
@@ -709,20 +870,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   ev = config.eval
   embed = common.embed_function(extractor_module(config), extractor_variables)
   with timer.phase("eval_load_videos"):
-    videos = pipelines.group_videos(pipelines.load_arrays(builder, config.dataset.video_split,
-                                                          VIDEO_FEATURES))
+    videos = pipelines.group_videos(
+      pipelines.load_arrays(builder, config.dataset.video_split, VIDEO_FEATURES)
+    )
     frames, lengths = pipelines.to_model_range_np(videos["frames"]), videos["lengths"]
     v, t = frames.shape[:2]
     frame_feats = protocols.batched_apply(
-        embed, frames.reshape((v * t,) + frames.shape[2:]),
-        batch_size=ev.batch_size).reshape(v, t, -1)
-  aggregators = {name: make_aggregator(config, params, size)
-                 for name, params in generators.items()}
+      embed, frames.reshape((v * t,) + frames.shape[2:]), batch_size=ev.batch_size
+    ).reshape(v, t, -1)
+  aggregators = {name: make_aggregator(config, params, size) for name, params in generators.items()}
   a, b, same = vp.video_pairs(videos["labels"], folds=ev.folds, seed=config.seed)
 
   def verify(reps: np.ndarray) -> dict:
-    report = protocols.verification_report(protocols.pair_scores(reps, a, b), same, ev.fars,
-                                           ev.folds)
+    report = protocols.verification_report(
+      protocols.pair_scores(reps, a, b), same, ev.fars, ev.folds
+    )
     return {**report, "all_pairs": vp.all_pairs_report(reps, videos["labels"], ev.fars)}
 
   with timer.phase("eval_ytf"):
@@ -733,10 +895,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
     ijb = _ijb_table(config, builder, embed, videos, frames, frame_feats, aggregators)
   with timer.phase("figures"):
     figures = _write_figures(config, workdir / "figures", frames, lengths, aggregators, blur)
-  results = {"ytf": ytf, "blur": blur, "ijb": ijb, "features": features,
-             "pairs": {"genuine": int(same.sum()), "impostor": int((~same).sum()),
-                       "folds": ev.folds},
-             "figures": figures}
+  results = {
+    "ytf": ytf,
+    "blur": blur,
+    "ijb": ijb,
+    "features": features,
+    "pairs": {"genuine": int(same.sum()), "impostor": int((~same).sum()), "folds": ev.folds},
+    "figures": figures,
+  }
   for key in ("ytf", "blur", "ijb"):
     common.write_results(workdir, f"fan_{key}", {key: results[key]})
   markdown = _markdown(config, ytf, blur, ijb, features)
@@ -774,8 +940,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
     logging.info("extractor features: %s", features)
     for name in config.variants:
       with timer.phase(f"stage2_{name}"):
-        generators[name] = train_aggregator(config, workdir, name, extractor, centers, initial,
-                                            data)
+        generators[name] = train_aggregator(
+          config, workdir, name, extractor, centers, initial, data
+        )
     del data
   else:
     with timer.phase("centers"):
@@ -789,8 +956,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
     with timer.phase("eval_extractor_stills"):
       results["extractor"] = recognition.evaluate(ext_cfg, workdir, extractor, name="extractor")
     results.update(evaluate(config, workdir, extractor, generators, features, timer))
-  timer.phases["total"] = {"wall_s": round(time.perf_counter() - start[0], 1),
-                           "cpu_s": round(time.process_time() - start[1], 1)}
+  timer.phases["total"] = {
+    "wall_s": round(time.perf_counter() - start[0], 1),
+    "cpu_s": round(time.process_time() - start[1], 1),
+  }
   (workdir / "eval").mkdir(parents=True, exist_ok=True)
   (workdir / "eval" / "fan_timing.json").write_text(json.dumps(timer.phases, indent=2))
   results["timing"] = timer.phases

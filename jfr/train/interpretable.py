@@ -119,41 +119,55 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.run_variants: expected distinct variant names, got {names}")
   unknown = [n for n in names if n not in config.variants]
   if unknown:
-    raise ValueError(f"config.run_variants: {unknown} not in config.variants "
-                     f"{sorted(config.variants)}")
+    raise ValueError(
+      f"config.run_variants: {unknown} not in config.variants {sorted(config.variants)}"
+    )
   for name in config.variants:
     fields = set(config.variants[name])
     if fields != set(VARIANT_FIELDS):
-      raise ValueError(f"config.variants.{name}: expected the bool fields {VARIANT_FIELDS}, "
-                       f"got {sorted(fields)}")
+      raise ValueError(
+        f"config.variants.{name}: expected the bool fields {VARIANT_FIELDS}, got {sorted(fields)}"
+      )
   if config.head.kind not in HEAD_KINDS:
     raise ValueError(f"config.head.kind: expected one of {HEAD_KINDS}, got {config.head.kind!r}")
   if config.model.dtype not in DTYPES:
-    raise ValueError(f"config.model.dtype: expected one of {sorted(DTYPES)}, "
-                     f"got {config.model.dtype!r}")
+    raise ValueError(
+      f"config.model.dtype: expected one of {sorted(DTYPES)}, got {config.model.dtype!r}"
+    )
   if config.model.image_size % 16:
-    raise ValueError(f"config.model.image_size: expected a multiple of 16 (CasiaNetHC), "
-                     f"got {config.model.image_size}")
+    raise ValueError(
+      f"config.model.image_size: expected a multiple of 16 (CasiaNetHC), "
+      f"got {config.model.image_size}"
+    )
   hc = config.model.image_size // 4
   if not 1 <= config.model.keep <= hc * hc:
-    raise ValueError(f"config.model.keep: expected 1 <= keep <= {hc * hc} (the {hc}x{hc} "
-                     f"response map), got {config.model.keep}")
+    raise ValueError(
+      f"config.model.keep: expected 1 <= keep <= {hc * hc} (the {hc}x{hc} "
+      f"response map), got {config.model.keep}"
+    )
   loss = config.loss
   if loss.fad_mode not in diversity.FAD_MODES:
-    raise ValueError(f"config.loss.fad_mode: expected one of {diversity.FAD_MODES}, "
-                     f"got {loss.fad_mode!r}")
+    raise ValueError(
+      f"config.loss.fad_mode: expected one of {diversity.FAD_MODES}, got {loss.fad_mode!r}"
+    )
   if loss.fad_mode == "count" and not 0 <= loss.fad_t <= config.model.feature_dim:
-    raise ValueError(f"config.loss.fad_t: expected an int in [0, K={config.model.feature_dim}]"
-                     f" for fad_mode='count', got {loss.fad_t}")
+    raise ValueError(
+      f"config.loss.fad_t: expected an int in [0, K={config.model.feature_dim}]"
+      f" for fad_mode='count', got {loss.fad_t}"
+    )
   if loss.fad_mode == "value" and not loss.fad_value_threshold >= 0:
-    raise ValueError(f"config.loss.fad_value_threshold: expected >= 0 for fad_mode='value', "
-                     f"got {loss.fad_value_threshold}")
+    raise ValueError(
+      f"config.loss.fad_value_threshold: expected >= 0 for fad_mode='value', "
+      f"got {loss.fad_value_threshold}"
+    )
   if config.occlusion.mode not in ("static", "dynamic"):
-    raise ValueError(f"config.occlusion.mode: expected 'static' or 'dynamic', "
-                     f"got {config.occlusion.mode!r}")
+    raise ValueError(
+      f"config.occlusion.mode: expected 'static' or 'dynamic', got {config.occlusion.mode!r}"
+    )
   if config.occlusion.fill not in ("black", "noise"):
-    raise ValueError(f"config.occlusion.fill: expected 'black' or 'noise', "
-                     f"got {config.occlusion.fill!r}")
+    raise ValueError(
+      f"config.occlusion.fill: expected 'black' or 'noise', got {config.occlusion.fill!r}"
+    )
 
 
 def variant_flags(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
@@ -171,15 +185,21 @@ def uses_occluded_branch(config: ml_collections.ConfigDict, name: str) -> bool:
 # -------------------------------------------------------------------------- models
 
 
-def build_network(config: ml_collections.ConfigDict, name: str,
-                  axis_name: str | None = None) -> casia_net.CasiaNetHC:
+def build_network(
+  config: ml_collections.ConfigDict, name: str, axis_name: str | None = None
+) -> casia_net.CasiaNetHC:
   """The CasiaNetHC of ``config.model`` for variant ``name`` (LMF on or off)."""
   m = config.model
   return casia_net.CasiaNetHC(
-      feature_dim=m.feature_dim, keep=m.keep if variant_flags(config, name).lmf else None,
-      trunk_widths=tuple(m.trunk_widths), hc_features=m.hc_features,
-      phi_features=m.phi_features if m.phi_features > 0 else None, upsample=m.upsample,
-      axis_name=axis_name, dtype=DTYPES[m.dtype])
+    feature_dim=m.feature_dim,
+    keep=m.keep if variant_flags(config, name).lmf else None,
+    trunk_widths=tuple(m.trunk_widths),
+    hc_features=m.hc_features,
+    phi_features=m.phi_features if m.phi_features > 0 else None,
+    upsample=m.upsample,
+    axis_name=axis_name,
+    dtype=DTYPES[m.dtype],
+  )
 
 
 def build_classifier(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -194,8 +214,9 @@ def build_classifier(config: ml_collections.ConfigDict, num_classes: int) -> nn.
   return heads.ArcFaceHead(num_classes)
 
 
-def create_state(config: ml_collections.ConfigDict, name: str, num_classes: int
-                 ) -> state_lib.TrainState:
+def create_state(
+  config: ml_collections.ConfigDict, name: str, num_classes: int
+) -> state_lib.TrainState:
   """Initial state of variant ``name``: sub-models 'net' and 'classifier', one optimizer.
 
   Every variant starts from the same parameters (same seed, same shapes).
@@ -206,17 +227,19 @@ def create_state(config: ml_collections.ConfigDict, name: str, num_classes: int
   images = jnp.zeros((2, size, size, 3), jnp.float32)
   tx = optimizers.make_optimizer(config.optimizer, config.num_train_steps)
   return state_lib.create_train_state(
-      jax.random.PRNGKey(config.seed),
-      {"net": (net, lambda rng: net.init(rng, images, train=False)),
-       "classifier": (classifier, jnp.zeros((2, config.model.feature_dim)))},
-      {"net": tx, "classifier": tx})
+    jax.random.PRNGKey(config.seed),
+    {
+      "net": (net, lambda rng: net.init(rng, images, train=False)),
+      "classifier": (classifier, jnp.zeros((2, config.model.feature_dim))),
+    },
+    {"net": tx, "classifier": tx},
+  )
 
 
 # ---------------------------------------------------------------------- the losses
 
 
-def batch_fad_mask(f_clean: jax.Array, f_occluded: jax.Array, t: float, mode: str
-                   ) -> jax.Array:
+def batch_fad_mask(f_clean: jax.Array, f_occluded: jax.Array, t: float, mode: str) -> jax.Array:
   """τ ``[K]`` of the whole (global) batch, without gradient (Sec. 3.3).
 
   The pairs of a batch share one semantically equivalent occluder, so the change
@@ -250,8 +273,9 @@ def unit_features(f: jax.Array) -> jax.Array:
   return f * (jnp.sqrt(float(f.shape[-1])) / jnp.maximum(norm, 1e-12))
 
 
-def make_loss_fn(config: ml_collections.ConfigDict, name: str,
-                 apply_fn: Any) -> Callable[..., tuple[jax.Array, tuple[dict, dict]]]:
+def make_loss_fn(
+  config: ml_collections.ConfigDict, name: str, apply_fn: Any
+) -> Callable[..., tuple[jax.Array, tuple[dict, dict]]]:
   """The Siamese objective of variant ``name``.
 
   Returns ``loss_fn(params, batch_stats, batch, tau=None) -> (loss, (new_batch_stats,
@@ -276,8 +300,12 @@ def make_loss_fn(config: ml_collections.ConfigDict, name: str,
   def loss_fn(params, batch_stats, batch, tau=None):
     clean = batch["image"]
     images = jnp.concatenate([clean, batch["occluded"]]) if occluded_branch else clean
-    out, updates = apply_fn["net"]({"params": params["net"], "batch_stats": batch_stats},
-                                   images, train=True, mutable=["batch_stats"])
+    out, updates = apply_fn["net"](
+      {"params": params["net"], "batch_stats": batch_stats},
+      images,
+      train=True,
+      mutable=["batch_stats"],
+    )
     b = clean.shape[0]
     f_clean = out["f"][:b]
     features = [f_clean]
@@ -285,16 +313,23 @@ def make_loss_fn(config: ml_collections.ConfigDict, name: str,
     if occluded_branch:
       f_occluded = out["f"][b:]
       if flags.fad:
-        fad_clean, fad_occluded = ((unit_features(f_clean), unit_features(f_occluded))
-                                   if cfg.fad_on_unit_features else (f_clean, f_occluded))
-        tau = batch_fad_mask(fad_clean, fad_occluded, fad_threshold(config), cfg.fad_mode) \
-            if tau is None else lax.stop_gradient(tau)
+        fad_clean, fad_occluded = (
+          (unit_features(f_clean), unit_features(f_occluded))
+          if cfg.fad_on_unit_features
+          else (f_clean, f_occluded)
+        )
+        tau = (
+          batch_fad_mask(fad_clean, fad_occluded, fad_threshold(config), cfg.fad_mode)
+          if tau is None
+          else lax.stop_gradient(tau)
+        )
         metrics["tau_fraction"] = jnp.mean(tau)
         features.append(diversity.masked_features(f_occluded, tau))
       else:
         features.append(f_occluded)
-    logits = scale * apply_fn["classifier"]({"params": params["classifier"]},
-                                            jnp.concatenate(features))
+    logits = scale * apply_fn["classifier"](
+      {"params": params["classifier"]}, jnp.concatenate(features)
+    )
     labels = jnp.concatenate([batch["label"]] * len(features))
     per_example = margin.softmax_cross_entropy(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
@@ -306,12 +341,13 @@ def make_loss_fn(config: ml_collections.ConfigDict, name: str,
       metrics["accuracy_occluded"] = correct[b:].mean()
       total += cfg.occluded_identity_weight * metrics["id_occluded"]
     if flags.sad:
-      metrics["sad_filter"] = diversity.sad_filter_loss(
-          casia_net.psi_kernel(params["net"])) / pairs
+      metrics["sad_filter"] = diversity.sad_filter_loss(casia_net.psi_kernel(params["net"])) / pairs
       smoothed = diversity.gaussian_smooth(out["filtered"][:b], cfg.sigma)
       metrics["sad_response"] = diversity.sad_response_loss(smoothed).mean() / pairs
-      total += (cfg.sad_filter_weight * metrics["sad_filter"]
-                + cfg.sad_response_weight * metrics["sad_response"])
+      total += (
+        cfg.sad_filter_weight * metrics["sad_filter"]
+        + cfg.sad_response_weight * metrics["sad_response"]
+      )
     if flags.fad:
       metrics["fad"] = diversity.fad_loss(fad_clean, fad_occluded, tau).mean()
       total += cfg.fad_weight * metrics["fad"]
@@ -321,15 +357,17 @@ def make_loss_fn(config: ml_collections.ConfigDict, name: str,
   return loss_fn
 
 
-def make_train_step(config: ml_collections.ConfigDict, name: str, apply_fn: Any
-                    ) -> steps.TrainStepFn:
+def make_train_step(
+  config: ml_collections.ConfigDict, name: str, apply_fn: Any
+) -> steps.TrainStepFn:
   """The pure train step of variant ``name``: both branches, all its losses, one SGD update."""
   loss_fn = make_loss_fn(config, name, apply_fn)
 
   def train_step(state, batch, rng):
     del rng  # the step is deterministic given the batch
     (loss, (new_bs, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.batch_stats["net"], batch)
+      state.params, state.batch_stats["net"], batch
+    )
     grads, metrics = steps.cross_replica_mean((grads, metrics))
     new_state = state_lib.apply_gradients(state, grads, batch_stats={"net": new_bs})
     state, nonfinite = state_lib.guarded_update(state, new_state, metrics["loss"], grads)
@@ -375,7 +413,8 @@ class IdentitySubset:
   def as_dataset(self, **kwargs) -> tf.data.Dataset:
     limit = tf.constant(self.num_identities, tf.int64)
     return self._builder.as_dataset(**kwargs).filter(
-        lambda ex: tf.cast(ex["label"], tf.int64) < limit)
+      lambda ex: tf.cast(ex["label"], tf.int64) < limit
+    )
 
 
 def num_classes(config: ml_collections.ConfigDict, builder: Any) -> int:
@@ -383,13 +422,16 @@ def num_classes(config: ml_collections.ConfigDict, builder: Any) -> int:
   available = common.num_train_classes(config, builder)
   wanted = config.dataset.train_identities
   if wanted > available:
-    raise ValueError(f"config.dataset.train_identities: {wanted} exceeds the {available} "
-                     "identities of the train split")
+    raise ValueError(
+      f"config.dataset.train_identities: {wanted} exceeds the {available} "
+      "identities of the train split"
+    )
   return wanted if wanted > 0 else available
 
 
-def pair_batches(config: ml_collections.ConfigDict, builder: Any
-                 ) -> Callable[[int], Iterator[dict]]:
+def pair_batches(
+  config: ml_collections.ConfigDict, builder: Any
+) -> Callable[[int], Iterator[dict]]:
   """``start -> iterator`` of host batches ``image``, ``occluded``, ``label`` (Siamese pairs),
   from the first ``dataset.train_identities`` identities (all if <= 0)."""
   if config.dataset.train_identities > 0:
@@ -397,29 +439,46 @@ def pair_batches(config: ml_collections.ConfigDict, builder: Any
 
   def batches(start: int):
     ds = pipelines.occlusion_pair_batches(
-        builder, config.dataset.train_split, config.batch_size, seed=config.seed,
-        start_batch=start, mode=config.occlusion.mode, fill=config.occlusion.fill,
-        augment_options=config.augment.to_dict())
+      builder,
+      config.dataset.train_split,
+      config.batch_size,
+      seed=config.seed,
+      start_batch=start,
+      mode=config.occlusion.mode,
+      fill=config.occlusion.fill,
+      augment_options=config.augment.to_dict(),
+    )
 
     def select(batch):
-      return {"image": resize_faces(batch["image"], config.model.image_size),
-              "occluded": resize_faces(batch["occluded"], config.model.image_size),
-              "label": batch["label"]}
+      return {
+        "image": resize_faces(batch["image"], config.model.image_size),
+        "occluded": resize_faces(batch["occluded"], config.model.image_size),
+        "label": batch["label"],
+      }
 
     return common.numpy_batches(ds.map(select, num_parallel_calls=tf.data.AUTOTUNE))
 
   return batches
 
 
-def train_variant(config: ml_collections.ConfigDict, workdir: str | os.PathLike, name: str,
-                  builder: Any) -> dict:
+def train_variant(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, name: str, builder: Any
+) -> dict:
   """Trains (or resumes) variant ``name`` in ``<workdir>/<name>``; returns its net variables."""
   state = create_state(config, name, num_classes(config, builder))
-  logging.info("variant %s (%s): %d network parameters", name,
-               dict(variant_flags(config, name)), state_lib.num_params(state.params["net"]))
-  final = loop.run_training(config, Path(workdir) / name, state,
-                            make_train_step(config, name, state.apply_fn), pair_batches(config,
-                                                                                     builder))
+  logging.info(
+    "variant %s (%s): %d network parameters",
+    name,
+    dict(variant_flags(config, name)),
+    state_lib.num_params(state.params["net"]),
+  )
+  final = loop.run_training(
+    config,
+    Path(workdir) / name,
+    state,
+    make_train_step(config, name, state.apply_fn),
+    pair_batches(config, builder),
+  )
   return net_variables(final)
 
 
@@ -428,8 +487,9 @@ def net_variables(state: state_lib.TrainState) -> dict:
   return {"params": state.params["net"], "batch_stats": state.batch_stats["net"]}
 
 
-def restore_variant(config: ml_collections.ConfigDict, workdir: str | os.PathLike, name: str,
-                    builder: Any) -> dict:
+def restore_variant(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, name: str, builder: Any
+) -> dict:
   """The network variables of the newest checkpoint of variant ``name``."""
   target = create_state(config, name, num_classes(config, builder))
   return net_variables(restore_trained(Path(workdir) / name, target, config.keep_checkpoints))
@@ -438,21 +498,28 @@ def restore_variant(config: ml_collections.ConfigDict, workdir: str | os.PathLik
 # --------------------------------------------------------------------- eval data
 
 
-def _occlude_each(images: np.ndarray, landmarks: np.ndarray, config: ml_collections.ConfigDict
-                  ) -> np.ndarray:
+def _occlude_each(
+  images: np.ndarray, landmarks: np.ndarray, config: ml_collections.ConfigDict
+) -> np.ndarray:
   """uint8 faces with one random warped occluder each (as in training), seeded per index."""
   template = augment.default_template_landmarks(images.shape[1])
 
   def occlude(index, image, lms):
     seed = tf.stack([tf.constant(config.seed, tf.int64) * 7_919 + 17, index])
-    occluded, _ = augment.occlude_batch(image[None], lms[None], seed, mode=config.occlusion.mode,
-                                        fill=config.occlusion.fill,
-                                        template_landmarks=template)
+    occluded, _ = augment.occlude_batch(
+      image[None],
+      lms[None],
+      seed,
+      mode=config.occlusion.mode,
+      fill=config.occlusion.fill,
+      template_landmarks=template,
+    )
     return occluded[0]
 
   ds = tf.data.Dataset.from_tensor_slices((images, landmarks)).enumerate()
-  ds = ds.map(lambda i, ex: occlude(i, *ex), num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True).batch(256)
+  ds = ds.map(
+    lambda i, ex: occlude(i, *ex), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  ).batch(256)
   return np.concatenate(list(ds.as_numpy_iterator()))
 
 
@@ -463,8 +530,9 @@ def part_rectangle(template: np.ndarray, part: str, margin: float) -> np.ndarray
   return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
 
 
-def _occlude_part(images: np.ndarray, landmarks: np.ndarray, part: str,
-                  config: ml_collections.ConfigDict) -> np.ndarray:
+def _occlude_part(
+  images: np.ndarray, landmarks: np.ndarray, part: str, config: ml_collections.ConfigDict
+) -> np.ndarray:
   """uint8 faces with ``part`` (eyes / nose) covered by a warped rectangle (Fig. 6)."""
   size = images.shape[1]
   template = augment.default_template_landmarks(size)
@@ -491,28 +559,32 @@ def load_eval_data(config: ml_collections.ConfigDict, builder: Any) -> dict[str,
   ``occluded_nose``), ``retrieval`` (indices: two unoccluded faces per subject) and
   ``figure_faces`` (indices for Fig. 8: three subjects, then three poses of one subject).
   """
-  raw = pipelines.load_arrays(builder, config.dataset.test_split,
-                              features=("image", "label", "landmarks", "occluder_mask"))
+  raw = pipelines.load_arrays(
+    builder, config.dataset.test_split, features=("image", "label", "landmarks", "occluder_mask")
+  )
   landmarks = raw["landmarks"].astype(np.float32)
   synthetic = _occlude_each(raw["image"], landmarks, config)
   n = min(config.eval.analysis_images, len(raw["label"]))
   parts = {p: _occlude_part(raw["image"][:n], landmarks[:n], p, config) for p in OCCLUDED_PARTS}
   size = config.model.image_size
   out = {}
-  for key, images in (("image", raw["image"]), ("synthetic", synthetic),
-                      *((f"occluded_{p}", v) for p, v in parts.items())):
+  for key, images in (
+    ("image", raw["image"]),
+    ("synthetic", synthetic),
+    *((f"occluded_{p}", v) for p, v in parts.items()),
+  ):
     out[key] = np.asarray(resize_faces(pipelines.to_model_range_np(images), size))
   out["landmarks"] = scale_landmarks(landmarks, raw["image"].shape[1], size)
   out["label"] = raw["label"]
   out["natural"] = raw["occluder_mask"].any(axis=(1, 2))
-  out["retrieval"] = _retrieval_indices(raw["label"], out["natural"],
-                                        config.eval.retrieval_identities)
+  out["retrieval"] = _retrieval_indices(
+    raw["label"], out["natural"], config.eval.retrieval_identities
+  )
   out["figure_faces"] = _figure_faces(raw["label"], out["natural"], out["landmarks"])
   return out
 
 
-def _retrieval_indices(labels: np.ndarray, natural: np.ndarray, max_identities: int
-                       ) -> np.ndarray:
+def _retrieval_indices(labels: np.ndarray, natural: np.ndarray, max_identities: int) -> np.ndarray:
   """Two unoccluded faces (stored order) per subject, for up to ``max_identities`` subjects."""
   chosen = []
   for label in np.unique(labels):
@@ -522,13 +594,14 @@ def _retrieval_indices(labels: np.ndarray, natural: np.ndarray, max_identities: 
     if len(chosen) == max_identities:
       break
   if len(chosen) < 2:
-    raise ValueError("test split: fewer than two subjects with two unoccluded faces "
-                     "(partial-face retrieval needs them)")
+    raise ValueError(
+      "test split: fewer than two subjects with two unoccluded faces "
+      "(partial-face retrieval needs them)"
+    )
   return np.concatenate(chosen)
 
 
-def _figure_faces(labels: np.ndarray, natural: np.ndarray, landmarks: np.ndarray
-                  ) -> np.ndarray:
+def _figure_faces(labels: np.ndarray, natural: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
   """Three unoccluded faces of different subjects, then three of the subject with the most
   unoccluded faces at its smallest, median and largest yaw (Fig. 8 layout)."""
   clean = np.flatnonzero(~natural)
@@ -544,8 +617,9 @@ def _figure_faces(labels: np.ndarray, natural: np.ndarray, landmarks: np.ndarray
 # ------------------------------------------------------------------- extraction
 
 
-def make_extractor(config: ml_collections.ConfigDict, name: str, variables: dict
-                   ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def make_extractor(
+  config: ml_collections.ConfigDict, name: str, variables: dict
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
   """``images -> dict`` of NumPy arrays, computed in batches of ``eval.batch_size``.
 
   ``f`` ``[N, K]`` and the positive / negative peak locations (model image pixels) and
@@ -563,19 +637,20 @@ def make_extractor(config: ml_collections.ConfigDict, name: str, variables: dict
     bs = config.eval.batch_size
     parts: dict[str, list] = {}
     for start in range(0, len(images), bs):
-      chunk = images[start:start + bs]
+      chunk = images[start : start + bs]
       pad = bs - len(chunk)
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       for key, value in features_and_peaks(chunk).items():
-        parts.setdefault(key, []).append(np.asarray(value)[:bs - pad])
+        parts.setdefault(key, []).append(np.asarray(value)[: bs - pad])
     return {key: np.concatenate(v) for key, v in parts.items()}
 
   return extract
 
 
-def response_maps(config: ml_collections.ConfigDict, name: str, variables: dict,
-                  images: np.ndarray) -> np.ndarray:
+def response_maps(
+  config: ml_collections.ConfigDict, name: str, variables: dict, images: np.ndarray
+) -> np.ndarray:
   """LMF(Ψ) ``[N, h, w, K]`` (Ψ without LMF) of a few faces: the maps f pools, for Fig. 8."""
   net = build_network(config, name)
   return np.asarray(jax.jit(lambda x: net.apply(variables, x, train=False)["filtered"])(images))
@@ -584,43 +659,55 @@ def response_maps(config: ml_collections.ConfigDict, name: str, variables: dict,
 # ------------------------------------------------------------------- evaluation
 
 
-def peak_statistics(peaks: dict[str, np.ndarray], landmarks: np.ndarray, size: int
-                    ) -> dict[str, Any]:
+def peak_statistics(
+  peaks: dict[str, np.ndarray], landmarks: np.ndarray, size: int
+) -> dict[str, Any]:
   """Fig. 5 / Table 3 numbers: warped average locations, d̄ and std for both peak signs."""
   template = augment.default_template_landmarks(size)
   out: dict[str, Any] = {}
   for sign in ("pos", "neg"):
     warped = interp.warp_points_to_template(peaks[f"{sign}_xy"], landmarks, template, size)
     centres, std = interp.average_peak_locations(warped, peaks[f"{sign}_weight"])
-    out[sign] = {"centres": centres, "std": std, "spreadness": interp.spreadness(centres),
-                 "mean_std": float(np.nanmean(std)),
-                 "on_face": interp.fraction_inside_face(centres, template)}
+    out[sign] = {
+      "centres": centres,
+      "std": std,
+      "spreadness": interp.spreadness(centres),
+      "mean_std": float(np.nanmean(std)),
+      "on_face": interp.fraction_inside_face(centres, template),
+    }
   out["spreadness"] = (out["pos"]["spreadness"] + out["neg"]["spreadness"]) / 2.0
   return out
 
 
-def recognition_metrics(config: ml_collections.ConfigDict, features: np.ndarray,
-                        labels: np.ndarray) -> dict[str, float]:
+def recognition_metrics(
+  config: ml_collections.ConfigDict, features: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
   """TAR@FAR and CMC ranks of one scenario (:func:`jfr.train.common.evaluate_features`)."""
   result = common.evaluate_features(features, labels, config.eval, seed=config.seed)
-  out = {f"tar@far={far}": value
-         for far, value in result["verification"]["tar_at_far"].items()}
+  out = {f"tar@far={far}": value for far, value in result["verification"]["tar_at_far"].items()}
   out["verification_accuracy"] = result["verification"]["accuracy"]
   out.update(result["identification"].get("cmc", {}))
   return out
 
 
-def retrieval_metrics(features: np.ndarray, labels: np.ndarray, centres: np.ndarray,
-                      size: int, count: int, seed: int, random_draws: int
-                      ) -> dict[str, Any]:
+def retrieval_metrics(
+  features: np.ndarray,
+  labels: np.ndarray,
+  centres: np.ndarray,
+  size: int,
+  count: int,
+  seed: int,
+  random_draws: int,
+) -> dict[str, Any]:
   """Sec. 4.4: rank-1 retrieval by each part's filters, all filters and random subsets."""
   template = augment.default_template_landmarks(size)
   boxes = interp.part_boxes(template)
   out: dict[str, Any] = {"all_filters": interp.retrieval_rank1(features, labels)}
   rng = np.random.default_rng(seed)
-  random_scores = [interp.retrieval_rank1(
-      features, labels, rng.choice(features.shape[1], count, replace=False))
-                   for _ in range(random_draws)]
+  random_scores = [
+    interp.retrieval_rank1(features, labels, rng.choice(features.shape[1], count, replace=False))
+    for _ in range(random_draws)
+  ]
   out["random_filters"] = float(np.mean(random_scores))
   out["part_filters"] = {}
   for part in RETRIEVAL_PARTS:
@@ -630,8 +717,9 @@ def retrieval_metrics(features: np.ndarray, labels: np.ndarray, centres: np.ndar
   return out
 
 
-def analyse_variant(config: ml_collections.ConfigDict, name: str, variables: dict,
-                    data: dict[str, np.ndarray]) -> dict[str, Any]:
+def analyse_variant(
+  config: ml_collections.ConfigDict, name: str, variables: dict, data: dict[str, np.ndarray]
+) -> dict[str, Any]:
   """Every measure of one variant (see the module docstring)."""
   extract = make_extractor(config, name, variables)
   size = config.model.image_size
@@ -642,25 +730,40 @@ def analyse_variant(config: ml_collections.ConfigDict, name: str, variables: dic
   stats = peak_statistics(peaks, data["landmarks"][:n], size)
   f = clean["f"]
   natural = data["natural"]
-  recognition = {"original": recognition_metrics(config, f, data["label"]),
-                 "synthetic_occlusion": recognition_metrics(config, synthetic, data["label"]),
-                 "natural_occlusion": recognition_metrics(config, f[natural],
-                                                          data["label"][natural])}
+  recognition = {
+    "original": recognition_metrics(config, f, data["label"]),
+    "synthetic_occlusion": recognition_metrics(config, synthetic, data["label"]),
+    "natural_occlusion": recognition_metrics(config, f[natural], data["label"][natural]),
+  }
   differences = {}
   for part in OCCLUDED_PARTS:
     occluded = extract(data[f"occluded_{part}"])["f"]
     differences[part] = {
-        "raw": interp.mean_feature_difference(f[:n], occluded),
-        "normalised": interp.mean_feature_difference(np.asarray(unit_features(f[:n])),
-                                                     np.asarray(unit_features(occluded)))}
+      "raw": interp.mean_feature_difference(f[:n], occluded),
+      "normalised": interp.mean_feature_difference(
+        np.asarray(unit_features(f[:n])), np.asarray(unit_features(occluded))
+      ),
+    }
   idx = data["retrieval"]
   count = max(1, int(round(config.eval.part_filter_fraction * config.model.feature_dim)))
-  retrieval = retrieval_metrics(f[idx], data["label"][idx], stats["pos"]["centres"], size,
-                                count, config.seed, config.eval.random_filter_draws)
+  retrieval = retrieval_metrics(
+    f[idx],
+    data["label"][idx],
+    stats["pos"]["centres"],
+    size,
+    count,
+    config.seed,
+    config.eval.random_filter_draws,
+  )
   retrieval["filters_per_part"] = count
   faces = data["image"][data["figure_faces"]]
-  return {"peaks": stats, "recognition": recognition, "differences": differences,
-          "retrieval": retrieval, "maps": response_maps(config, name, variables, faces)}
+  return {
+    "peaks": stats,
+    "recognition": recognition,
+    "differences": differences,
+    "retrieval": retrieval,
+    "maps": response_maps(config, name, variables, faces),
+  }
 
 
 # ------------------------------------------------------------------------ figures
@@ -674,8 +777,9 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def canonical_face(size: int, scale: int) -> np.ndarray:
   """The canonical frontal face (mean identity, neutral nuisances) at ``scale·size`` px."""
-  return face_renderer.render(face_renderer.mean_latents(1), face_renderer.neutral_nuisances(1),
-                              size * scale, seed_or_rng=0)["image"][0]
+  return face_renderer.render(
+    face_renderer.mean_latents(1), face_renderer.neutral_nuisances(1), size * scale, seed_or_rng=0
+  )["image"][0]
 
 
 def plot_peak_locations(results: dict[str, dict], size: int, path: Path) -> None:
@@ -694,18 +798,31 @@ def plot_peak_locations(results: dict[str, dict], size: int, path: Path) -> None
       stats = results[name]["peaks"][sign]
       ax.imshow(face, alpha=0.55)
       xy = (stats["centres"] + 0.5) * scale - 0.5
-      points = ax.scatter(xy[:, 0], xy[:, 1], c=stats["std"], cmap="viridis", norm=norm, s=22,
-                          edgecolors="black", linewidths=0.4)
+      points = ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        c=stats["std"],
+        cmap="viridis",
+        norm=norm,
+        s=22,
+        edgecolors="black",
+        linewidths=0.4,
+      )
       ax.set_xlim(-0.5, face.shape[1] - 0.5)
       ax.set_ylim(face.shape[0] - 0.5, -0.5)
       ax.set_xticks([])
       ax.set_yticks([])
-      ax.set_title(f"{name}, {label} peaks\nd̄ = {stats['spreadness']:.1f} px, "
-                   f"mean std {stats['mean_std']:.1f} px", fontsize=9)
+      ax.set_title(
+        f"{name}, {label} peaks\nd̄ = {stats['spreadness']:.1f} px, "
+        f"mean std {stats['mean_std']:.1f} px",
+        fontsize=9,
+      )
   bar = fig.colorbar(points, ax=axes, shrink=0.8)
   bar.set_label(f"std of peak location (px of the {size} px face)")
-  fig.suptitle(f"Average peak locations of the {len(stats['std'])} filters "
-               "(warped to the canonical face)", fontsize=10)
+  fig.suptitle(
+    f"Average peak locations of the {len(stats['std'])} filters (warped to the canonical face)",
+    fontsize=10,
+  )
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=110)
 
@@ -715,8 +832,9 @@ def plot_feature_differences(results: dict[str, dict], path: Path) -> None:
   fig = _new_figure(9.0, 6.4)
   axes = fig.subplots(2, len(OCCLUDED_PARTS), squeeze=False)
   for col, part in enumerate(OCCLUDED_PARTS):
-    for row, (kind, ylabel) in enumerate((("raw", "mean |f(I) − f(Î)|"),
-                                          ("normalised", "same for √K f / ‖f‖"))):
+    for row, (kind, ylabel) in enumerate(
+      (("raw", "mean |f(I) − f(Î)|"), ("normalised", "same for √K f / ‖f‖"))
+    ):
       ax = axes[row, col]
       for name, res in results.items():
         values = np.sort(res["differences"][part][kind])[::-1]
@@ -730,8 +848,9 @@ def plot_feature_differences(results: dict[str, dict], path: Path) -> None:
   fig.savefig(path, dpi=110)
 
 
-def pick_display_filters(centres: np.ndarray, std: np.ndarray, count: int,
-                         min_separation: float) -> np.ndarray:
+def pick_display_filters(
+  centres: np.ndarray, std: np.ndarray, count: int, min_separation: float
+) -> np.ndarray:
   """Up to ``count`` filters with the smallest std whose average locations are at least
   ``min_separation`` px apart (greedy), for Fig. 8."""
   order = np.argsort(np.where(np.isfinite(std), std, np.inf), kind="stable")
@@ -746,8 +865,9 @@ def pick_display_filters(centres: np.ndarray, std: np.ndarray, count: int,
   return np.asarray(chosen, int)
 
 
-def plot_responses(name: str, faces: np.ndarray, maps: np.ndarray, filters: np.ndarray,
-                   lmf: bool, path: Path) -> None:
+def plot_responses(
+  name: str, faces: np.ndarray, maps: np.ndarray, filters: np.ndarray, lmf: bool, path: Path
+) -> None:
   """Fig. 8 analog: response maps of ``filters`` over faces (red positive, blue negative).
 
   ``faces``: different subjects, then three poses of one subject (:func:`_figure_faces`).
@@ -760,22 +880,33 @@ def plot_responses(name: str, faces: np.ndarray, maps: np.ndarray, filters: np.n
   axes = fig.subplots(rows, cols, squeeze=False)
   for r in range(rows):
     axes[r, 0].imshow(pipelines.from_model_range(faces[r]))
-    label = (f"subject {chr(65 + r)}" if r < subjects
-             else f"subject {chr(65 + subjects)}, pose {r - subjects + 1}")
+    label = (
+      f"subject {chr(65 + r)}"
+      if r < subjects
+      else f"subject {chr(65 + subjects)}, pose {r - subjects + 1}"
+    )
     axes[r, 0].set_ylabel(label, fontsize=8)
     for c, k in enumerate(filters, start=1):
       m = maps[r, ..., k]
       limit = max(float(np.abs(maps[..., k]).max()), 1e-12)
       axes[r, c].imshow(gray[r], cmap="gray", vmin=0.0, vmax=1.0)
-      axes[r, c].imshow(m, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.6,
-                        extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="bilinear")
+      axes[r, c].imshow(
+        m,
+        cmap="bwr",
+        vmin=-limit,
+        vmax=limit,
+        alpha=0.6,
+        extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+        interpolation="bilinear",
+      )
       if r == 0:
         axes[r, c].set_title(f"filter {k}", fontsize=8)
   for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.suptitle(f"{name}: filter responses {'LMF(Ψ)' if lmf else 'Ψ'} (red > 0, blue < 0)",
-               fontsize=9)
+  fig.suptitle(
+    f"{name}: filter responses {'LMF(Ψ)' if lmf else 'Ψ'} (red > 0, blue < 0)", fontsize=9
+  )
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=110)
 
@@ -789,61 +920,86 @@ def _fmt(value: float, percent: bool = False) -> str:
   return f"{100 * value:.1f}" if percent else f"{value:.2f}"
 
 
-def markdown_report(config: ml_collections.ConfigDict, results: dict[str, dict],
-                    timing: dict[str, float]) -> str:
+def markdown_report(
+  config: ml_collections.ConfigDict, results: dict[str, dict], timing: dict[str, float]
+) -> str:
   """The Markdown tables of the comparison (spreadness, recognition, Fig. 6, retrieval)."""
   size = config.model.image_size
   to96 = 96.0 / size
-  lines = [f"# Interpretable FR: {', '.join(results)} ({config.dataset.name}, {size} px, "
-           f"K = {config.model.feature_dim}, LMF keep {config.model.keep}, occlusion "
-           f"{config.occlusion.mode}/{config.occlusion.fill})", ""]
-  lines += ["## Spreadness of average peak locations (Fig. 5, Table 3)", "",
-            f"Pixels of the {size} px canonical face; '@96' scales to the paper's 96 px; "
-            "'on face': share of the average locations inside the template landmarks' hull.",
-            "",
-            "| variant | d̄ pos | d̄ neg | d̄ mean | d̄ mean @96 | std pos | std neg | "
-            "std mean @96 | on face pos / neg |", "|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+    f"# Interpretable FR: {', '.join(results)} ({config.dataset.name}, {size} px, "
+    f"K = {config.model.feature_dim}, LMF keep {config.model.keep}, occlusion "
+    f"{config.occlusion.mode}/{config.occlusion.fill})",
+    "",
+  ]
+  lines += [
+    "## Spreadness of average peak locations (Fig. 5, Table 3)",
+    "",
+    f"Pixels of the {size} px canonical face; '@96' scales to the paper's 96 px; "
+    "'on face': share of the average locations inside the template landmarks' hull.",
+    "",
+    "| variant | d̄ pos | d̄ neg | d̄ mean | d̄ mean @96 | std pos | std neg | "
+    "std mean @96 | on face pos / neg |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
   for name, res in results.items():
     p = res["peaks"]
     mean_std = (p["pos"]["mean_std"] + p["neg"]["mean_std"]) / 2.0
-    lines.append(f"| {name} | {_fmt(p['pos']['spreadness'])} | {_fmt(p['neg']['spreadness'])} "
-                 f"| {_fmt(p['spreadness'])} | {_fmt(p['spreadness'] * to96)} | "
-                 f"{_fmt(p['pos']['mean_std'])} | {_fmt(p['neg']['mean_std'])} | "
-                 f"{_fmt(mean_std * to96)} | {100 * p['pos']['on_face']:.0f}% / "
-                 f"{100 * p['neg']['on_face']:.0f}% |")
+    lines.append(
+      f"| {name} | {_fmt(p['pos']['spreadness'])} | {_fmt(p['neg']['spreadness'])} "
+      f"| {_fmt(p['spreadness'])} | {_fmt(p['spreadness'] * to96)} | "
+      f"{_fmt(p['pos']['mean_std'])} | {_fmt(p['neg']['mean_std'])} | "
+      f"{_fmt(mean_std * to96)} | {100 * p['pos']['on_face']:.0f}% / "
+      f"{100 * p['neg']['on_face']:.0f}% |"
+    )
   fars = [f"tar@far={far:g}" for far in config.eval.report_fars]
   ranks = [f"rank{r}" for r in config.eval.report_ranks]
   lines += ["", "## Recognition (Tables 2, 4, 5 analogs; %)", ""]
   header = "| variant | " + " | ".join(f"{s} {m}" for s in SCENARIOS for m in fars + ranks) + " |"
   lines += [header, "|---|" + "---|" * (len(SCENARIOS) * (len(fars) + len(ranks)))]
   for name, res in results.items():
-    cells = [_fmt(res["recognition"][s].get(m, float("nan")), percent=True)
-             for s in SCENARIOS for m in fars + ranks]
+    cells = [
+      _fmt(res["recognition"][s].get(m, float("nan")), percent=True)
+      for s in SCENARIOS
+      for m in fars + ranks
+    ]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
-  lines += ["", "## Mean feature difference, clean vs part occluded (Fig. 6)", "",
-            "Mean over filters of the Fig. 6 curve; 'norm' uses unit-norm features × √K; "
-            "'top 10%' is the share of the total difference carried by the 10% most "
-            "changed filters.", "",
-            "| variant | " + " | ".join(f"{p} raw | {p} norm | {p} top 10%"
-                                       for p in OCCLUDED_PARTS) + " |",
-            "|---|" + "---|" * (3 * len(OCCLUDED_PARTS))]
+  lines += [
+    "",
+    "## Mean feature difference, clean vs part occluded (Fig. 6)",
+    "",
+    "Mean over filters of the Fig. 6 curve; 'norm' uses unit-norm features × √K; "
+    "'top 10%' is the share of the total difference carried by the 10% most "
+    "changed filters.",
+    "",
+    "| variant | " + " | ".join(f"{p} raw | {p} norm | {p} top 10%" for p in OCCLUDED_PARTS) + " |",
+    "|---|" + "---|" * (3 * len(OCCLUDED_PARTS)),
+  ]
   for name, res in results.items():
     cells = []
     for part in OCCLUDED_PARTS:
       d = res["differences"][part]
       top = np.sort(d["normalised"])[::-1]
-      share = top[:max(1, len(top) // 10)].sum() / max(top.sum(), 1e-12)
+      share = top[: max(1, len(top) // 10)].sum() / max(top.sum(), 1e-12)
       cells += [f"{d['raw'].mean():.3g}", f"{d['normalised'].mean():.3f}", f"{100 * share:.0f}%"]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   count = next(iter(results.values()))["retrieval"]["filters_per_part"]
-  lines += ["", f"## Partial-face retrieval, rank-1 % (Sec. 4.4; {count} filters per part)", "",
-            "| variant | eyes | nose | mouth | random filters | all filters |",
-            "|---|---|---|---|---|---|"]
+  lines += [
+    "",
+    f"## Partial-face retrieval, rank-1 % (Sec. 4.4; {count} filters per part)",
+    "",
+    "| variant | eyes | nose | mouth | random filters | all filters |",
+    "|---|---|---|---|---|---|",
+  ]
   for name, res in results.items():
     r = res["retrieval"]
-    lines.append(f"| {name} | " + " | ".join(_fmt(r[k], percent=True) for k in
-                                              (*RETRIEVAL_PARTS, "random_filters",
-                                               "all_filters")) + " |")
+    lines.append(
+      f"| {name} | "
+      + " | ".join(
+        _fmt(r[k], percent=True) for k in (*RETRIEVAL_PARTS, "random_filters", "all_filters")
+      )
+      + " |"
+    )
   lines += ["", "## Time (s)", "", "| phase | wall s |", "|---|---|"]
   lines += [f"| {phase} | {seconds:.0f} |" for phase, seconds in timing.items()]
   return "\n".join(lines) + "\n"
@@ -854,8 +1010,13 @@ def _json_ready(results: dict[str, dict]) -> dict[str, dict]:
   return {name: {k: v for k, v in res.items() if k != "maps"} for name, res in results.items()}
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-             variables: dict[str, dict], builder: Any, timing: dict[str, float]) -> dict:
+def evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  variables: dict[str, dict],
+  builder: Any,
+  timing: dict[str, float],
+) -> dict:
   """Compares the trained variants; writes tables, JSON and figures (module docstring)."""
   workdir = Path(workdir)
   start = time.perf_counter()
@@ -874,17 +1035,25 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
   faces = data["image"][data["figure_faces"]]
   for name, res in results.items():
     stats = res["peaks"]["pos"]
-    filters = pick_display_filters(stats["centres"], stats["std"], config.eval.figure_filters,
-                                   0.12 * size)
+    filters = pick_display_filters(
+      stats["centres"], stats["std"], config.eval.figure_filters, 0.12 * size
+    )
     res["figure_filters"] = filters.tolist()
-    plot_responses(name, faces, res["maps"], filters, bool(variant_flags(config, name).lmf),
-                   figures / f"fig8_responses_{name}.png")
+    plot_responses(
+      name,
+      faces,
+      res["maps"],
+      filters,
+      bool(variant_flags(config, name).lmf),
+      figures / f"fig8_responses_{name}.png",
+    )
   timing["figures"] = time.perf_counter() - start
   report = markdown_report(config, results, timing)
   (workdir / "eval").mkdir(parents=True, exist_ok=True)
   (workdir / "eval" / "interpretable.md").write_text(report)
-  plots.write_json({"results": _json_ready(results), "timing_s": timing},
-                   workdir / "eval" / "interpretable.json")
+  plots.write_json(
+    {"results": _json_ready(results), "timing_s": timing}, workdir / "eval" / "interpretable.json"
+  )
   logging.info("interpretable FR results:\n%s", report)
   return _json_ready(results)
 

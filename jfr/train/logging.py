@@ -8,6 +8,7 @@
   pass any object that has these two methods.
 * :func:`summary_line` formats the one-line console summary the loop logs.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -19,11 +20,9 @@ from typing import Protocol
 class ScalarWriter(Protocol):
   """What the training loop writes metrics to."""
 
-  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    ...
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None: ...
 
-  def close(self) -> None:
-    ...
+  def close(self) -> None: ...
 
 
 class MetricWriter:
@@ -43,8 +42,8 @@ class MetricWriter:
 
     self._tf = tf
     self._metadata = tf.compat.v1.SummaryMetadata(
-        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"),
-        data_class=1)  # DATA_CLASS_SCALAR
+      plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"), data_class=1
+    )  # DATA_CLASS_SCALAR
     self.logdir = os.fspath(logdir)
     self._writer = tf.summary.create_file_writer(self.logdir)
 
@@ -52,8 +51,12 @@ class MetricWriter:
     """Writes each ``name: value`` of ``scalars`` at ``step``."""
     with self._writer.as_default():
       for name, value in scalars.items():
-        self._tf.summary.write(name, self._tf.constant(float(value), self._tf.float32),
-                               step=int(step), metadata=self._metadata)
+        self._tf.summary.write(
+          name,
+          self._tf.constant(float(value), self._tf.float32),
+          step=int(step),
+          metadata=self._metadata,
+        )
 
   def close(self) -> None:
     """Flushes and closes the event file."""
@@ -61,10 +64,10 @@ class MetricWriter:
 
 
 def summary_line(
-    step: int,
-    num_steps: int,
-    scalars: Mapping[str, float],
-    steps_per_sec: float | None,
+  step: int,
+  num_steps: int,
+  scalars: Mapping[str, float],
+  steps_per_sec: float | None,
 ) -> str:
   """``'step 100/1000 | loss 1.234, nonfinite 0 | 12.3 steps/s, ETA 0:01:13'``.
 

@@ -45,6 +45,7 @@ Config fields read (all required; the method configs declare them):
 
 (``config.seed`` is for the caller: it seeds the initial state and the input stream.)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,14 @@ from jfr.train.state import NonFiniteError, TrainState
 
 PyTree = Any
 BatchIteratorFn = Callable[[int], Iterator[PyTree]]
-_POSITIVE_INT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
-                        "keep_checkpoints", "max_consecutive_nonfinite", "batch_size")
+_POSITIVE_INT_FIELDS = (
+  "num_train_steps",
+  "log_every_steps",
+  "checkpoint_every_steps",
+  "keep_checkpoints",
+  "max_consecutive_nonfinite",
+  "batch_size",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +85,7 @@ class Hook:
   state and the run's :class:`~jfr.train.logging.ScalarWriter` (e.g. to write
   evaluation scalars next to the training ones).
   """
+
   every_steps: int
   fn: Callable[[int, TrainState, ScalarWriter], None]
 
@@ -88,16 +96,22 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     if not isinstance(value, int) or value <= 0:
       raise ValueError(f"config.{field}: expected a positive int, got {value!r}")
   if config.parallelism not in steps.PARALLELISM:
-    raise ValueError(f"config.parallelism: expected one of {steps.PARALLELISM}, "
-                     f"got {config.parallelism!r}")
+    raise ValueError(
+      f"config.parallelism: expected one of {steps.PARALLELISM}, got {config.parallelism!r}"
+    )
 
 
 class _Progress:
   """Averages metrics between summaries, times steps, counts skipped (non-finite) steps."""
 
-  def __init__(self, config: ml_collections.ConfigDict, writer: ScalarWriter,
-               fetch: Callable[[Any], dict[str, Any]], consecutive_nonfinite: int,
-               nonfinite_steps: int):
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    writer: ScalarWriter,
+    fetch: Callable[[Any], dict[str, Any]],
+    consecutive_nonfinite: int,
+    nonfinite_steps: int,
+  ):
     self._config = config
     self._writer = writer
     self._fetch = fetch
@@ -111,22 +125,27 @@ class _Progress:
     """Reads back the metrics of ``step``; logs a summary when due; enforces the guard."""
     metrics = self._fetch(device_metrics)
     if "nonfinite" not in metrics:
-      raise ValueError("train_step: its metrics must include 'nonfinite' "
-                       "(from jfr.train.state.guarded_update)")
+      raise ValueError(
+        "train_step: its metrics must include 'nonfinite' (from jfr.train.state.guarded_update)"
+      )
     for name, value in metrics.items():
       self._sums[name] = self._sums.get(name, 0.0) + float(np.mean(value))
     self._count += 1
     if metrics["nonfinite"]:
       self.consecutive_nonfinite += 1
       self.nonfinite_steps += 1
-      logging.warning("Step %d: non-finite loss or gradients; update skipped (%d in a row).",
-                      step, self.consecutive_nonfinite)
+      logging.warning(
+        "Step %d: non-finite loss or gradients; update skipped (%d in a row).",
+        step,
+        self.consecutive_nonfinite,
+      )
       if self.consecutive_nonfinite >= self._config.max_consecutive_nonfinite:
         raise NonFiniteError(
-            f"{self.consecutive_nonfinite} consecutive train steps (the last one {step}) had a "
-            "non-finite loss or gradients (config.max_consecutive_nonfinite="
-            f"{self._config.max_consecutive_nonfinite}); stopping. Check the inputs and lower "
-            "the learning rate, or resume from the last checkpoint.")
+          f"{self.consecutive_nonfinite} consecutive train steps (the last one {step}) had a "
+          "non-finite loss or gradients (config.max_consecutive_nonfinite="
+          f"{self._config.max_consecutive_nonfinite}); stopping. Check the inputs and lower "
+          "the learning rate, or resume from the last checkpoint."
+        )
     else:
       self.consecutive_nonfinite = 0
     if step % self._config.log_every_steps == 0 or step == self._config.num_train_steps:
@@ -140,9 +159,15 @@ class _Progress:
       rate = (step - self._mark[0]) / (now - self._mark[1])
       scalars["steps_per_sec"] = rate
     self._mark = (step, now)
-    logging.info("%s", summary_line(step, self._config.num_train_steps,
-                                    {k: v for k, v in scalars.items() if k != "steps_per_sec"},
-                                    rate))
+    logging.info(
+      "%s",
+      summary_line(
+        step,
+        self._config.num_train_steps,
+        {k: v for k, v in scalars.items() if k != "steps_per_sec"},
+        rate,
+      ),
+    )
     self._writer.write_scalars(step, scalars)
     self._sums, self._count = {}, 0
 
@@ -153,38 +178,46 @@ class _Progress:
 
   def meta(self, step: int) -> dict[str, int]:
     """The checkpoint's JSON: the input position and the guard's counters."""
-    return {"batches_consumed": step, "batch_size": self._config.batch_size,
-            "consecutive_nonfinite": self.consecutive_nonfinite,
-            "nonfinite_steps": self.nonfinite_steps}
+    return {
+      "batches_consumed": step,
+      "batch_size": self._config.batch_size,
+      "consecutive_nonfinite": self.consecutive_nonfinite,
+      "nonfinite_steps": self.nonfinite_steps,
+    }
 
 
-def _resume(checkpointer: TrainCheckpointer, state: TrainState,
-            config: ml_collections.ConfigDict) -> tuple[TrainState, dict[str, int]]:
+def _resume(
+  checkpointer: TrainCheckpointer, state: TrainState, config: ml_collections.ConfigDict
+) -> tuple[TrainState, dict[str, int]]:
   restored = checkpointer.restore_latest(state)
   if restored is None:
     return state, {"batches_consumed": 0, "consecutive_nonfinite": 0, "nonfinite_steps": 0}
   state, meta = restored
   if meta["batch_size"] != config.batch_size:
-    raise ValueError(f"config.batch_size: the checkpoint was written with batch_size "
-                     f"{meta['batch_size']}, got {config.batch_size}; the input stream "
-                     "position would not match")
+    raise ValueError(
+      f"config.batch_size: the checkpoint was written with batch_size "
+      f"{meta['batch_size']}, got {config.batch_size}; the input stream "
+      "position would not match"
+    )
   if int(state.step) != meta["batches_consumed"]:
-    raise ValueError(f"checkpoint: state.step {int(state.step)} differs from batches_consumed "
-                     f"{meta['batches_consumed']}")
+    raise ValueError(
+      f"checkpoint: state.step {int(state.step)} differs from batches_consumed "
+      f"{meta['batches_consumed']}"
+    )
   logging.info("Resuming from step %d.", int(state.step))
   return state, meta
 
 
 def run_training(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    state: TrainState,
-    train_step_fn: steps.TrainStepFn,
-    batch_iterator_fn: BatchIteratorFn,
-    *,
-    hooks: Sequence[Hook] = (),
-    writer: ScalarWriter | None = None,
-    devices: Sequence[jax.Device] | None = None,
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  state: TrainState,
+  train_step_fn: steps.TrainStepFn,
+  batch_iterator_fn: BatchIteratorFn,
+  *,
+  hooks: Sequence[Hook] = (),
+  writer: ScalarWriter | None = None,
+  devices: Sequence[jax.Device] | None = None,
 ) -> TrainState:
   """Trains ``state`` with ``train_step_fn`` to ``config.num_train_steps`` (see the module doc).
 
@@ -215,8 +248,9 @@ def run_training(
   compiled = steps.compile_step(train_step_fn, config.parallelism, devices)
   num_devices = len(compiled.devices) * jax.process_count()
   if config.batch_size % num_devices:
-    raise ValueError(f"config.batch_size: {config.batch_size} is not divisible by the "
-                     f"{num_devices} devices")
+    raise ValueError(
+      f"config.batch_size: {config.batch_size} is not divisible by the {num_devices} devices"
+    )
   writer = writer if writer is not None else MetricWriter(workdir / "tb")
   try:
     with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as checkpointer:
@@ -225,29 +259,39 @@ def run_training(
     writer.close()
 
 
-def _train(config: ml_collections.ConfigDict, state: TrainState, compiled: steps.CompiledStep,
-           batch_iterator_fn: BatchIteratorFn, hooks: Sequence[Hook], writer: ScalarWriter,
-           checkpointer: TrainCheckpointer) -> TrainState:
+def _train(
+  config: ml_collections.ConfigDict,
+  state: TrainState,
+  compiled: steps.CompiledStep,
+  batch_iterator_fn: BatchIteratorFn,
+  hooks: Sequence[Hook],
+  writer: ScalarWriter,
+  checkpointer: TrainCheckpointer,
+) -> TrainState:
   """The body of :func:`run_training`: resume, then step, record, save and call hooks."""
   state, meta = _resume(checkpointer, state, config)
   start = meta["batches_consumed"]
-  progress = _Progress(config, writer, compiled.fetch, meta["consecutive_nonfinite"],
-                       meta["nonfinite_steps"])
+  progress = _Progress(
+    config, writer, compiled.fetch, meta["consecutive_nonfinite"], meta["nonfinite_steps"]
+  )
   placed = compiled.put_state(state)
   batches = iter(batch_iterator_fn(start))
   pending = None  # (step, metrics) not read back yet: reading lags one step behind dispatch
   for step in range(start + 1, config.num_train_steps + 1):
     batch = next(batches, None)
     if batch is None:
-      raise ValueError(f"batch_iterator_fn({start}) ended after {step - 1 - start} batches; "
-                       f"{config.num_train_steps - start} were needed")
+      raise ValueError(
+        f"batch_iterator_fn({start}) ended after {step - 1 - start} batches; "
+        f"{config.num_train_steps - start} were needed"
+      )
     _check_batch_size(batch, config.batch_size // jax.process_count(), step)
     placed, metrics = compiled.step(placed, compiled.put_batch(batch))
     if pending is not None:
       progress.record(*pending)
     pending = (step, metrics)
-    due_hooks = [hook for hook in hooks
-                 if step % hook.every_steps == 0 or step == config.num_train_steps]
+    due_hooks = [
+      hook for hook in hooks if step % hook.every_steps == 0 or step == config.num_train_steps
+    ]
     save = step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
     if step == start + 1 or save or due_hooks:  # read back now (the first step also compiles)
       progress.record(*pending)
@@ -266,6 +310,8 @@ def _train(config: ml_collections.ConfigDict, state: TrainState, compiled: steps
 def _check_batch_size(batch: PyTree, host_batch_size: int, step: int) -> None:
   for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
     if np.ndim(leaf) == 0 or np.shape(leaf)[0] != host_batch_size:
-      raise ValueError(f"batch{jax.tree_util.keystr(path)} at step {step}: expected leading "
-                       f"axis {host_batch_size} (config.batch_size / processes), got shape "
-                       f"{np.shape(leaf)}")
+      raise ValueError(
+        f"batch{jax.tree_util.keystr(path)} at step {step}: expected leading "
+        f"axis {host_batch_size} (config.batch_size / processes), got shape "
+        f"{np.shape(leaf)}"
+      )

@@ -16,17 +16,36 @@ import ml_collections
 import optax
 
 
-def optimizer_config(name: str = "sgd", learning_rate: float = 0.1, *,
-                     schedule: str = "constant", warmup_steps: int = 0,
-                     boundaries: Sequence[float] = (), decay_factor: float = 0.1,
-                     momentum: float = 0.9, b1: float = 0.9, b2: float = 0.999,
-                     weight_decay: float = 0.0, grad_clip_norm: float = 0.0
-                     ) -> ml_collections.ConfigDict:
+def optimizer_config(
+  name: str = "sgd",
+  learning_rate: float = 0.1,
+  *,
+  schedule: str = "constant",
+  warmup_steps: int = 0,
+  boundaries: Sequence[float] = (),
+  decay_factor: float = 0.1,
+  momentum: float = 0.9,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  weight_decay: float = 0.0,
+  grad_clip_norm: float = 0.0,
+) -> ml_collections.ConfigDict:
   """A complete optimizer ConfigDict (see the module docstring for the fields)."""
-  return ml_collections.ConfigDict(dict(
-      name=name, learning_rate=learning_rate, schedule=schedule, warmup_steps=warmup_steps,
-      boundaries=tuple(boundaries), decay_factor=decay_factor, momentum=momentum, b1=b1,
-      b2=b2, weight_decay=weight_decay, grad_clip_norm=grad_clip_norm))
+  return ml_collections.ConfigDict(
+    dict(
+      name=name,
+      learning_rate=learning_rate,
+      schedule=schedule,
+      warmup_steps=warmup_steps,
+      boundaries=tuple(boundaries),
+      decay_factor=decay_factor,
+      momentum=momentum,
+      b1=b1,
+      b2=b2,
+      weight_decay=weight_decay,
+      grad_clip_norm=grad_clip_norm,
+    )
+  )
 
 
 def _constant(cfg: Any, num_steps: int) -> optax.Schedule:
@@ -61,10 +80,9 @@ def learning_rate_schedule(cfg: Any, num_steps: int) -> optax.Schedule:
 
 
 OPTIMIZERS = {
-    "sgd": lambda cfg, lr: optax.sgd(lr, momentum=cfg.momentum or None),
-    "adam": lambda cfg, lr: optax.adam(lr, b1=cfg.b1, b2=cfg.b2),
-    "adamw": lambda cfg, lr: optax.adamw(lr, b1=cfg.b1, b2=cfg.b2,
-                                         weight_decay=cfg.weight_decay),
+  "sgd": lambda cfg, lr: optax.sgd(lr, momentum=cfg.momentum or None),
+  "adam": lambda cfg, lr: optax.adam(lr, b1=cfg.b1, b2=cfg.b2),
+  "adamw": lambda cfg, lr: optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay),
 }
 
 

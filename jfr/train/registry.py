@@ -8,12 +8,12 @@ import importlib
 from typing import Any
 
 TRAINERS = {
-    "recognition": "jfr.train.recognition",
-    "fan": "jfr.train.fan",
-    "explain": "jfr.train.explain",
-    "attributes": "jfr.train.attributes",
-    "interpretable": "jfr.train.interpretable",
-    "templates": "jfr.train.templates",
+  "recognition": "jfr.train.recognition",
+  "fan": "jfr.train.fan",
+  "explain": "jfr.train.explain",
+  "attributes": "jfr.train.attributes",
+  "interpretable": "jfr.train.interpretable",
+  "templates": "jfr.train.templates",
 }
 
 

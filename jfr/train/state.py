@@ -41,6 +41,7 @@ the old state when the loss or any gradient holds a NaN/Inf, and returns the
 ``nonfinite`` flag that :func:`jfr.train.loop.run_training` counts (and stops on,
 with :class:`NonFiniteError`, after ``config.max_consecutive_nonfinite`` in a row).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -68,6 +69,7 @@ class NonFiniteError(RuntimeError):
 @struct.dataclass
 class TrainState:
   """Training state of several named sub-models (see the module docstring)."""
+
   step: jax.Array
   rng: jax.Array
   params: dict[str, PyTree]
@@ -83,8 +85,10 @@ class TrainState:
     if name in self.frozen:
       return self.frozen[name]
     if name not in self.params:
-      raise ValueError(f"name: unknown sub-model {name!r}; expected one of "
-                       f"{sorted(self.params) + sorted(self.frozen)}")
+      raise ValueError(
+        f"name: unknown sub-model {name!r}; expected one of "
+        f"{sorted(self.params) + sorted(self.frozen)}"
+      )
     variables = {"params": self.params[name]}
     if self.batch_stats[name]:
       variables["batch_stats"] = self.batch_stats[name]
@@ -110,12 +114,12 @@ def _raw_key(rng: jax.Array) -> jax.Array:
 
 
 def create_train_state(
-    rng: jax.Array,
-    models: Mapping[str, ModelSpec],
-    txs: Mapping[str, optax.GradientTransformation],
-    *,
-    frozen: Mapping[str, tuple[nn.Module, Mapping[str, PyTree]]] | None = None,
-    extras: Mapping[str, PyTree] | None = None,
+  rng: jax.Array,
+  models: Mapping[str, ModelSpec],
+  txs: Mapping[str, optax.GradientTransformation],
+  *,
+  frozen: Mapping[str, tuple[nn.Module, Mapping[str, PyTree]]] | None = None,
+  extras: Mapping[str, PyTree] | None = None,
 ) -> TrainState:
   """Initialises the trainable sub-models and their optimizers.
 
@@ -156,18 +160,23 @@ def create_train_state(
     frozen_vars[name] = dict(variables)
     apply_fn[name] = module.apply
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      rng=jax.random.fold_in(rng, len(models)),
-      params=params, batch_stats=batch_stats, opt_state=opt_state,
-      frozen=frozen_vars, extras=dict(extras or {}),
-      tx=FrozenDict(txs), apply_fn=FrozenDict(apply_fn))
+    step=jnp.zeros((), jnp.int32),
+    rng=jax.random.fold_in(rng, len(models)),
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=opt_state,
+    frozen=frozen_vars,
+    extras=dict(extras or {}),
+    tx=FrozenDict(txs),
+    apply_fn=FrozenDict(apply_fn),
+  )
 
 
 def apply_gradients(
-    state: TrainState,
-    grads: Mapping[str, PyTree],
-    *,
-    batch_stats: Mapping[str, PyTree] | None = None,
+  state: TrainState,
+  grads: Mapping[str, PyTree],
+  *,
+  batch_stats: Mapping[str, PyTree] | None = None,
 ) -> TrainState:
   """One optimizer update of the named sub-models; the others are left as they are.
 
@@ -183,28 +192,33 @@ def apply_gradients(
   batch_stats = dict(batch_stats or {})
   unknown = (set(grads) | set(batch_stats)) - set(state.params)
   if unknown:
-    raise ValueError(f"grads/batch_stats: {sorted(unknown)} are not trainable sub-models "
-                     f"({sorted(state.params)})")
+    raise ValueError(
+      f"grads/batch_stats: {sorted(unknown)} are not trainable sub-models ({sorted(state.params)})"
+    )
   params, opt_state = dict(state.params), dict(state.opt_state)
   for name, grad in grads.items():
     updates, opt_state[name] = state.tx[name].update(grad, state.opt_state[name], params[name])
     params[name] = optax.apply_updates(params[name], updates)
-  return state.replace(params=params, opt_state=opt_state,
-                       batch_stats={**state.batch_stats, **batch_stats})
+  return state.replace(
+    params=params, opt_state=opt_state, batch_stats={**state.batch_stats, **batch_stats}
+  )
 
 
 def all_finite(tree: PyTree) -> jax.Array:
   """A bool scalar: True iff every floating-point leaf of ``tree`` is free of NaN and Inf."""
-  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  leaves = [
+    jnp.isfinite(x).all()
+    for x in jax.tree.leaves(tree)
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def guarded_update(
-    state: TrainState,
-    new_state: TrainState,
-    loss: jax.Array,
-    grads: PyTree,
+  state: TrainState,
+  new_state: TrainState,
+  loss: jax.Array,
+  grads: PyTree,
 ) -> tuple[TrainState, jax.Array]:
   """Keeps ``state`` instead of ``new_state`` when ``loss`` or ``grads`` is not finite.
 
@@ -229,4 +243,3 @@ def guarded_update(
 def num_params(params: PyTree) -> int:
   """Number of scalar parameters in a pytree."""
   return sum(int(x.size) for x in jax.tree.leaves(params))
-

@@ -38,6 +38,7 @@ the pmap over its local devices on its own share of the global batch and
 ``pmean`` averages over all devices of all processes (untested here: the test
 machine has one process); 'jit' and 'none' would train each process on its own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,10 +94,10 @@ def _counted(train_step: TrainStepFn, axis_name: str | None) -> Callable:
 
 
 def pmap_step(
-    train_step: TrainStepFn,
-    axis_name: str = BATCH_AXIS,
-    donate: bool = True,
-    devices: Sequence[jax.Device] | None = None,
+  train_step: TrainStepFn,
+  axis_name: str = BATCH_AXIS,
+  donate: bool = True,
+  devices: Sequence[jax.Device] | None = None,
 ) -> Callable:
   """``train_step`` under ``jax.pmap`` over ``devices`` (default: all local devices).
 
@@ -104,8 +105,12 @@ def pmap_step(
   :func:`shard_batch`) and returns ``(replicated_state, per_device_metrics)``.
   ``donate`` donates the input state's buffers (do not use them afterwards).
   """
-  return jax.pmap(_counted(train_step, axis_name), axis_name=axis_name, devices=devices,
-                  donate_argnums=(0,) if donate else ())
+  return jax.pmap(
+    _counted(train_step, axis_name),
+    axis_name=axis_name,
+    devices=devices,
+    donate_argnums=(0,) if donate else (),
+  )
 
 
 def jit_step(train_step: TrainStepFn, mesh: Mesh | None = None, donate: bool = True) -> Callable:
@@ -121,8 +126,12 @@ def jit_step(train_step: TrainStepFn, mesh: Mesh | None = None, donate: bool = T
     return jax.jit(step_fn, donate_argnums=donate_argnums)
   replicated = NamedSharding(mesh, PartitionSpec())
   sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  return jax.jit(step_fn, in_shardings=(replicated, sharded),
-                 out_shardings=(replicated, replicated), donate_argnums=donate_argnums)
+  return jax.jit(
+    step_fn,
+    in_shardings=(replicated, sharded),
+    out_shardings=(replicated, replicated),
+    donate_argnums=donate_argnums,
+  )
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -132,9 +141,9 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def replicate(
-    tree: PyTree,
-    devices: Sequence[jax.Device] | None = None,
-    axis_name: str = BATCH_AXIS,
+  tree: PyTree,
+  devices: Sequence[jax.Device] | None = None,
+  axis_name: str = BATCH_AXIS,
 ) -> PyTree:
   """Copies every leaf onto each of ``devices`` (default: local ones), stacked on a new axis 0.
 
@@ -164,8 +173,9 @@ def _check_divisible(batch: PyTree, num_devices: int) -> None:
     size = np.shape(x)[0] if np.ndim(x) else None
     if size is None or size % num_devices:
       raise ValueError(
-          f"batch{jax.tree_util.keystr(path)}: expected a leading (batch) axis divisible by "
-          f"the {num_devices} devices, got shape {np.shape(x)}")
+        f"batch{jax.tree_util.keystr(path)}: expected a leading (batch) axis divisible by "
+        f"the {num_devices} devices, got shape {np.shape(x)}"
+      )
 
 
 def shard_batch(batch: PyTree, num_devices: int) -> PyTree:
@@ -205,6 +215,7 @@ class CompiledStep:
       placed batch.
     fetch: placed state or metrics -> one host (NumPy) copy, valid after later donations.
   """
+
   parallelism: str
   devices: tuple[jax.Device, ...]
   step: Callable[[Any, Any], tuple[Any, Any]]
@@ -214,10 +225,10 @@ class CompiledStep:
 
 
 def compile_step(
-    train_step: TrainStepFn,
-    parallelism: str,
-    devices: Sequence[jax.Device] | None = None,
-    donate: bool = True,
+  train_step: TrainStepFn,
+  parallelism: str,
+  devices: Sequence[jax.Device] | None = None,
+  donate: bool = True,
 ) -> CompiledStep:
   """Builds the :class:`CompiledStep` of ``train_step`` for ``parallelism``.
 
@@ -230,21 +241,30 @@ def compile_step(
   """
   _check_parallelism(parallelism)
   if jax.process_count() > 1 and parallelism != "pmap":
-    raise ValueError(f"parallelism: {jax.process_count()} processes need 'pmap', got "
-                     f"{parallelism!r} (which would not synchronise the processes)")
+    raise ValueError(
+      f"parallelism: {jax.process_count()} processes need 'pmap', got "
+      f"{parallelism!r} (which would not synchronise the processes)"
+    )
   devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
   if parallelism == "none":
     devices = devices[:1]
-    return CompiledStep(parallelism, devices, jit_step(train_step, donate=donate),
-                        put_state=lambda state: _put_copy(state, devices[0]),
-                        put_batch=lambda batch: jax.device_put(batch, devices[0]),
-                        fetch=_host_copy)
+    return CompiledStep(
+      parallelism,
+      devices,
+      jit_step(train_step, donate=donate),
+      put_state=lambda state: _put_copy(state, devices[0]),
+      put_batch=lambda batch: jax.device_put(batch, devices[0]),
+      fetch=_host_copy,
+    )
   if parallelism == "pmap":
     return CompiledStep(
-        parallelism, devices, pmap_step(train_step, donate=donate, devices=devices),
-        put_state=lambda state: replicate(state, devices),
-        put_batch=lambda batch: shard_batch(batch, len(devices)),
-        fetch=unreplicate)
+      parallelism,
+      devices,
+      pmap_step(train_step, donate=donate, devices=devices),
+      put_state=lambda state: replicate(state, devices),
+      put_batch=lambda batch: shard_batch(batch, len(devices)),
+      fetch=unreplicate,
+    )
   mesh = make_mesh(devices)
   replicated = NamedSharding(mesh, PartitionSpec())
   sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
@@ -253,6 +273,11 @@ def compile_step(
     _check_divisible(batch, len(devices))
     return jax.device_put(batch, sharded)
 
-  return CompiledStep(parallelism, devices, jit_step(train_step, mesh, donate=donate),
-                      put_state=lambda state: _put_copy(state, replicated),
-                      put_batch=put_batch, fetch=_host_copy)
+  return CompiledStep(
+    parallelism,
+    devices,
+    jit_step(train_step, mesh, donate=donate),
+    put_state=lambda state: _put_copy(state, replicated),
+    put_batch=put_batch,
+    fetch=_host_copy,
+  )

@@ -14,16 +14,38 @@
 Every dataset function returns ``(tf.data.Dataset, AdapterInfo)``.
 """
 
-from jfr.data.adapters.celeb_a import (CELEB_A_ATTRIBUTE_NAMES, celeb_a_dataset,
-                                       celeb_a_example_to_features, celeb_a_folder_dataset,
-                                       read_celeb_a_attributes, read_celeb_a_identities,
-                                       read_celeb_a_partition)
-from jfr.data.adapters.common import (JFR_ATTRIBUTE_NAMES, NO_LABEL, SEGMENTATION_UNKNOWN,
-                                      AdapterInfo)
-from jfr.data.adapters.ijb import (SearchProtocol, TemplateMetadata, TemplatePairs,
-                                   pair_labels, read_search_protocol, read_template_metadata,
-                                   read_template_metadata_splits, read_template_pairs)
-from jfr.data.adapters.image_folder import (ImageFolderIndex, image_folder_dataset,
-                                            index_image_folder)
-from jfr.data.adapters.video_folder import (VideoFolderIndex, index_video_folder,
-                                            video_folder_dataset)
+from jfr.data.adapters.celeb_a import (
+  CELEB_A_ATTRIBUTE_NAMES,
+  celeb_a_dataset,
+  celeb_a_example_to_features,
+  celeb_a_folder_dataset,
+  read_celeb_a_attributes,
+  read_celeb_a_identities,
+  read_celeb_a_partition,
+)
+from jfr.data.adapters.common import (
+  JFR_ATTRIBUTE_NAMES,
+  NO_LABEL,
+  SEGMENTATION_UNKNOWN,
+  AdapterInfo,
+)
+from jfr.data.adapters.ijb import (
+  SearchProtocol,
+  TemplateMetadata,
+  TemplatePairs,
+  pair_labels,
+  read_search_protocol,
+  read_template_metadata,
+  read_template_metadata_splits,
+  read_template_pairs,
+)
+from jfr.data.adapters.image_folder import (
+  ImageFolderIndex,
+  image_folder_dataset,
+  index_image_folder,
+)
+from jfr.data.adapters.video_folder import (
+  VideoFolderIndex,
+  index_video_folder,
+  video_folder_dataset,
+)

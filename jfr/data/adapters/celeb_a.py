@@ -33,14 +33,47 @@ import tensorflow_datasets as tfds
 from jfr.data.adapters import common
 
 CELEB_A_ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald",
-    "Bangs", "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-    "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-    "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose",
-    "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young")
+  "5_o_Clock_Shadow",
+  "Arched_Eyebrows",
+  "Attractive",
+  "Bags_Under_Eyes",
+  "Bald",
+  "Bangs",
+  "Big_Lips",
+  "Big_Nose",
+  "Black_Hair",
+  "Blond_Hair",
+  "Blurry",
+  "Brown_Hair",
+  "Bushy_Eyebrows",
+  "Chubby",
+  "Double_Chin",
+  "Eyeglasses",
+  "Goatee",
+  "Gray_Hair",
+  "Heavy_Makeup",
+  "High_Cheekbones",
+  "Male",
+  "Mouth_Slightly_Open",
+  "Mustache",
+  "Narrow_Eyes",
+  "No_Beard",
+  "Oval_Face",
+  "Pale_Skin",
+  "Pointy_Nose",
+  "Receding_Hairline",
+  "Rosy_Cheeks",
+  "Sideburns",
+  "Smiling",
+  "Straight_Hair",
+  "Wavy_Hair",
+  "Wearing_Earrings",
+  "Wearing_Hat",
+  "Wearing_Lipstick",
+  "Wearing_Necklace",
+  "Wearing_Necktie",
+  "Young",
+)
 CELEB_A_NUM_IDENTITIES = 10177
 CELEB_A_SPLITS = {"train": 0, "validation": 1, "test": 2}  # list_eval_partition codes
 
@@ -48,8 +81,9 @@ CELEB_A_SPLITS = {"train": 0, "validation": 1, "test": 2}  # list_eval_partition
 def _check_attribute_names(attribute_names: Sequence[str]) -> tuple[str, ...]:
   unknown = [n for n in attribute_names if n not in CELEB_A_ATTRIBUTE_NAMES]
   if unknown:
-    raise ValueError(f"attribute_names {unknown} are not CelebA attributes "
-                     f"(known: {CELEB_A_ATTRIBUTE_NAMES})")
+    raise ValueError(
+      f"attribute_names {unknown} are not CelebA attributes (known: {CELEB_A_ATTRIBUTE_NAMES})"
+    )
   return tuple(attribute_names)
 
 
@@ -66,12 +100,18 @@ def center_crop_resize(image: tf.Tensor, hw: tuple[int, int]) -> tf.Tensor:
   return common.resize_uint8(crop, hw)
 
 
-def _info(name: str, hw, num_examples: int, num_identities: int, attribute_names,
-          has_labels: bool) -> common.AdapterInfo:
+def _info(
+  name: str, hw, num_examples: int, num_identities: int, attribute_names, has_labels: bool
+) -> common.AdapterInfo:
   info = common.AdapterInfo(
-      name=name, image_size=hw, num_examples=num_examples,
-      class_names=tuple(str(i) for i in range(1, num_identities + 1)) if has_labels else (),
-      attribute_names=tuple(attribute_names), has_labels=has_labels, has_attributes=True)
+    name=name,
+    image_size=hw,
+    num_examples=num_examples,
+    class_names=tuple(str(i) for i in range(1, num_identities + 1)) if has_labels else (),
+    attribute_names=tuple(attribute_names),
+    has_labels=has_labels,
+    has_attributes=True,
+  )
   common.log_missing(info)
   return info
 
@@ -79,9 +119,11 @@ def _info(name: str, hw, num_examples: int, num_identities: int, attribute_names
 # ------------------------------------------------------------------------------ tfds
 
 
-def celeb_a_example_to_features(example: Mapping[str, Any], image_size: common.ImageSize,
-                                attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES
-                                ) -> dict[str, tf.Tensor]:
+def celeb_a_example_to_features(
+  example: Mapping[str, Any],
+  image_size: common.ImageSize,
+  attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
+) -> dict[str, tf.Tensor]:
   """Maps one tfds ``celeb_a`` example to the jfr feature dict (usable in ``Dataset.map``).
 
   Args:
@@ -101,9 +143,10 @@ def celeb_a_example_to_features(example: Mapping[str, Any], image_size: common.I
       raise ValueError(f"celeb_a example lacks {key!r} (keys: {sorted(example)})")
   if "identity" not in example or "Identity_No" not in example["identity"]:
     raise ValueError(
-        "celeb_a example has no 'identity/Identity_No' feature (tfds celeb_a before "
-        "2.1.0); prepare celeb_a >= 2.1.0, or read the original files with "
-        "celeb_a_folder_dataset(..., identity_file='identity_CelebA.txt')")
+      "celeb_a example has no 'identity/Identity_No' feature (tfds celeb_a before "
+      "2.1.0); prepare celeb_a >= 2.1.0, or read the original files with "
+      "celeb_a_folder_dataset(..., identity_file='identity_CelebA.txt')"
+    )
   missing = [n for n in names if n not in example["attributes"]]
   if missing:
     raise ValueError(f"celeb_a example lacks attributes {missing}")
@@ -113,11 +156,15 @@ def celeb_a_example_to_features(example: Mapping[str, Any], image_size: common.I
   return common.make_features(image, label, attributes, common.STILL, common.STILL)
 
 
-def celeb_a_dataset(split: str, image_size: common.ImageSize, *,
-                    data_dir: Optional[str] = None, download: bool = False,
-                    manual_dir: Optional[str] = None,
-                    attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES
-                    ) -> tuple[tf.data.Dataset, common.AdapterInfo]:
+def celeb_a_dataset(
+  split: str,
+  image_size: common.ImageSize,
+  *,
+  data_dir: Optional[str] = None,
+  download: bool = False,
+  manual_dir: Optional[str] = None,
+  attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
+) -> tuple[tf.data.Dataset, common.AdapterInfo]:
   """tfds ``celeb_a`` mapped to jfr feature dicts.
 
   Args:
@@ -136,16 +183,26 @@ def celeb_a_dataset(split: str, image_size: common.ImageSize, *,
   kwargs = {}
   if manual_dir is not None:
     kwargs["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  ds, builder_info = tfds.load("celeb_a", split=split, data_dir=data_dir, download=download,
-                               download_and_prepare_kwargs=kwargs or None, with_info=True)
+  ds, builder_info = tfds.load(
+    "celeb_a",
+    split=split,
+    data_dir=data_dir,
+    download=download,
+    download_and_prepare_kwargs=kwargs or None,
+    with_info=True,
+  )
   if "identity" not in builder_info.features:
     raise ValueError(
-        f"tfds celeb_a {builder_info.version} has no identity feature; prepare celeb_a "
-        ">= 2.1.0 or use celeb_a_folder_dataset(..., identity_file=...)")
+      f"tfds celeb_a {builder_info.version} has no identity feature; prepare celeb_a "
+      ">= 2.1.0 or use celeb_a_folder_dataset(..., identity_file=...)"
+    )
   num_examples = max(int(ds.cardinality()), -1)  # tfds knows it; -1 = unknown
   info = _info(f"celeb_a:{split}", hw, num_examples, CELEB_A_NUM_IDENTITIES, names, True)
-  ds = ds.map(lambda ex: celeb_a_example_to_features(ex, hw, names),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(
+    lambda ex: celeb_a_example_to_features(ex, hw, names),
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=True,
+  )
   return ds, info
 
 
@@ -171,8 +228,9 @@ def _filename_int_table(path: str, what: str) -> dict[str, int]:
     try:
       value = int(fields[1])
     except ValueError as e:
-      raise ValueError(f"{path}:{number}: column 2 ({what}): expected an integer, "
-                       f"got {fields[1]!r}") from e
+      raise ValueError(
+        f"{path}:{number}: column 2 ({what}): expected an integer, got {fields[1]!r}"
+      ) from e
     if fields[0] in table:
       raise ValueError(f"{path}:{number}: file name {fields[0]!r} listed twice")
     table[fields[0]] = value
@@ -219,13 +277,16 @@ def read_celeb_a_attributes(path: str) -> tuple[tuple[str, ...], dict[str, np.nd
     if not fields:
       continue
     if len(fields) != len(names) + 1:
-      raise ValueError(f"{path}:{number}: expected {len(names) + 1} fields (file name and "
-                       f"{len(names)} attributes), got {len(fields)}")
+      raise ValueError(
+        f"{path}:{number}: expected {len(names) + 1} fields (file name and "
+        f"{len(names)} attributes), got {len(fields)}"
+      )
     values = np.zeros(len(names), bool)
     for col, value in enumerate(fields[1:], start=2):
       if value not in ("1", "-1"):
-        raise ValueError(f"{path}:{number}: column {col} ({names[col - 2]}): expected 1 or "
-                         f"-1, got {value!r}")
+        raise ValueError(
+          f"{path}:{number}: column {col} ({names[col - 2]}): expected 1 or -1, got {value!r}"
+        )
       values[col - 2] = value == "1"
     table[fields[0]] = values
   if len(table) != count:
@@ -233,12 +294,18 @@ def read_celeb_a_attributes(path: str) -> tuple[tuple[str, ...], dict[str, np.nd
   return names, table
 
 
-def celeb_a_folder_dataset(images_dir: str, attributes_file: str, partition_file: str,
-                           split: str, image_size: common.ImageSize, *,
-                           identity_file: Optional[str] = None,
-                           attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
-                           check: str = "header", num_workers: Optional[int] = None
-                           ) -> tuple[tf.data.Dataset, common.AdapterInfo]:
+def celeb_a_folder_dataset(
+  images_dir: str,
+  attributes_file: str,
+  partition_file: str,
+  split: str,
+  image_size: common.ImageSize,
+  *,
+  identity_file: Optional[str] = None,
+  attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
+  check: str = "header",
+  num_workers: Optional[int] = None,
+) -> tuple[tf.data.Dataset, common.AdapterInfo]:
   """CelebA from the original release files, joined by file name.
 
   Args:
@@ -274,8 +341,10 @@ def celeb_a_folder_dataset(images_dir: str, attributes_file: str, partition_file
     raise ValueError(f"{attributes_file}: header lacks attributes {unknown}")
   missing = [f for f in files if f not in attr_table]
   if missing:
-    raise ValueError(f"{attributes_file}: no attributes for {len(missing)} image(s) of "
-                     f"split {split!r}, e.g. {missing[:5]}")
+    raise ValueError(
+      f"{attributes_file}: no attributes for {len(missing)} image(s) of "
+      f"split {split!r}, e.g. {missing[:5]}"
+    )
   columns = [file_names.index(n) for n in names]
   attributes = np.stack([attr_table[f][columns] for f in files])
   if identity_file is None:
@@ -286,21 +355,25 @@ def celeb_a_folder_dataset(images_dir: str, attributes_file: str, partition_file
     identities = read_celeb_a_identities(identity_file)
     missing = [f for f in files if f not in identities]
     if missing:
-      raise ValueError(f"{identity_file}: no identity for {len(missing)} image(s) of "
-                       f"split {split!r}, e.g. {missing[:5]}")
+      raise ValueError(
+        f"{identity_file}: no identity for {len(missing)} image(s) of "
+        f"split {split!r}, e.g. {missing[:5]}"
+      )
     labels = np.asarray([identities[f] - 1 for f in files], np.int64)
     num_identities = max(identities.values())
   paths = [os.path.join(images_dir, f) for f in files]
-  common.check_images(paths, hw=None, check=check, skip_unreadable=False,
-                      num_workers=num_workers)
-  info = _info(f"celeb_a_folder:{split}", hw, len(files), num_identities, names,
-               identity_file is not None)
+  common.check_images(paths, hw=None, check=check, skip_unreadable=False, num_workers=num_workers)
+  info = _info(
+    f"celeb_a_folder:{split}", hw, len(files), num_identities, names, identity_file is not None
+  )
   ds = tf.data.Dataset.from_tensor_slices((paths, labels, attributes))
 
   def load(path, label, attrs):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8,
-                               expand_animations=False)
-    return common.make_features(center_crop_resize(image, hw), label, attrs, common.STILL,
-                                common.STILL)
+    image = tf.io.decode_image(
+      tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False
+    )
+    return common.make_features(
+      center_crop_resize(image, hw), label, attrs, common.STILL, common.STILL
+    )
 
   return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), info

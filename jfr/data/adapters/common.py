@@ -68,6 +68,7 @@ class AdapterInfo:
       False where the feature holds the sentinel of the module table.
     num_videos: number of distinct ``video_id`` values (0 for stills).
   """
+
   name: str
   image_size: tuple[int, int]
   num_examples: int
@@ -86,23 +87,35 @@ class AdapterInfo:
 
   def missing(self) -> tuple[str, ...]:
     """Names of the features filled with sentinels."""
-    flags = (("label", self.has_labels), ("attributes", self.has_attributes),
-             ("landmarks", self.has_landmarks), ("segmentation", self.has_segmentation),
-             ("occluder_mask", self.has_occluder_mask))
+    flags = (
+      ("label", self.has_labels),
+      ("attributes", self.has_attributes),
+      ("landmarks", self.has_landmarks),
+      ("segmentation", self.has_segmentation),
+      ("occluder_mask", self.has_occluder_mask),
+    )
     return tuple(name for name, present in flags if not present)
 
 
-_SENTINEL_TEXT = {"label": "-1", "attributes": "all False", "landmarks": "NaN",
-                  "segmentation": str(SEGMENTATION_UNKNOWN), "occluder_mask": "all False"}
+_SENTINEL_TEXT = {
+  "label": "-1",
+  "attributes": "all False",
+  "landmarks": "NaN",
+  "segmentation": str(SEGMENTATION_UNKNOWN),
+  "occluder_mask": "all False",
+}
 
 
 def log_missing(info: AdapterInfo) -> None:
   """Logs (WARNING) which features of ``info``'s data set are sentinels."""
   missing = info.missing()
   if missing:
-    logging.warning("%s: no ground truth for %s; filled with sentinels (%s). See "
-                    "AdapterInfo.has_*.", info.name, ", ".join(missing),
-                    ", ".join(f"{m} {_SENTINEL_TEXT[m]}" for m in missing))
+    logging.warning(
+      "%s: no ground truth for %s; filled with sentinels (%s). See AdapterInfo.has_*.",
+      info.name,
+      ", ".join(missing),
+      ", ".join(f"{m} {_SENTINEL_TEXT[m]}" for m in missing),
+    )
 
 
 def image_hw(image_size: ImageSize) -> tuple[int, int]:
@@ -121,13 +134,18 @@ def image_hw(image_size: ImageSize) -> tuple[int, int]:
 
 def resize_uint8(image: tf.Tensor, hw: tuple[int, int]) -> tf.Tensor:
   """Bilinear (antialiased) resize of a uint8 image to ``hw``, rounded back to uint8."""
-  resized = tf.image.resize(tf.cast(image, tf.float32), hw, method="bilinear",
-                            antialias=True)
+  resized = tf.image.resize(tf.cast(image, tf.float32), hw, method="bilinear", antialias=True)
   return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
-def make_features(image: tf.Tensor, label, attributes: tf.Tensor, video_id,
-                  frame_index, landmarks: Optional[tf.Tensor] = None) -> dict[str, tf.Tensor]:
+def make_features(
+  image: tf.Tensor,
+  label,
+  attributes: tf.Tensor,
+  video_id,
+  frame_index,
+  landmarks: Optional[tf.Tensor] = None,
+) -> dict[str, tf.Tensor]:
   """A full jfr feature dict; absent landmarks / segmentation / occluder mask get sentinels.
 
   Args:
@@ -140,14 +158,14 @@ def make_features(image: tf.Tensor, label, attributes: tf.Tensor, video_id,
   if landmarks is None:
     landmarks = tf.fill([NUM_LANDMARKS, 2], tf.constant(np.nan, tf.float32))
   return {
-      "image": image,
-      "label": tf.cast(label, tf.int64),
-      "attributes": tf.cast(attributes, tf.bool),
-      "landmarks": tf.cast(landmarks, tf.float32),
-      "segmentation": tf.fill([h, w], tf.constant(SEGMENTATION_UNKNOWN, tf.uint8)),
-      "occluder_mask": tf.zeros([h, w], tf.bool),
-      "video_id": tf.cast(video_id, tf.int64),
-      "frame_index": tf.cast(frame_index, tf.int64),
+    "image": image,
+    "label": tf.cast(label, tf.int64),
+    "attributes": tf.cast(attributes, tf.bool),
+    "landmarks": tf.cast(landmarks, tf.float32),
+    "segmentation": tf.fill([h, w], tf.constant(SEGMENTATION_UNKNOWN, tf.uint8)),
+    "occluder_mask": tf.zeros([h, w], tf.bool),
+    "video_id": tf.cast(video_id, tf.int64),
+    "frame_index": tf.cast(frame_index, tf.int64),
   }
 
 
@@ -169,8 +187,10 @@ def list_images(folder: str, extensions: Sequence[str]) -> list[str]:
     if entry.is_dir():
       raise ValueError(f"unexpected folder {entry.path!r}: expected only image files here")
     if os.path.splitext(entry.name)[1].lower() not in extensions:
-      raise ValueError(f"unexpected file {entry.path!r}: image extensions are "
-                       f"{tuple(extensions)} (pass extensions=... to accept others)")
+      raise ValueError(
+        f"unexpected file {entry.path!r}: image extensions are "
+        f"{tuple(extensions)} (pass extensions=... to accept others)"
+      )
     images.append(entry.path)
   return images
 
@@ -202,9 +222,14 @@ def _check_one(path: str, full: bool) -> tuple[Optional[str], Optional[tuple[int
     return f"{type(e).__name__}: {e}", None
 
 
-def check_images(paths: Sequence[str], *, hw: Optional[tuple[int, int]], check: str,
-                 skip_unreadable: bool, num_workers: Optional[int] = None
-                 ) -> np.ndarray:
+def check_images(
+  paths: Sequence[str],
+  *,
+  hw: Optional[tuple[int, int]],
+  check: str,
+  skip_unreadable: bool,
+  num_workers: Optional[int] = None,
+) -> np.ndarray:
   """Validates image files before any tf.data reading.
 
   Args:
@@ -231,35 +256,49 @@ def check_images(paths: Sequence[str], *, hw: Optional[tuple[int, int]], check: 
         raise ValueError(f"unreadable image {path!r}: {error}")
       keep[i] = False
     elif hw is not None and size != tuple(hw):
-      raise ValueError(f"image {path!r} is {size[0]}x{size[1]} (HxW) but image_size is "
-                       f"{hw[0]}x{hw[1]} and resize=False")
+      raise ValueError(
+        f"image {path!r} is {size[0]}x{size[1]} (HxW) but image_size is "
+        f"{hw[0]}x{hw[1]} and resize=False"
+      )
   if not keep.all():
     dropped = [p for p, k in zip(paths, keep) if not k]
-    logging.warning("skipped %d unreadable image(s) (skip_unreadable=True), e.g. %s",
-                    len(dropped), dropped[:5])
+    logging.warning(
+      "skipped %d unreadable image(s) (skip_unreadable=True), e.g. %s", len(dropped), dropped[:5]
+    )
   return keep
 
 
 def load_image(path: tf.Tensor, hw: tuple[int, int], resize: bool) -> tf.Tensor:
   """Reads and decodes an image file to uint8 [H, W, 3] (resized to ``hw`` if asked)."""
-  image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8,
-                             expand_animations=False)
+  image = tf.io.decode_image(
+    tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False
+  )
   if resize:
     return resize_uint8(image, hw)
   return tf.ensure_shape(image, [hw[0], hw[1], 3])
 
 
-def files_dataset(paths: Sequence[str], labels: np.ndarray, video_ids: np.ndarray,
-                  frame_indices: np.ndarray, hw: tuple[int, int], resize: bool,
-                  num_attributes: int) -> tf.data.Dataset:
+def files_dataset(
+  paths: Sequence[str],
+  labels: np.ndarray,
+  video_ids: np.ndarray,
+  frame_indices: np.ndarray,
+  hw: tuple[int, int],
+  resize: bool,
+  num_attributes: int,
+) -> tf.data.Dataset:
   """tf.data of jfr feature dicts from image files (attributes all False)."""
   ds = tf.data.Dataset.from_tensor_slices(
-      (np.asarray(paths, dtype=object).astype(str), np.asarray(labels, np.int64),
-       np.asarray(video_ids, np.int64), np.asarray(frame_indices, np.int64)))
+    (
+      np.asarray(paths, dtype=object).astype(str),
+      np.asarray(labels, np.int64),
+      np.asarray(video_ids, np.int64),
+      np.asarray(frame_indices, np.int64),
+    )
+  )
   no_attributes = tf.zeros([num_attributes], tf.bool)
 
   def load(path, label, video_id, frame_index):
-    return make_features(load_image(path, hw, resize), label, no_attributes, video_id,
-                         frame_index)
+    return make_features(load_image(path, hw, resize), label, no_attributes, video_id, frame_index)
 
   return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -56,6 +56,7 @@ class TemplateMetadata:
     boxes: float32 [R, 4] (x, y, width, height) or None when the face box columns are
       absent.
   """
+
   path: str
   template_index: np.ndarray
   template_ids: np.ndarray
@@ -76,8 +77,7 @@ class TemplateMetadata:
     pos = np.clip(np.searchsorted(self.template_ids, ids), 0, max(self.num_templates - 1, 0))
     unknown = ids[self.template_ids[pos] != ids]
     if unknown.size:
-      raise ValueError(f"template ids {np.unique(unknown)[:10].tolist()} are not in "
-                       f"{self.path}")
+      raise ValueError(f"template ids {np.unique(unknown)[:10].tolist()} are not in {self.path}")
     return pos.astype(np.int64)
 
   def select_split(self, split: int) -> "TemplateMetadata":
@@ -86,18 +86,25 @@ class TemplateMetadata:
       raise ValueError(f"{self.path} has no SPLIT column")
     keep = self.splits == split
     if not keep.any():
-      raise ValueError(f"{self.path}: no rows with SPLIT {split} "
-                       f"(present: {np.unique(self.splits).tolist()})")
-    return _build(self.path, self.template_ids[self.template_index[keep]],
-                  self.subject_ids[keep], self.filenames[keep],
-                  None if self.media_ids is None else self.media_ids[keep],
-                  self.splits[keep], None if self.boxes is None else self.boxes[keep],
-                  lines=None)
+      raise ValueError(
+        f"{self.path}: no rows with SPLIT {split} (present: {np.unique(self.splits).tolist()})"
+      )
+    return _build(
+      self.path,
+      self.template_ids[self.template_index[keep]],
+      self.subject_ids[keep],
+      self.filenames[keep],
+      None if self.media_ids is None else self.media_ids[keep],
+      self.splits[keep],
+      None if self.boxes is None else self.boxes[keep],
+      lines=None,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class TemplatePairs:
   """Verification pairs: original template ids int64 [P] and optional bool labels [P]."""
+
   path: str
   template_ids1: np.ndarray
   template_ids2: np.ndarray
@@ -107,6 +114,7 @@ class TemplatePairs:
 @dataclasses.dataclass(frozen=True)
 class SearchProtocol:
   """1:N identification: gallery and probe template metadata."""
+
   gallery: TemplateMetadata
   probe: TemplateMetadata
 
@@ -142,8 +150,9 @@ def _is_int(value: str) -> bool:
   return True
 
 
-def _build(path, template_ids, subject_ids, filenames, media_ids, splits, boxes, lines
-           ) -> TemplateMetadata:
+def _build(
+  path, template_ids, subject_ids, filenames, media_ids, splits, boxes, lines
+) -> TemplateMetadata:
   """Remaps templates and checks that every template has one subject."""
   template_ids = np.asarray(template_ids, np.int64)
   subject_ids = np.asarray(subject_ids, np.int64)
@@ -154,14 +163,21 @@ def _build(path, template_ids, subject_ids, filenames, media_ids, splits, boxes,
     r, r0 = clash[0], first[index[clash[0]]]
     where = f"{path}:{lines[r]}" if lines is not None else path
     raise ValueError(
-        f"{where}: column SUBJECT_ID: template {template_ids[r]} has subject "
-        f"{subject_ids[r]} here but {subject_ids[r0]}"
-        + (f" on line {lines[r0]}" if lines is not None else " elsewhere"))
+      f"{where}: column SUBJECT_ID: template {template_ids[r]} has subject "
+      f"{subject_ids[r]} here but {subject_ids[r0]}"
+      + (f" on line {lines[r0]}" if lines is not None else " elsewhere")
+    )
   return TemplateMetadata(
-      path=path, template_index=index.astype(np.int64), template_ids=unique,
-      subject_ids=subject_ids, template_subject_ids=template_subjects,
-      filenames=np.asarray(filenames, dtype=str), media_ids=media_ids, splits=splits,
-      boxes=boxes)
+    path=path,
+    template_index=index.astype(np.int64),
+    template_ids=unique,
+    subject_ids=subject_ids,
+    template_subject_ids=template_subjects,
+    filenames=np.asarray(filenames, dtype=str),
+    media_ids=media_ids,
+    splits=splits,
+    boxes=boxes,
+  )
 
 
 def read_template_metadata(path: str) -> TemplateMetadata:
@@ -176,8 +192,10 @@ def read_template_metadata(path: str) -> TemplateMetadata:
   names = [_ALIASES.get(h.upper(), h.upper()) for h in header]
   missing = [c for c in _REQUIRED if c not in names]
   if missing:
-    raise ValueError(f"{path}:{header_line}: header lacks column(s) {missing} "
-                     f"(found {header}); FILE is accepted for FILENAME")
+    raise ValueError(
+      f"{path}:{header_line}: header lacks column(s) {missing} "
+      f"(found {header}); FILE is accepted for FILENAME"
+    )
   duplicated = sorted({n for n in names if names.count(n) > 1})
   if duplicated:
     raise ValueError(f"{path}:{header_line}: duplicated column(s) {duplicated}")
@@ -190,8 +208,9 @@ def read_template_metadata(path: str) -> TemplateMetadata:
   lines = []
   for line, fields in data:
     if len(fields) != len(header):
-      raise ValueError(f"{path}:{line}: expected {len(header)} fields (as the header), "
-                       f"got {len(fields)}")
+      raise ValueError(
+        f"{path}:{line}: expected {len(header)} fields (as the header), got {len(fields)}"
+      )
     for c in ("TEMPLATE_ID", "SUBJECT_ID", "MEDIA_ID", "SPLIT"):
       if c in col:
         out[c].append(_parse(path, line, c, fields[col[c]]))
@@ -201,11 +220,17 @@ def read_template_metadata(path: str) -> TemplateMetadata:
     if has_box:
       out["BOX"].append([_parse(path, line, c, fields[col[c]], float) for c in _BOX])
     lines.append(line)
-  optional = {c: np.asarray(out[c], np.int64) if c in col else None
-              for c in ("MEDIA_ID", "SPLIT")}
-  return _build(path, out["TEMPLATE_ID"], out["SUBJECT_ID"], out["FILENAME"],
-                optional["MEDIA_ID"], optional["SPLIT"],
-                np.asarray(out["BOX"], np.float32) if has_box else None, lines)
+  optional = {c: np.asarray(out[c], np.int64) if c in col else None for c in ("MEDIA_ID", "SPLIT")}
+  return _build(
+    path,
+    out["TEMPLATE_ID"],
+    out["SUBJECT_ID"],
+    out["FILENAME"],
+    optional["MEDIA_ID"],
+    optional["SPLIT"],
+    np.asarray(out["BOX"], np.float32) if has_box else None,
+    lines,
+  )
 
 
 def read_template_metadata_splits(paths: Sequence[str]) -> list[TemplateMetadata]:
@@ -227,16 +252,18 @@ def read_template_pairs(path: str) -> TemplatePairs:
   first_line, first = rows[0]
   if _is_int(first[0]):
     if len(first) not in (2, 3):
-      raise ValueError(f"{path}:{first_line}: expected 2 or 3 fields "
-                       f"(TEMPLATE_ID1, TEMPLATE_ID2[, LABEL]), got {len(first)}")
-    names = ["TEMPLATE_ID1", "TEMPLATE_ID2", "LABEL"][:len(first)]
+      raise ValueError(
+        f"{path}:{first_line}: expected 2 or 3 fields "
+        f"(TEMPLATE_ID1, TEMPLATE_ID2[, LABEL]), got {len(first)}"
+      )
+    names = ["TEMPLATE_ID1", "TEMPLATE_ID2", "LABEL"][: len(first)]
     data = rows
   else:
     names = [h.upper() for h in first]
-    if names not in (["TEMPLATE_ID1", "TEMPLATE_ID2"],
-                     ["TEMPLATE_ID1", "TEMPLATE_ID2", "LABEL"]):
-      raise ValueError(f"{path}:{first_line}: header must be TEMPLATE_ID1, TEMPLATE_ID2"
-                       f"[, LABEL], got {first}")
+    if names not in (["TEMPLATE_ID1", "TEMPLATE_ID2"], ["TEMPLATE_ID1", "TEMPLATE_ID2", "LABEL"]):
+      raise ValueError(
+        f"{path}:{first_line}: header must be TEMPLATE_ID1, TEMPLATE_ID2[, LABEL], got {first}"
+      )
     data = rows[1:]
   if not data:
     raise ValueError(f"{path}: no pairs")
@@ -259,13 +286,17 @@ def pair_labels(pairs: TemplatePairs, metadata: TemplateMetadata) -> np.ndarray:
   ValueError naming unknown template ids, or if ``pairs`` has labels that disagree
   with the metadata.
   """
-  same = (metadata.template_subject_ids[metadata.indices_of(pairs.template_ids1)]
-          == metadata.template_subject_ids[metadata.indices_of(pairs.template_ids2)])
+  same = (
+    metadata.template_subject_ids[metadata.indices_of(pairs.template_ids1)]
+    == metadata.template_subject_ids[metadata.indices_of(pairs.template_ids2)]
+  )
   if pairs.labels is not None and np.any(pairs.labels != same):
     bad = int(np.argmax(pairs.labels != same))
-    raise ValueError(f"{pairs.path}: pair {bad} ({pairs.template_ids1[bad]}, "
-                     f"{pairs.template_ids2[bad]}) has LABEL {int(pairs.labels[bad])} but "
-                     f"the subjects in {metadata.path} say {int(same[bad])}")
+    raise ValueError(
+      f"{pairs.path}: pair {bad} ({pairs.template_ids1[bad]}, "
+      f"{pairs.template_ids2[bad]}) has LABEL {int(pairs.labels[bad])} but "
+      f"the subjects in {metadata.path} say {int(same[bad])}"
+    )
   return same
 
 
@@ -288,10 +319,16 @@ def _concatenate(parts: Sequence[TemplateMetadata]) -> TemplateMetadata:
       return None
     return np.concatenate(arrays)
 
-  return _build(" + ".join(p.path for p in parts),
-                np.concatenate([p.template_ids[p.template_index] for p in parts]),
-                cat("subject_ids"), cat("filenames"), cat("media_ids"), cat("splits"),
-                cat("boxes"), lines=None)
+  return _build(
+    " + ".join(p.path for p in parts),
+    np.concatenate([p.template_ids[p.template_index] for p in parts]),
+    cat("subject_ids"),
+    cat("filenames"),
+    cat("media_ids"),
+    cat("splits"),
+    cat("boxes"),
+    lines=None,
+  )
 
 
 def read_search_protocol(gallery_paths: PathOrPaths, probe_path: str) -> SearchProtocol:
@@ -306,6 +343,8 @@ def read_search_protocol(gallery_paths: PathOrPaths, probe_path: str) -> SearchP
   probe = read_template_metadata(probe_path)
   shared = np.intersect1d(gallery.template_ids, probe.template_ids)
   if shared.size:
-    raise ValueError(f"template ids {shared[:10].tolist()} are in both the gallery "
-                     f"({gallery.path}) and the probe ({probe_path})")
+    raise ValueError(
+      f"template ids {shared[:10].tolist()} are in both the gallery "
+      f"({gallery.path}) and the probe ({probe_path})"
+    )
   return SearchProtocol(gallery, probe)

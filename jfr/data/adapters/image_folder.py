@@ -32,13 +32,15 @@ class ImageFolderIndex:
     labels: int64 [N] identity labels, ``class_names[labels[i]]`` is the folder name.
     class_names: sorted identity folder names.
   """
+
   paths: tuple[str, ...]
   labels: np.ndarray
   class_names: tuple[str, ...]
 
 
-def index_image_folder(root: str, extensions: Sequence[str] = common.IMAGE_EXTENSIONS
-                       ) -> ImageFolderIndex:
+def index_image_folder(
+  root: str, extensions: Sequence[str] = common.IMAGE_EXTENSIONS
+) -> ImageFolderIndex:
   """Lists ``root/<identity>/<image>``.
 
   ValueError for: a missing root, a root with no identity folders or with files, an
@@ -57,13 +59,18 @@ def index_image_folder(root: str, extensions: Sequence[str] = common.IMAGE_EXTEN
   return ImageFolderIndex(tuple(paths), np.asarray(labels, np.int64), tuple(names))
 
 
-def image_folder_dataset(root: str, image_size: common.ImageSize, *, resize: bool = True,
-                         check: str = "header", skip_unreadable: bool = False,
-                         shuffle_seed: Optional[int] = None,
-                         attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
-                         extensions: Sequence[str] = common.IMAGE_EXTENSIONS,
-                         num_workers: Optional[int] = None
-                         ) -> tuple[tf.data.Dataset, common.AdapterInfo]:
+def image_folder_dataset(
+  root: str,
+  image_size: common.ImageSize,
+  *,
+  resize: bool = True,
+  check: str = "header",
+  skip_unreadable: bool = False,
+  shuffle_seed: Optional[int] = None,
+  attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
+  extensions: Sequence[str] = common.IMAGE_EXTENSIONS,
+  num_workers: Optional[int] = None,
+) -> tuple[tf.data.Dataset, common.AdapterInfo]:
   """A tf.data.Dataset of jfr feature dicts from ``root/<identity>/<image>``.
 
   Every file is validated before reading (:func:`common.check_images`): an unreadable
@@ -88,8 +95,13 @@ def image_folder_dataset(root: str, image_size: common.ImageSize, *, resize: boo
   """
   hw = common.image_hw(image_size)
   index = index_image_folder(root, extensions)
-  keep = common.check_images(index.paths, hw=None if resize else hw, check=check,
-                             skip_unreadable=skip_unreadable, num_workers=num_workers)
+  keep = common.check_images(
+    index.paths,
+    hw=None if resize else hw,
+    check=check,
+    skip_unreadable=skip_unreadable,
+    num_workers=num_workers,
+  )
   paths = np.asarray(index.paths, dtype=object)[keep]
   labels = index.labels[keep]
   if shuffle_seed is not None:
@@ -97,10 +109,14 @@ def image_folder_dataset(root: str, image_size: common.ImageSize, *, resize: boo
     paths, labels = paths[order], labels[order]
   still = np.full(len(paths), common.STILL, np.int64)
   info = common.AdapterInfo(
-      name=f"image_folder:{root}", image_size=hw, num_examples=len(paths),
-      class_names=index.class_names, attribute_names=tuple(attribute_names),
-      has_labels=True, has_attributes=False)
+    name=f"image_folder:{root}",
+    image_size=hw,
+    num_examples=len(paths),
+    class_names=index.class_names,
+    attribute_names=tuple(attribute_names),
+    has_labels=True,
+    has_attributes=False,
+  )
   common.log_missing(info)
-  ds = common.files_dataset(list(paths), labels, still, still, hw, resize,
-                            len(attribute_names))
+  ds = common.files_dataset(list(paths), labels, still, still, hw, resize, len(attribute_names))
   return ds, info

@@ -40,6 +40,7 @@ class VideoFolderIndex:
     class_names: sorted identity folder names.
     video_names: [V] ``(identity folder, video folder)`` per video id.
   """
+
   paths: tuple[str, ...]
   labels: np.ndarray
   video_ids: np.ndarray
@@ -48,8 +49,9 @@ class VideoFolderIndex:
   video_names: tuple[tuple[str, str], ...]
 
 
-def index_video_folder(root: str, extensions: Sequence[str] = common.IMAGE_EXTENSIONS
-                       ) -> VideoFolderIndex:
+def index_video_folder(
+  root: str, extensions: Sequence[str] = common.IMAGE_EXTENSIONS
+) -> VideoFolderIndex:
   """Lists ``root/<identity>/<video>/<frame>``.
 
   ValueError (naming the path) for: a missing root, files where folders are expected
@@ -70,17 +72,26 @@ def index_video_folder(root: str, extensions: Sequence[str] = common.IMAGE_EXTEN
       video_ids += [len(video_names)] * len(files)
       frames += list(range(len(files)))
       video_names.append((identity, video))
-  return VideoFolderIndex(tuple(paths), np.asarray(labels, np.int64),
-                          np.asarray(video_ids, np.int64), np.asarray(frames, np.int64),
-                          tuple(identities), tuple(video_names))
+  return VideoFolderIndex(
+    tuple(paths),
+    np.asarray(labels, np.int64),
+    np.asarray(video_ids, np.int64),
+    np.asarray(frames, np.int64),
+    tuple(identities),
+    tuple(video_names),
+  )
 
 
-def video_folder_dataset(root: str, image_size: common.ImageSize, *, resize: bool = True,
-                         check: str = "header",
-                         attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
-                         extensions: Sequence[str] = common.IMAGE_EXTENSIONS,
-                         num_workers: Optional[int] = None
-                         ) -> tuple[tf.data.Dataset, common.AdapterInfo]:
+def video_folder_dataset(
+  root: str,
+  image_size: common.ImageSize,
+  *,
+  resize: bool = True,
+  check: str = "header",
+  attribute_names: Sequence[str] = common.JFR_ATTRIBUTE_NAMES,
+  extensions: Sequence[str] = common.IMAGE_EXTENSIONS,
+  num_workers: Optional[int] = None,
+) -> tuple[tf.data.Dataset, common.AdapterInfo]:
   """A tf.data.Dataset of per-frame jfr feature dicts from ``root/<identity>/<video>/<frame>``.
 
   Files are validated first (ValueError naming an unreadable frame, or one of another
@@ -101,13 +112,31 @@ def video_folder_dataset(root: str, image_size: common.ImageSize, *, resize: boo
   """
   hw = common.image_hw(image_size)
   index = index_video_folder(root, extensions)
-  common.check_images(index.paths, hw=None if resize else hw, check=check,
-                      skip_unreadable=False, num_workers=num_workers)
+  common.check_images(
+    index.paths,
+    hw=None if resize else hw,
+    check=check,
+    skip_unreadable=False,
+    num_workers=num_workers,
+  )
   info = common.AdapterInfo(
-      name=f"video_folder:{root}", image_size=hw, num_examples=len(index.paths),
-      class_names=index.class_names, attribute_names=tuple(attribute_names),
-      has_labels=True, has_attributes=False, num_videos=len(index.video_names))
+    name=f"video_folder:{root}",
+    image_size=hw,
+    num_examples=len(index.paths),
+    class_names=index.class_names,
+    attribute_names=tuple(attribute_names),
+    has_labels=True,
+    has_attributes=False,
+    num_videos=len(index.video_names),
+  )
   common.log_missing(info)
-  ds = common.files_dataset(list(index.paths), index.labels, index.video_ids,
-                            index.frame_indices, hw, resize, len(attribute_names))
+  ds = common.files_dataset(
+    list(index.paths),
+    index.labels,
+    index.video_ids,
+    index.frame_indices,
+    hw,
+    resize,
+    len(attribute_names),
+  )
   return ds, info
