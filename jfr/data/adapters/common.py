@@ -39,6 +39,7 @@ from PIL import Image
 import tensorflow as tf
 
 from jfr.data import face_renderer
+from jfr.data import image_files
 
 NUM_LANDMARKS = face_renderer.NUM_LANDMARKS
 # Attribute vector of synthetic_faces (the first ten are the attributes paper's
@@ -180,10 +181,15 @@ def natural_key(name: str) -> list:
 def list_images(folder: str, extensions: Sequence[str]) -> list[str]:
   """Image files directly in ``folder`` (natural order); ValueError on anything else.
 
-  Sub-folders and files with other extensions are errors (nothing is silently skipped).
+  Hidden and system entries (``.DS_Store``, ``Thumbs.db``, ...; see
+  :func:`jfr.data.image_files.is_system_file`) are skipped and logged; sub-folders and
+  files with other extensions are errors (nothing else is skipped).
   """
   images = []
   for entry in sorted(os.scandir(folder), key=lambda e: natural_key(e.name)):
+    if image_files.is_system_file(entry.name):
+      logging.warning("skipping system file %r", entry.path)
+      continue
     if entry.is_dir():
       raise ValueError(f"unexpected folder {entry.path!r}: expected only image files here")
     if os.path.splitext(entry.name)[1].lower() not in extensions:
@@ -201,6 +207,9 @@ def list_subfolders(folder: str, what: str) -> list[str]:
     raise ValueError(f"{what} root {folder!r} does not exist or is not a directory")
   names = []
   for entry in os.scandir(folder):
+    if image_files.is_system_file(entry.name):
+      logging.warning("skipping system file %r", entry.path)
+      continue
     if not entry.is_dir():
       raise ValueError(f"unexpected file {entry.path!r}: expected only {what} folders here")
     names.append(entry.name)
