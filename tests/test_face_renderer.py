@@ -278,3 +278,162 @@ def test_samplers_reject_bad_input():
     fr.video_nuisances(rng, 0)
   with pytest.raises(ValueError, match="identity_ids"):
     fr.identity_latents(0, np.array([-1]))
+
+
+# ------------------------------------------------------------------ pinned renders
+# Fingerprints of a few renders made before the module was split into a package
+# (stills with no occluder / eyeglasses / scarf / defocus, a motion-blurred video clip).
+# Any change to the renderer's geometry, colours, occluders, blur or noise moves them. The
+# tolerances only absorb last-ulp differences of NumPy's float32 maths across CPUs and
+# NumPy builds (a few uint8 values one level apart); on one machine the renderer is exact
+# (test_render_is_deterministic_and_batch_independent).
+
+PINNED_RGB_SUMS = (
+  (211954, 206194, 185530),
+  (302622, 234224, 200352),
+  (204825, 190590, 196348),
+  (311201, 264949, 227658),
+  (271251, 226084, 226992),
+  (268256, 226412, 231085),
+  (239894, 201997, 209605),
+)
+PINNED_PART_COUNTS = (
+  (713, 964, 566, 9, 15, 22, 15),
+  (788, 1028, 414, 17, 13, 30, 14),
+  (872, 822, 576, 4, 8, 15, 7),
+  (859, 781, 632, 4, 2, 15, 11),
+  (981, 886, 389, 10, 12, 20, 6),
+  (1069, 844, 349, 6, 12, 19, 5),
+  (958, 815, 490, 8, 8, 21, 4),
+)
+PINNED_OCCLUDED = (0, 68, 513, 0, 0, 0, 0)
+PINNED_LANDMARKS = (  # points 8 (chin), 30 (nose tip), 36, 45 (eye corners), 48, 54 (mouth)
+  (
+    (24.085, 43.684),
+    (18.542, 27.254),
+    (10.191, 19.102),
+    (28.554, 17.321),
+    (15.461, 33.209),
+    (24.916, 32.292),
+  ),
+  (
+    (20.556, 41.849),
+    (22.486, 29.204),
+    (14.704, 17.075),
+    (32.889, 19.444),
+    (17.395, 34.191),
+    (25.968, 35.308),
+  ),
+  (
+    (22.810, 40.539),
+    (26.209, 25.360),
+    (16.881, 17.230),
+    (33.034, 17.299),
+    (21.032, 31.397),
+    (29.460, 31.433),
+  ),
+  (
+    (23.618, 39.890),
+    (27.438, 25.574),
+    (18.977, 17.218),
+    (34.970, 18.352),
+    (21.827, 30.299),
+    (30.966, 30.948),
+  ),
+  (
+    (27.578, 39.275),
+    (29.887, 25.271),
+    (19.823, 17.408),
+    (35.006, 15.710),
+    (25.395, 32.091),
+    (33.479, 31.187),
+  ),
+  (
+    (25.175, 38.273),
+    (24.806, 25.217),
+    (16.883, 17.026),
+    (31.791, 16.354),
+    (20.873, 31.173),
+    (29.127, 30.801),
+  ),
+  (
+    (25.405, 38.592),
+    (37.039, 25.499),
+    (26.847, 16.859),
+    (38.355, 16.911),
+    (30.246, 31.116),
+    (36.789, 31.146),
+  ),
+)
+PINNED_ATTRIBUTES = (
+  "0001100011000100100000",
+  "1110011000100100011010",
+  "1010010000000000010000",
+  "1000000000000100010100",
+  "0000010000000101000001",
+  "0000010000000101000001",
+  "0000010000010101000001",
+)
+PINNED_FRONTAL_96 = (  # points 0, 8, 16, 30, 36, 45, 48, 54
+  (16.4860, 39.4360),
+  (47.5000, 80.6968),
+  (78.5140, 39.4360),
+  (47.5000, 54.4120),
+  (31.1800, 37.1320),
+  (63.8200, 37.1320),
+  (39.0520, 65.9320),
+  (55.9480, 65.9320),
+)
+
+
+def _pinned_renders():
+  lat = fr.identity_latents(2024, np.array([0, 1, 2, 3]))
+  nui = fr.sample_nuisances(np.random.default_rng(2024), 4, occluder_prob=0.4, eyeglasses_prob=0.4)
+  nui["occluder"][:] = [0, 1, 2, 0]
+  nui["defocus_sigma"][3] = 1.0
+  stills = fr.render(lat, nui, 48, seed_or_rng=5)
+  clip = fr.video_nuisances(np.random.default_rng(7), 3, motion_blur_prob=1.0)
+  video = fr.render(fr.identity_latents(2024, np.full(3, 9)), clip, 48, seed_or_rng=1)
+  return {k: np.concatenate([stills[k], video[k]]) for k in stills}
+
+
+def test_pinned_renders():
+  out = _pinned_renders()
+  rgb = out["image"].reshape(7, -1, 3).sum(1, dtype=np.int64)
+  np.testing.assert_allclose(rgb, PINNED_RGB_SUMS, rtol=0, atol=24)
+  counts = np.stack(
+    [np.bincount(s.ravel(), minlength=len(fr.PART_NAMES)) for s in out["segmentation"]]
+  )
+  np.testing.assert_allclose(counts, PINNED_PART_COUNTS, rtol=0, atol=2)
+  np.testing.assert_allclose(out["occluder_mask"].sum((1, 2)), PINNED_OCCLUDED, rtol=0, atol=2)
+  np.testing.assert_allclose(
+    out["landmarks"][:, [8, 30, 36, 45, 48, 54]], PINNED_LANDMARKS, rtol=0, atol=2e-3
+  )
+  bits = ["".join(str(int(v)) for v in row) for row in out["attributes"]]
+  assert tuple(bits) == PINNED_ATTRIBUTES
+
+
+def test_pinned_frontal_template():
+  template = fr.frontal_landmarks(96)[[0, 8, 16, 30, 36, 45, 48, 54]]
+  np.testing.assert_allclose(template, PINNED_FRONTAL_96, rtol=0, atol=2e-4)
+
+
+def test_package_exports_the_public_names():
+  for name in (
+    "ATTRIBUTE_NAMES",
+    "IDENTITY_ATTRIBUTES",
+    "NUM_LANDMARKS",
+    "NUM_MARKS",
+    "OCCLUDER_KINDS",
+    "PART_NAMES",
+    "frontal_landmarks",
+    "identity_attributes",
+    "identity_latents",
+    "mean_latents",
+    "neutral_nuisances",
+    "render",
+    "sample_nuisances",
+    "video_nuisances",
+  ):
+    assert name in fr.__all__ and getattr(fr, name) is not None
+  assert callable(fr.render) and fr.NUM_LANDMARKS == 68
