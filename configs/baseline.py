@@ -24,7 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     "sgd", 0.1, schedule="cosine", warmup_steps=100, weight_decay=5e-4
   )
   config.augment = blocks.augment()
-  config.eval = blocks.evaluation()
+  # Evaluations run after training (and by --mode=eval): name -> evaluator settings.
+  config.evals = ml_collections.ConfigDict(dict(recognition=blocks.still_images("test")))
   if variant == "softmax":
     config.head.kind = "softmax"
   elif variant == "tiny":  # seconds; for tests
@@ -34,9 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.log_every_steps = 2
     config.checkpoint_every_steps = 3
     config.model = blocks.resnet((1, 1), num_filters=4, embedding_dim=16)
-    config.eval.batch_size = 32
-    config.eval.pairs_per_fold = 10
-    config.eval.folds = 2
+    config.evals.recognition.batch_size = 32
+    config.evals.recognition.pairs_per_fold = 10
+    config.evals.recognition.folds = 2
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
     config.model = blocks.resnet(

@@ -1,7 +1,7 @@
 r"""Entry point: ``python -m jfr.main --config=configs/<method>.py[:variant] --workdir=DIR``.
 
 Only parses flags and hands over to the method's trainer (``config.method`` names it in
-:data:`jfr.train.registry.TRAINERS`). ``--config.FIELD=value`` overrides any declared
+:data:`jfr.methods.registry.METHODS`). ``--config.FIELD=value`` overrides any declared
 field; configs are locked, so an unknown field is an error, never a silent default.
 """
 
@@ -16,7 +16,11 @@ from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Config file (path[:variant]).", lock_config=True
+  "config",
+  None,
+  "Config file (path[:variant]). Optional for evaluation modes: the config recorded in the "
+  "workdir (config.json) is used.",
+  lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
 _MODE = flags.DEFINE_string(
@@ -34,7 +38,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -61,10 +65,22 @@ def main(argv):
       jax.local_device_count(),
       jax.device_count(),
     )
-  from jfr.train import registry
+  import jax
+
+  from jfr import workdir as workdir_lib
+  from jfr.methods import registry
 
   config = _CONFIG.value
+  if config is None:
+    if _MODE.value in registry.TRAINING_MODES:
+      raise app.UsageError(f"--config is required for --mode={_MODE.value}")
+    config = workdir_lib.load_run_config_dict(_WORKDIR.value)
+    logging.info("config read from %s/%s", _WORKDIR.value, workdir_lib.CONFIG_FILE)
+  else:
+    workdir_lib.check_same_model(_WORKDIR.value, config)
   logging.info("config:\n%s", config)
+  if _MODE.value in registry.TRAINING_MODES and jax.process_index() == 0:
+    workdir_lib.write_run_record(_WORKDIR.value, config)
   registry.run(config, _WORKDIR.value, _MODE.value)
 
 

@@ -68,6 +68,11 @@ def from_model_range(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def numpy_batches(ds: tf.data.Dataset) -> Any:
+  """A tf.data dataset as an iterator of NumPy pytrees."""
+  return iter(tfds.as_numpy(ds))
+
+
 def prepare_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """Returns the tfds builder ``name`` (e.g. ``'synthetic_faces/small'``), prepared.
 
@@ -224,18 +229,21 @@ def eval_batches(
   *,
   features: Sequence[str] = ("image", "label"),
   per_process: bool = False,
+  model_range: bool = True,
 ) -> tf.data.Dataset:
   """One ordered pass over a split in fixed-size batches with a ``valid`` mask.
 
   The last batch is padded with zeros up to ``batch_size`` and ``valid`` [b] marks the
   real rows, so a jitted feature extractor compiles once. ``per_process=False`` (default)
-  reads the whole split on every process (evaluation sets are small).
+  reads the whole split on every process (evaluation sets are small). ``model_range=False``
+  keeps the images uint8 (for :data:`jfr.eval.embedding.EmbedFn`).
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   ds = _read(builder, split, per_process=per_process, features=features)
+  convert = to_model_range if model_range else (lambda image: image)
   ds = ds.map(
-    lambda ex: {**ex, "image": to_model_range(ex["image"]), "valid": tf.constant(True)},
+    lambda ex: {**ex, "image": convert(ex["image"]), "valid": tf.constant(True)},
     num_parallel_calls=AUTOTUNE,
   )
   ds = ds.batch(batch_size)

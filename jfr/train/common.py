@@ -31,7 +31,7 @@ from tqdm import auto as tqdm
 from jfr.data import pipelines
 from jfr.eval import plots
 from jfr.eval import protocols
-from jfr.models import resnet
+from jfr.models import backbones
 
 PyTree = Any
 
@@ -62,25 +62,9 @@ def image_size(builder: tfds.core.DatasetBuilder) -> int:
   return int(shape[0])
 
 
-BLOCKS = {"basic": resnet.BasicBlock, "bottleneck": resnet.BottleneckBlock}
-BACKBONES = {"resnet": resnet.ResNet}
-
-
-def build_backbone(model_cfg: ml_collections.ConfigDict, axis_name: str | None) -> nn.Module:
-  """The backbone ``model_cfg`` describes, with BatchNorm synced over ``axis_name``."""
-  if model_cfg.name not in BACKBONES:
-    raise ValueError(f"model.name={model_cfg.name!r}; known: {sorted(BACKBONES)}")
-  if model_cfg.block not in BLOCKS:
-    raise ValueError(f"model.block={model_cfg.block!r}; known: {sorted(BLOCKS)}")
-  return BACKBONES[model_cfg.name](
-    stage_sizes=tuple(model_cfg.stage_sizes),
-    block_cls=BLOCKS[model_cfg.block],
-    num_filters=model_cfg.num_filters,
-    embedding_dim=model_cfg.embedding_dim,
-    pooling=model_cfg.pooling,
-    dropout_rate=model_cfg.dropout_rate,
-    axis_name=axis_name,
-  )
+BLOCKS = backbones.BLOCKS
+BACKBONES = backbones.BACKBONES
+build_backbone = backbones.build_backbone
 
 
 def numpy_batches(ds) -> Any:

@@ -1,0 +1,78 @@
+"""The run context: what every stage of a method needs to know about its data, built once.
+
+``RunContext.from_config(config)`` opens ``config.dataset`` (rendering ``synthetic_faces`` on
+first use) and reads the facts that the stages of a method used to re-derive each time: the
+builder, the number of training identities, the image side and the split names. Methods
+build it once in ``run`` and pass it down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+import tensorflow_datasets as tfds
+
+from jfr.data import pipelines
+
+
+def num_train_classes(config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> int:
+  """Identities in the train split: ``dataset.num_classes`` or what the data set records."""
+  if config.dataset.num_classes > 0:
+    return int(config.dataset.num_classes)
+  count = getattr(builder.builder_config, "num_train_identities", None)
+  if count is None:
+    raise ValueError(
+      f"config.dataset.num_classes: set it for {builder.info.full_name} "
+      "(the data set does not record its number of training identities)"
+    )
+  return int(count)
+
+
+def image_size(builder: tfds.core.DatasetBuilder) -> int:
+  """Side of the (square) images of ``builder``."""
+  shape = builder.info.features["image"].shape
+  if shape[0] != shape[1]:
+    raise ValueError(f"dataset images must be square, got {shape}")
+  return int(shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+  """Data facts of one run.
+
+  Attributes:
+    builder: the prepared tfds builder of ``config.dataset``.
+    num_classes: identities of the train split (the classifier width).
+    image_size: side of the stored square images.
+    train_split, test_split: split names from ``config.dataset``.
+    dataset_name: ``config.dataset.name``.
+  """
+
+  builder: Any
+  num_classes: int
+  image_size: int
+  train_split: str
+  test_split: str
+  dataset_name: str
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "RunContext":
+    builder = pipelines.prepare_builder(config.dataset.name, config.dataset.data_dir)
+    return cls(
+      builder=builder,
+      num_classes=num_train_classes(config, builder),
+      image_size=image_size(builder),
+      train_split=config.dataset.train_split,
+      test_split=config.dataset.test_split,
+      dataset_name=config.dataset.name,
+    )
+
+  def split_size(self, split: str) -> int:
+    """Examples in ``split``."""
+    if split not in self.builder.info.splits:
+      raise ValueError(
+        f"split {split!r} is not in {self.dataset_name}; splits: {sorted(self.builder.info.splits)}"
+      )
+    return int(self.builder.info.splits[split].num_examples)

@@ -1,0 +1,1 @@
+"""Plain face recognition: backbone + margin head (``configs/baseline.py``)."""

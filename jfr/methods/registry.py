@@ -1,0 +1,42 @@
+"""Which method package runs which ``config.method``, imported on demand.
+
+Each ``jfr.methods.<name>.run`` module exposes ``MODES`` (tuple of mode names) and
+``run(config, workdir, mode) -> dict`` (the results it wrote).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+METHODS = {
+  "recognition": "jfr.methods.recognition.run",
+  "fan": "jfr.train.fan",
+  "explain": "jfr.train.explain",
+  "attributes": "jfr.train.attributes",
+  "interpretable": "jfr.train.interpretable",
+  "templates": "jfr.train.templates",
+}
+# Modes that train (and so record the run's config in its workdir); others only read a run.
+TRAINING_MODES = ("all", "train")
+
+
+def method_module(method: str):
+  """The ``run`` module of ``method``."""
+  if method not in METHODS:
+    raise ValueError(f"config.method={method!r} is not a known method; known: {sorted(METHODS)}")
+  return importlib.import_module(METHODS[method])
+
+
+def check_mode(mode: str, modes: tuple[str, ...]) -> None:
+  """Raises ``ValueError`` unless ``mode`` is one of the method's ``modes``."""
+  if mode not in modes:
+    raise ValueError(f"mode: expected one of {modes}, got {mode!r}")
+
+
+def run(config: Any, workdir: str, mode: str) -> dict:
+  """Runs ``mode`` of the method that ``config.method`` names."""
+  module = method_module(config.method)
+  if mode not in module.MODES:
+    raise ValueError(f"--mode={mode!r} is not a mode of {config.method}; modes: {module.MODES}")
+  return module.run(config, workdir, mode)
