@@ -234,6 +234,40 @@ class TrainCheckpointer:
     self.close()
 
 
+def restore_with_info(
+  workdir: str | os.PathLike, target: TrainState, keep: int, *, allow_older: bool = False
+) -> tuple[TrainState, dict[str, Any]]:
+  """The newest complete checkpoint restored into ``target``, with where it came from.
+
+  For evaluating a run. Returns ``(state, info)``, ``info`` = ``{"step", "path",
+  "newest_step", "older_than_newest"}`` (recorded in every results file).
+
+  Raises:
+    ValueError: no usable checkpoint; or the newest checkpoint is damaged and
+      ``allow_older`` is False (``--allow_older_checkpoint`` evaluates the previous one).
+  """
+  with TrainCheckpointer(workdir, keep=keep) as ckpt:
+    newest = ckpt.latest_step()
+    restored = ckpt.restore_latest(target)
+  if restored is None:
+    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; run --mode=train first")
+  state, _ = restored
+  step = int(state.step)
+  older = newest is not None and step != newest
+  if older and not allow_older:
+    raise ValueError(
+      f"workdir: the newest checkpoint {newest} in {checkpoint_dir(workdir)} is damaged (moved "
+      f"aside); the newest usable one is {step}. Pass --allow_older_checkpoint to evaluate it."
+    )
+  info = {
+    "step": step,
+    "path": os.fspath(checkpoint_dir(workdir).absolute() / str(step)),
+    "newest_step": None if newest is None else int(newest),
+    "older_than_newest": bool(older),
+  }
+  return state, info
+
+
 def restore_trained(workdir: str | os.PathLike, target: TrainState, keep: int) -> TrainState:
   """The newest complete checkpoint of ``workdir`` restored into ``target``'s structure.
 

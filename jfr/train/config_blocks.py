@@ -29,6 +29,9 @@ def engine(
   config.keep_checkpoints = 2
   config.max_consecutive_nonfinite = 10
   config.parallelism = "pmap"
+  # Evaluation of a run whose newest checkpoint is damaged: refuse (False) or use the
+  # previous complete one and say so in the results (True; --allow_older_checkpoint).
+  config.allow_older_checkpoint = False
 
 
 def dataset(
@@ -67,6 +70,23 @@ def resnet(
   )
 
 
+def iresnet(
+  arch: str = "r50", num_filters: int = 64, embedding_dim: int = 512, pooling: str = "flatten_fc"
+) -> ml_collections.ConfigDict:
+  """arcface_torch's IResNet (``arch`` 'r18' | 'r34' | 'r50' | 'r100' | 'r200'; see
+  :mod:`jfr.models.iresnet`); the defaults are the released models' sizes."""
+  return ml_collections.ConfigDict(
+    dict(
+      name="iresnet",
+      arch=arch,
+      num_filters=num_filters,
+      embedding_dim=embedding_dim,
+      pooling=pooling,
+      dropout_rate=0.0,
+    )
+  )
+
+
 def augment(
   flip: bool = True, jitter: float = 0.2, motion_blur_prob: float = 0.0
 ) -> ml_collections.ConfigDict:
@@ -97,3 +117,15 @@ def evaluation(batch_size: int = 256) -> ml_collections.ConfigDict:
       gallery_per_identity=1,
     )
   )
+
+
+def still_images(
+  split: str = "test", batch_size: int = 256, flip: bool = False
+) -> ml_collections.ConfigDict:
+  """A ``config.evals`` entry of the ``still_images`` evaluator (:mod:`jfr.eval.still_images`):
+  :func:`evaluation`'s protocol settings on ``split``, optionally flip-averaged."""
+  block = evaluation(batch_size)
+  block.type = "still_images"
+  block.split = split
+  block.flip = flip
+  return block
