@@ -586,3 +586,30 @@ def test_occlude_batch_on_rendered_faces_with_the_default_template():
     for b in range(4):
       assert masks[b].sum() > 10
       assert np.mean(faces["segmentation"][b][masks[b]] == 0) < 0.15  # on the face
+
+
+def test_package_exports_the_public_names():
+  """``from jfr.data import augment; augment.<name>`` works for every public op."""
+  from jfr.data.augment import blur, color, flip, occlusion
+
+  for name, module in (
+    ("flip_left_right", flip),
+    ("random_flip", flip),
+    ("random_flip_features", flip),
+    ("IBUG68_FLIP_PERMUTATION", flip),
+    ("color_jitter", color),
+    ("motion_blur_kernel", blur),
+    ("apply_motion_blur", blur),
+    ("motion_blur", blur),
+    ("gaussian_blur", blur),
+    ("default_template_landmarks", occlusion),
+    ("sample_occlusion_rectangle", occlusion),
+    ("warp_rectangle_to_faces", occlusion),
+    ("occlusion_masks", occlusion),
+    ("apply_occlusion", occlusion),
+    ("occlude_batch", occlusion),
+    ("NOISE_FILL_MEAN", occlusion),
+    ("STATIC_OCCLUSION_SIZE", occlusion),
+  ):
+    assert name in augment.__all__
+    assert getattr(augment, name) is getattr(module, name)
