@@ -21,8 +21,10 @@ def num_train_classes(config: ml_collections.ConfigDict, builder: tfds.core.Data
   """Identities in the train split: ``dataset.num_classes`` or what the data set records."""
   if config.dataset.num_classes > 0:
     return int(config.dataset.num_classes)
-  count = getattr(builder.builder_config, "num_train_identities", None)
-  if count is None:
+  from jfr.data import dataset_facts  # pylint: disable=g-import-not-at-top
+
+  count = dataset_facts.dataset_facts(builder).num_train_classes  # synthetic or jfr.prepare
+  if count <= 0:
     raise ValueError(
       f"config.dataset.num_classes: set it for {builder.info.full_name} "
       "(the data set does not record its number of training identities)"

@@ -77,12 +77,18 @@ def prepare_builder(name: str, data_dir: str | None = None) -> tfds.core.Dataset
   """Returns the tfds builder ``name`` (e.g. ``'synthetic_faces/small'``), prepared.
 
   ``download_and_prepare`` is a no-op when the data already exist in ``data_dir``;
-  ``synthetic_faces`` renders locally with no network access.
+  ``synthetic_faces`` renders locally with no network access. A data set written by
+  ``python -m jfr.prepare`` (``<data_dir>/<name>/``) is opened read-only.
   """
   import jfr.data  # noqa: F401  (registers synthetic_faces)
 
   if data_dir is not None and not str(data_dir).strip():
     raise ValueError("data_dir is an empty string; pass None for the tfds default or a path")
+  from jfr.data import dataset_facts  # pylint: disable=g-import-not-at-top
+
+  prepared = dataset_facts.prepared_dataset_dir(data_dir, name)
+  if prepared is not None:  # written by `python -m jfr.prepare`
+    return tfds.builder_from_directory(prepared)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:  # pytype: disable=module-attr
