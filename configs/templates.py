@@ -13,7 +13,7 @@ descriptors of the test identities' stills and video frames, arranges them into
 IJB-A-like splits and prints both tables. Mode ``npy`` runs the same tables on a user's
 descriptors with the real IJB-A split files.
 
-Fields beyond the recognition blocks (see :mod:`jfr.train.templates`):
+Fields beyond the recognition blocks (see :mod:`jfr.methods.templates`):
 
 * ``dataset.video_split``: the split with the test identities' video frames (``test_split``
   has their stills).

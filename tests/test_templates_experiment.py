@@ -1,4 +1,4 @@
-"""Tests for jfr.train.templates (the Tables I/II experiment) and configs/templates.py."""
+"""Tests for jfr.methods.templates (the Tables I/II experiment) and configs/templates.py."""
 
 import json
 import os
@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from configs import templates as templates_config
-from jfr.train import recognition
-from jfr.train import templates as experiment
+from jfr.data import pipelines
+from jfr.methods.recognition import trainer as recognition
+from jfr.methods.templates import descriptors as descriptors_lib
+from jfr.methods.templates import evaluate as experiment
+from jfr.methods.templates import run as templates_run
 
 
 def _tiny_config(tmp_path):
@@ -43,7 +46,7 @@ def test_all_mode_end_to_end_tiny(tmp_path):
   config.experiment.masked_ms = (8, 200)  # 200 is clipped to k = 128
   config.experiment.binary_ms = (16,)
   workdir = str(tmp_path / "run")
-  results = experiment.run(config, workdir, "all")
+  results = templates_run.run(config, workdir, "all")
   _check_outputs(workdir, results, k=128)  # 2 x 2 x 32 conv map, flattened
   rows = {(r["method"], r["m"]): r for r in results["rows"]}
   assert set(rows) == {
@@ -61,7 +64,7 @@ def test_all_mode_end_to_end_tiny(tmp_path):
   assert len(rows[("original", 128)]["per_split"]) == 2
   assert os.path.isdir(os.path.join(workdir, "backbone", "checkpoints"))
   # eval mode restores the backbone and reproduces the figures.
-  again = experiment.run(config, workdir, "eval")
+  again = templates_run.run(config, workdir, "eval")
   assert [r["mean"] for r in again["rows"]] == [r["mean"] for r in results["rows"]]
 
 
@@ -129,7 +132,7 @@ def test_npy_mode_on_ijba_files(tmp_path):
   _ijba_fixture(str(tmp_path))
   config = _npy_config(str(tmp_path))
   workdir = str(tmp_path / "run")
-  results = experiment.run(config, workdir, "npy")
+  results = templates_run.run(config, workdir, "npy")
   _check_outputs(workdir, results, k=64)
   assert results["source"] == "desc.npy on IJB-A"
   summary = results["protocol"]
@@ -156,19 +159,19 @@ def test_npy_mode_bad_inputs(tmp_path):
   config = _npy_config(str(tmp_path))
   config.descriptors.npy_path = ""
   with pytest.raises(ValueError, match="config.descriptors.npy_path"):
-    experiment.run(config, str(tmp_path / "w"), "npy")
+    templates_run.run(config, str(tmp_path / "w"), "npy")
   config = _npy_config(str(tmp_path))
   np.save(os.path.join(tmp_path, "short.npy"), np.zeros((5, 64), np.float32))
   config.descriptors.npy_path = os.path.join(tmp_path, "short.npy")
   with pytest.raises(ValueError, match="config.descriptors.npy_path.*one row per key"):
-    experiment.run(config, str(tmp_path / "w"), "npy")
+    templates_run.run(config, str(tmp_path / "w"), "npy")
   config = _npy_config(str(tmp_path))
   bad = np.load(os.path.join(tmp_path, "desc.npy"))
   bad[3, 1] = np.inf
   np.save(os.path.join(tmp_path, "bad.npy"), bad)
   config.descriptors.npy_path = os.path.join(tmp_path, "bad.npy")
   with pytest.raises(ValueError, match="descriptors must be finite"):
-    experiment.run(config, str(tmp_path / "w"), "npy")
+    templates_run.run(config, str(tmp_path / "w"), "npy")
 
 
 # ------------------------------------------------------------------------ pieces
@@ -183,7 +186,7 @@ def test_clipped_ms():
 
 def test_run_rejects_unknown_mode(tmp_path):
   with pytest.raises(ValueError, match="mode"):
-    experiment.run(_tiny_config(tmp_path), str(tmp_path), "train")
+    templates_run.run(_tiny_config(tmp_path), str(tmp_path), "train")
 
 
 def test_descriptor_kinds(tmp_path):
@@ -191,30 +194,33 @@ def test_descriptor_kinds(tmp_path):
   backbone = recognition.inference_backbone(config)
   images = jnp.zeros((2, 32, 32, 3))
   variables = jax.jit(lambda x: backbone.init(jax.random.PRNGKey(0), x, train=False))(images)
-  images = np.linspace(-1, 1, images.size, dtype=np.float32).reshape(images.shape)
+  pixels = np.linspace(0, 255, images.size).astype(np.uint8).reshape(images.shape)
+  images = pipelines.to_model_range_np(pixels)
   for kind, k in (("conv_flat", 2 * 2 * 32), ("conv_gap", 32), ("embedding", 16)):
     config.descriptors.kind = kind
-    out = experiment.descriptor_function(config, variables)(images)
+    out = descriptors_lib.descriptor_function(config, variables, 32)(pixels)
     assert out.shape == (2, k)
     if kind != "embedding":
       assert np.all(out >= 0) and np.any(out > 0)  # post-ReLU activations
   _, fmap = backbone.apply(variables, images, train=False, return_feature_map=True)
   np.testing.assert_allclose(
-    experiment.descriptor_function(config.copy_and_resolve_references(), variables)(images),
+    descriptors_lib.descriptor_function(config.copy_and_resolve_references(), variables, 32)(
+      pixels
+    ),
     backbone.apply(variables, images, train=False),
     rtol=1e-5,
     atol=1e-6,
   )
   config.descriptors.kind = "conv_gap"
   np.testing.assert_allclose(
-    experiment.descriptor_function(config, variables)(images),
+    descriptors_lib.descriptor_function(config, variables, 32)(pixels),
     np.asarray(fmap).mean(axis=(1, 2)),
     rtol=1e-5,
     atol=1e-6,
   )
   config.descriptors.kind = "fc7"
   with pytest.raises(ValueError, match="config.descriptors.kind"):
-    experiment.descriptor_function(config, variables)
+    descriptors_lib.descriptor_function(config, variables, 32)
 
 
 def test_paper_effects_signs():

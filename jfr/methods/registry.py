@@ -15,7 +15,7 @@ METHODS = {
   "explain": "jfr.train.explain",
   "attributes": "jfr.train.attributes",
   "interpretable": "jfr.train.interpretable",
-  "templates": "jfr.train.templates",
+  "templates": "jfr.methods.templates.run",
 }
 # Modes that train (and so record the run's config in its workdir); others only read a run.
 TRAINING_MODES = ("all", "train")

@@ -1,0 +1,131 @@
+"""Template descriptors: from the trained network (stills + video frames of the test
+identities) or from a user's ``.npy`` with the real IJB-A split files.
+
+Descriptor reading (``descriptors.kind``). The paper's descriptors are VGG-Face fc7
+activations: un-normalised, post-ReLU (>= 0), a few bins highly active; "most active
+bins" presumes that. The closest activations of our ResNet are its last conv map (the
+output of a ReLU): ``'conv_flat'`` flattens it (k = h w c; the input of the embedding
+layer under ``'flatten_fc'`` pooling) and ``'conv_gap'`` averages it over positions
+(k = c). ``'embedding'`` is the trained embedding itself (signed after the final
+BatchNorm; "most active" then means largest signed value).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import ml_collections
+import numpy as np
+
+from jfr.context import RunContext
+from jfr.data.adapters import ijb as ijb_files
+from jfr.eval import embedding
+from jfr.eval import ijb
+from jfr.eval import still_images
+from jfr.methods.recognition import trainer as recognition
+
+DESCRIPTOR_KINDS = ("conv_flat", "conv_gap", "embedding")
+_CONV_REDUCTIONS = {
+  "conv_flat": lambda fmap: fmap.reshape(fmap.shape[0], -1),
+  "conv_gap": lambda fmap: fmap.mean(axis=(1, 2)),
+}
+
+
+def _conv_descriptors(module, reduce, variables, images):
+  return reduce(module.apply(variables, images, train=False, return_feature_map=True)[1])
+
+
+def descriptor_function(
+  config: ml_collections.ConfigDict, variables: dict, input_size: int
+) -> embedding.EmbedFn:
+  """uint8 images ``[b, H, W, 3]`` -> descriptors ``[b, k]`` of ``descriptors.kind`` (an
+  :data:`~jfr.eval.embedding.EmbedFn`, batches of ``descriptors.batch_size``)."""
+  kind = config.descriptors.kind
+  if kind not in DESCRIPTOR_KINDS:
+    raise ValueError(f"config.descriptors.kind={kind!r}; known: {DESCRIPTOR_KINDS}")
+  backbone = recognition.inference_backbone(config)
+  if kind == "embedding":
+    apply = functools.partial(backbone.apply, train=False)
+  else:
+    apply = functools.partial(_conv_descriptors, backbone, _CONV_REDUCTIONS[kind])
+  return embedding.model_embedder(
+    apply, variables, input_size=input_size, batch_size=config.descriptors.batch_size
+  )
+
+
+def synthetic_descriptors(
+  config: ml_collections.ConfigDict, context: RunContext, variables: dict
+) -> dict[str, np.ndarray]:
+  """Descriptors of the test identities' stills and video frames.
+
+  Returns ``descriptors`` ``[N, k]`` float32 and ``label``, ``video_id`` (-1 for
+  stills), ``frame_index`` ``[N]``: the stills of ``dataset.test_split`` followed by the
+  frames of ``dataset.video_split``.
+  """
+  describe = descriptor_function(config, variables, context.image_size)
+  features = ("image", "label", "video_id", "frame_index")
+  parts = [
+    still_images.extract_split(
+      describe, context.builder, split, config.descriptors.batch_size, features
+    )
+    for split in (config.dataset.test_split, config.dataset.video_split)
+  ]
+  out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  out["descriptors"] = out.pop("embedding").astype(np.float32)
+  return out
+
+
+def synthetic_protocol(
+  config: ml_collections.ConfigDict, data: dict[str, np.ndarray]
+) -> list[ijb.ProtocolSplit]:
+  """``config.protocol``'s IJB-A-like splits over :func:`synthetic_descriptors`' rows."""
+  p = config.protocol
+  return ijb.synthetic_splits(
+    data["label"],
+    data["video_id"],
+    data["frame_index"],
+    num_splits=p.num_splits,
+    seed=p.seed,
+    out_of_gallery_fraction=p.out_of_gallery_fraction,
+    probe_templates_per_subject=p.probe_templates_per_subject,
+    verify_templates_per_subject=p.verify_templates_per_subject,
+    verify_subjects=p.verify_subjects,
+    frames_per_video=p.frames_per_video,
+  )
+
+
+def npy_inputs(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[ijb.ProtocolSplit]]:
+  """A user's descriptors and the real IJB-A splits (``config.descriptors``, ``config.ijba``)."""
+  d = config.descriptors
+  for field in ("npy_path", "keys_path"):
+    if not d[field]:
+      raise ValueError(f"config.descriptors.{field}: set it for --mode=npy")
+  if not os.path.isfile(d.npy_path):
+    raise ValueError(f"config.descriptors.npy_path: {d.npy_path!r} does not exist")
+  descriptors = np.load(d.npy_path)
+  filenames, subjects = ijb.read_descriptor_keys(d.keys_path)
+  if descriptors.ndim != 2 or descriptors.shape[0] != filenames.size:
+    raise ValueError(
+      f"config.descriptors.npy_path: expected [n, k] descriptors with one "
+      f"row per key of {d.keys_path} (n = {filenames.size}), got shape "
+      f"{descriptors.shape}"
+    )
+  if not config.ijba.splits:
+    raise ValueError("config.ijba.splits: expected at least one split number")
+  splits = []
+  for s in config.ijba.splits:
+    path = lambda pattern: os.path.join(config.ijba.root, pattern.format(split=s))
+    search = ijb_files.read_search_protocol(
+      path(config.ijba.search_gallery), path(config.ijba.search_probe)
+    )
+    splits.append(
+      ijb.ijba_split(
+        search,
+        ijb_files.read_template_metadata(path(config.ijba.verify_metadata)),
+        ijb_files.read_template_pairs(path(config.ijba.verify_comparisons)),
+        filenames,
+        subjects,
+      )
+    )
+  return descriptors, splits
