@@ -13,10 +13,15 @@
    averaged since the last line, steps/s and an ETA, and writes the same scalars
    (plus ``steps_per_sec``) to TensorBoard in ``<workdir>/tb``;
 5. saves a checkpoint every ``config.checkpoint_every_steps`` and at the end;
-6. counts steps whose update the non-finite guard skipped (``metrics['nonfinite']``,
-   see :func:`jfr.train.state.guarded_update`) and raises
+6. counts steps whose update the guard rejected (``metrics['nonfinite']``: a
+   non-finite loss, gradient or candidate state, or a divergent update; see
+   :func:`jfr.train.state.guarded_update` and :mod:`jfr.train.guard`) and raises
    :class:`~jfr.train.state.NonFiniteError` after
-   ``config.max_consecutive_nonfinite`` of them in a row.
+   ``config.max_consecutive_nonfinite`` of them in a row. The error names why the
+   first step of the streak was rejected (the first non-finite leaf, or the sub-model
+   whose norm jumped), the last step whose update was accepted (the last fully finite
+   state), and moves every checkpoint written after the divergence began aside to
+   ``<step>.diverged``, so that the newest remaining checkpoint predates it.
 
 The input contract: ``batch_iterator_fn(start_batch_index)`` returns an iterator
 over host (NumPy) batches (pytrees whose leaves have leading axis
@@ -37,7 +42,10 @@ Config fields read (all required; the method configs declare them):
 * ``log_every_steps`` (int > 0): console/TensorBoard summary period.
 * ``checkpoint_every_steps`` (int > 0): checkpoint period (and one at the end).
 * ``keep_checkpoints`` (int > 0): how many of the newest checkpoints to keep.
-* ``max_consecutive_nonfinite`` (int > 0): skipped (NaN/Inf) steps in a row that stop the run.
+* ``max_consecutive_nonfinite`` (int > 0): rejected steps in a row that stop the run.
+* ``guard_update_norm_factor``, ``guard_param_norm_factor`` (float; <= 0 turns the rule
+  off): the guard's divergence limits (:mod:`jfr.train.guard`); optional for
+  hand-made configs (defaults :data:`jfr.train.guard.DEFAULT_LIMITS`).
 * ``parallelism`` ('pmap' | 'jit' | 'none'): how the step is compiled; the model's
   BatchNorm ``axis_name`` must be ``steps.bn_axis_name(config.parallelism)``.
 * ``batch_size`` (int > 0): the global batch size, divisible by the number of
@@ -60,9 +68,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from jfr.train import guard as guard_lib
 from jfr.train import steps
 from jfr.train.checkpoint import TrainCheckpointer
-from jfr.train.logging import MetricWriter, ScalarWriter, summary_line
+from jfr.train.metric_writer import MetricWriter, ScalarWriter, summary_line
 from jfr.train.state import NonFiniteError, TrainState
 
 PyTree = Any
@@ -82,7 +91,7 @@ class Hook:
   """A callback run every ``every_steps`` steps and after the last step.
 
   ``fn(step, state, writer)`` gets the step number, a host (NumPy) copy of the
-  state and the run's :class:`~jfr.train.logging.ScalarWriter` (e.g. to write
+  state and the run's :class:`~jfr.train.metric_writer.ScalarWriter` (e.g. to write
   evaluation scalars next to the training ones).
   """
 
@@ -99,6 +108,14 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f"config.parallelism: expected one of {steps.PARALLELISM}, got {config.parallelism!r}"
     )
+
+
+class _Diverged(Exception):
+  """Raised by :class:`_Progress` when too many steps in a row were rejected."""
+
+  def __init__(self, step: int, in_a_row: int):
+    super().__init__(step, in_a_row)
+    self.step, self.in_a_row = step, in_a_row
 
 
 class _Progress:
@@ -135,17 +152,13 @@ class _Progress:
       self.consecutive_nonfinite += 1
       self.nonfinite_steps += 1
       logging.warning(
-        "Step %d: non-finite loss or gradients; update skipped (%d in a row).",
+        "Step %d: update rejected by the guard (non-finite loss, gradients or new state, "
+        "or a divergent update); skipped (%d in a row).",
         step,
         self.consecutive_nonfinite,
       )
       if self.consecutive_nonfinite >= self._config.max_consecutive_nonfinite:
-        raise NonFiniteError(
-          f"{self.consecutive_nonfinite} consecutive train steps (the last one {step}) had a "
-          "non-finite loss or gradients (config.max_consecutive_nonfinite="
-          f"{self._config.max_consecutive_nonfinite}); stopping. Check the inputs and lower "
-          "the learning rate, or resume from the last checkpoint."
-        )
+        raise _Diverged(step, self.consecutive_nonfinite)
     else:
       self.consecutive_nonfinite = 0
     if step % self._config.log_every_steps == 0 or step == self._config.num_train_steps:
@@ -230,7 +243,7 @@ def run_training(
       must include ``'nonfinite'`` and be cross-replica averaged.
     batch_iterator_fn: ``start_batch_index -> iterator of global host batches``.
     hooks: periodic callbacks (:class:`Hook`).
-    writer: where scalars go; default a :class:`~jfr.train.logging.MetricWriter`
+    writer: where scalars go; default a :class:`~jfr.train.metric_writer.MetricWriter`
       on ``<workdir>/tb``. The loop closes it.
     devices: the devices to use (default: all local devices).
 
@@ -243,6 +256,7 @@ def run_training(
       stream that ends early or yields batches of the wrong size.
   """
   _check_config(config)
+  state = state.replace(guard_limits=guard_lib.limits_from_config(config))
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   compiled = steps.compile_step(train_step_fn, config.parallelism, devices)
@@ -274,7 +288,73 @@ def _train(
   progress = _Progress(
     config, writer, compiled.fetch, meta["consecutive_nonfinite"], meta["nonfinite_steps"]
   )
-  placed = compiled.put_state(state)
+  placed = [compiled.put_state(state)]  # the newest placed state (read on divergence)
+  try:
+    _steps(
+      config, compiled, placed, start, batch_iterator_fn, hooks, writer, checkpointer, progress
+    )
+  except _Diverged as stop:
+    host_state = compiled.fetch(placed[0])
+    raise NonFiniteError(_divergence_message(config, stop, host_state, checkpointer)) from None
+  if progress.consecutive_nonfinite:
+    logging.warning(
+      "Training ended with its last %d steps rejected by the guard (%d rejected in all): "
+      "the final state is that of step %d.",
+      progress.consecutive_nonfinite,
+      progress.nonfinite_steps,
+      config.num_train_steps - progress.consecutive_nonfinite,
+    )
+  return compiled.fetch(placed[0])  # the last step was saved, so all its metrics are recorded
+
+
+def _divergence_message(
+  config: ml_collections.ConfigDict,
+  stop: _Diverged,
+  host_state: TrainState,
+  checkpointer: TrainCheckpointer,
+) -> str:
+  """The NonFiniteError text; moves the checkpoints written after the divergence began aside."""
+  last_good = stop.step - stop.in_a_row
+  cause = guard_lib.describe(host_state)
+  newest = checkpointer.latest_step()
+  moved = checkpointer.set_aside_after(last_good, "diverged")
+  kept = checkpointer.latest_step()
+  if newest is None:
+    about = "There is no checkpoint."
+  elif not moved:
+    about = f"The newest checkpoint, step {newest}, predates the divergence."
+  else:
+    about = (
+      f"The newest checkpoint, step {newest}, was written after the divergence began: "
+      f"checkpoints {moved} were moved aside to <step>.diverged and are not resumed from; "
+      + (
+        f"the newest remaining one, step {kept}, predates the divergence."
+        if kept is not None
+        else "no checkpoint predates the divergence (a rerun starts from step 0)."
+      )
+    )
+  return (
+    f"{stop.in_a_row} consecutive train steps (the last one {stop.step}) were rejected by the "
+    "guard: non-finite loss, gradients or new state, or a divergent update "
+    f"(config.max_consecutive_nonfinite={config.max_consecutive_nonfinite}); stopping. "
+    f"The divergence began at {cause or f'step {last_good + 1}'}. The last step whose state "
+    f"was fully finite (its update accepted) is step {last_good}. {about} Check the inputs "
+    "and lower the learning rate before resuming."
+  )
+
+
+def _steps(
+  config: ml_collections.ConfigDict,
+  compiled: steps.CompiledStep,
+  placed: list,
+  start: int,
+  batch_iterator_fn: BatchIteratorFn,
+  hooks: Sequence[Hook],
+  writer: ScalarWriter,
+  checkpointer: TrainCheckpointer,
+  progress: _Progress,
+) -> None:
+  """Runs steps ``start + 1 .. num_train_steps``; ``placed[0]`` is kept the newest state."""
   batches = iter(batch_iterator_fn(start))
   pending = None  # (step, metrics) not read back yet: reading lags one step behind dispatch
   for step in range(start + 1, config.num_train_steps + 1):
@@ -285,7 +365,7 @@ def _train(
         f"{config.num_train_steps - start} were needed"
       )
     _check_batch_size(batch, config.batch_size // jax.process_count(), step)
-    placed, metrics = compiled.step(placed, compiled.put_batch(batch))
+    placed[0], metrics = compiled.step(placed[0], compiled.put_batch(batch))
     if pending is not None:
       progress.record(*pending)
     pending = (step, metrics)
@@ -299,12 +379,11 @@ def _train(
       if step == start + 1:
         progress.start_timing(step)
     if save or due_hooks:
-      host_state = compiled.fetch(placed)
+      host_state = compiled.fetch(placed[0])
       if save:
         checkpointer.save(step, host_state, progress.meta(step))
       for hook in due_hooks:
         hook.fn(step, host_state, writer)
-  return compiled.fetch(placed)  # the last step was saved, so all its metrics are recorded
 
 
 def _check_batch_size(batch: PyTree, host_batch_size: int, step: int) -> None:
