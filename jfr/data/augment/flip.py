@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from jfr.data.augment.tensors import ArrayLike, _check_seed
 
-
 # Mirror pairs of the iBUG 68-point layout (0-based); unlisted points (27-30 nose ridge,
 # 33 nose tip, 51/57 lip centres, 62/66 inner-lip centres, 8 chin) map to themselves.
 _IBUG68_MIRROR_PAIRS = (

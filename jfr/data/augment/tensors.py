@@ -8,7 +8,6 @@ from typing import Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-
 ArrayLike = Union[tf.Tensor, np.ndarray]
 ImageSize = Union[int, Sequence[int]]
 

@@ -9,7 +9,6 @@ import numpy as np
 from jfr.data.face_renderer.constants import _BROWS, _EYES, _F32, _MOUTH, _SKIN, NUM_MARKS
 from jfr.data.face_renderer.primitives import _cover, _hash01, _segment_distance, _smoothstep
 
-
 # Skin palette from pale to dark (sRGB 0..1), hair colour classes.
 _SKIN_PALETTE = np.array(
   [

@@ -12,7 +12,6 @@ from jfr.data.face_renderer.albedo import _HAIR_COLORS, _IRIS_COLORS, _SKIN_PALE
 from jfr.data.face_renderer.constants import _F32, IDENTITY_ATTRIBUTES, NUM_MARKS
 from jfr.data.face_renderer.primitives import _check_batch
 
-
 _LATENT_FIELDS = (
   "masculinity",
   "age",

@@ -7,7 +7,6 @@ import numpy as np
 
 from jfr.data.face_renderer.constants import _F32
 
-
 _NUISANCE_FIELDS = (
   "yaw",
   "roll",
