@@ -12,7 +12,8 @@ trains. Coordinates are (x, y) pixels with pixel centres at integers (the conven
   moved to the canonical frontal face through its barycentric coordinates in the
   triangle of the landmark mesh enclosing it: :func:`canonical_mesh` (the 68 template
   landmarks plus control points on the image boundary, Delaunay-triangulated on the
-  template), :func:`barycentric_coordinates` and :func:`warp_points_to_template`.
+  template), :func:`barycentric_coordinates` and :func:`warp_points_to_template` (from
+  :mod:`jfr.data.face_mesh`, shared with the synthetic occlusion; re-exported here).
 * **Average location and spread** (Sec. 4.2, note 3, Fig. 5, Table 3):
   :func:`average_peak_locations` gives each filter's magnitude-weighted mean peak
   location c_i and the standard deviation of its peak location; :func:`spreadness` is
@@ -54,14 +55,21 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import spatial
 
+# The warp to the canonical face lives in the shared face-mesh module (also used by the
+# synthetic occlusion of jfr.data.augment); its names stay importable from here.
+from jfr.data.face_mesh import (  # noqa: F401  (re-exports)
+  barycentric_coordinates,
+  boundary_control_points,
+  canonical_mesh,
+  warp_points_to_template,
+)
+
 # iBUG-68 landmark index ranges of the parts used for retrieval and part occlusion.
 PART_LANDMARKS: dict[str, tuple[int, ...]] = {
   "eyes": tuple(range(36, 48)),
   "nose": tuple(range(27, 36)),
   "mouth": tuple(range(48, 68)),
 }
-_DEGENERATE_AREA = 1e-9  # relative |det| below which a triangle is treated as flat
-_CONTAIN_TOLERANCE = 1e-6
 
 
 # ------------------------------------------------------------------ peak locations
@@ -111,157 +119,6 @@ def response_peaks(maps: jax.Array, image_size: Sequence[int]) -> dict[str, jax.
     peak = jnp.take_along_axis(values, index[..., None], axis=-1)[..., 0]
     out[f"{name}_xy"] = map_to_image_coordinates(index // w, index % w, (h, w), image_size)
     out[f"{name}_weight"] = jnp.maximum(peak, 0.0)
-  return out
-
-
-# ------------------------------------------------------- warp to the canonical face
-
-
-def boundary_control_points(image_size: int, per_side: int = 3) -> np.ndarray:
-  """Control points ``[4 (per_side − 1), 2]`` (float64) on a square image's border.
-
-  ``per_side`` evenly spaced points per side (corners shared), on the image edge
-  ``−0.5`` / ``image_size − 0.5`` (half a pixel outside the outermost pixel centres).
-  """
-  if per_side < 2:
-    raise ValueError(f"per_side: expected >= 2 (the corners), got {per_side}")
-  lo, hi = -0.5, image_size - 0.5
-  ticks = np.linspace(lo, hi, per_side)
-  points = [(t, lo) for t in ticks[:-1]] + [(hi, t) for t in ticks[:-1]]
-  points += [(t, hi) for t in ticks[::-1][:-1]] + [(lo, t) for t in ticks[::-1][:-1]]
-  return np.asarray(points, np.float64)
-
-
-def canonical_mesh(
-  template_landmarks: np.ndarray, image_size: int, boundary_points_per_side: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-  """The warp mesh: template vertices and their Delaunay triangles (module docstring).
-
-  Args:
-    template_landmarks: ``[L, 2]`` canonical frontal landmarks (x, y pixels).
-    image_size: side of the (square) template image.
-    boundary_points_per_side: control points per image side (corners included).
-
-  Returns:
-    ``(vertices [L + B, 2] float64, triangles [T, 3] int)``: the landmarks first, then
-    the :func:`boundary_control_points`; triangles index the vertices.
-  """
-  template = np.asarray(template_landmarks, np.float64)
-  if template.ndim != 2 or template.shape[1] != 2 or template.shape[0] < 3:
-    raise ValueError(f"template_landmarks: expected [L >= 3, 2], got {template.shape}")
-  vertices = np.concatenate(
-    [template, boundary_control_points(image_size, boundary_points_per_side)]
-  )
-  triangles = spatial.Delaunay(vertices).simplices
-  corners = vertices[triangles]
-  area2 = np.abs(_det(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
-  return vertices, triangles[area2 > _DEGENERATE_AREA * float(image_size) ** 2]
-
-
-def _det(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
-
-
-def barycentric_coordinates(
-  points: np.ndarray, corners: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-  """Barycentric coordinates of points in triangles.
-
-  Args:
-    points: ``[..., P, 2]``.
-    corners: ``[..., T, 3, 2]`` triangle corners (same leading shape as ``points``).
-
-  Returns:
-    ``(coords [..., P, T, 3], valid [..., T])``: ``points = Σ_k coords_k corner_k`` for
-    every non-degenerate triangle (``valid``); degenerate ones get NaN coordinates.
-  """
-  a = corners[..., 0, :]
-  e1, e2 = corners[..., 1, :] - a, corners[..., 2, :] - a
-  det = _det(e1, e2)  # [..., T]
-  edge_scale = np.maximum(np.sum(e1 * e1, axis=-1), np.sum(e2 * e2, axis=-1))
-  valid = np.abs(det) > _DEGENERATE_AREA * np.maximum(edge_scale, 1e-12)
-  safe = np.where(valid, det, 1.0)
-  rel = points[..., :, None, :] - a[..., None, :, :]  # [..., P, T, 2]
-  u = _det(rel, e2[..., None, :, :]) / safe[..., None, :]
-  v = _det(e1[..., None, :, :], rel) / safe[..., None, :]
-  coords = np.stack([1.0 - u - v, u, v], axis=-1)
-  return np.where(valid[..., None, :, None], coords, np.nan), valid
-
-
-def _choose_triangle(
-  coords: np.ndarray, valid: np.ndarray, same_orientation: np.ndarray
-) -> np.ndarray:
-  """Index [..., P] of the triangle each point takes (preference in the module docstring)."""
-  least = np.where(
-    valid[..., None, :], np.min(np.nan_to_num(coords, nan=-np.inf), axis=-1), -np.inf
-  )  # [..., P, T]
-  contains = least >= -_CONTAIN_TOLERANCE
-  score = np.where(contains, 2.0 + same_orientation[..., None, :] + least, least)
-  return np.argmax(score, axis=-1)
-
-
-def warp_points_to_template(
-  points: np.ndarray,
-  landmarks: np.ndarray,
-  template_landmarks: np.ndarray,
-  image_size: int,
-  boundary_points_per_side: int = 3,
-  chunk: int = 64,
-) -> np.ndarray:
-  """Maps points of each face to the canonical face through the landmark mesh.
-
-  Sec. 4.2 (note 2) of the interpretable-FR paper: a peak location in an arbitrary-view
-  face is warped "to a canonical frontal-view face, by its barycentric coordinates
-  w.r.t. the triangle enclosing it". Point p of face n in the triangle (i, j, k) of that
-  face's mesh with coordinates (λ_i, λ_j, λ_k) becomes ``λ_i T_i + λ_j T_j + λ_k T_k``
-  for the template vertices T. The face's mesh vertices are its landmarks plus the
-  same boundary control points as the template (see :func:`canonical_mesh`).
-
-  Args:
-    points: ``[N, P, 2]`` (x, y) pixels of face n.
-    landmarks: ``[N, L, 2]`` landmarks of each face (same order as the template).
-    template_landmarks: ``[L, 2]`` canonical frontal landmarks.
-    image_size: side of the square images (faces and template share it).
-    boundary_points_per_side: control points per image side.
-    chunk: faces processed at a time (bounds memory: ``chunk·P·T·3`` floats).
-
-  Returns:
-    float64 ``[N, P, 2]`` points in the template frame.
-  """
-  points = np.asarray(points, np.float64)
-  landmarks = np.asarray(landmarks, np.float64)
-  vertices, triangles = canonical_mesh(template_landmarks, image_size, boundary_points_per_side)
-  num_landmarks = len(vertices) - len(boundary_control_points(image_size, boundary_points_per_side))
-  if points.ndim != 3 or points.shape[-1] != 2:
-    raise ValueError(f"points: expected [N, P, 2], got shape {points.shape}")
-  if landmarks.shape != (points.shape[0], num_landmarks, 2):
-    raise ValueError(
-      f"landmarks: expected [N={points.shape[0]}, {num_landmarks}, 2], got {landmarks.shape}"
-    )
-  if not (np.all(np.isfinite(points)) and np.all(np.isfinite(landmarks))):
-    raise ValueError("points and landmarks must be finite")
-  template_corners = vertices[triangles]  # [T, 3, 2]
-  template_sign = np.sign(
-    _det(
-      template_corners[:, 1] - template_corners[:, 0],
-      template_corners[:, 2] - template_corners[:, 0],
-    )
-  )
-  boundary = np.broadcast_to(
-    vertices[num_landmarks:], (points.shape[0],) + vertices[num_landmarks:].shape
-  )
-  face_vertices = np.concatenate([landmarks, boundary], axis=1)  # [N, V, 2]
-  out = np.empty_like(points)
-  for start in range(0, points.shape[0], chunk):
-    sl = slice(start, start + chunk)
-    corners = face_vertices[sl][:, triangles]  # [n, T, 3, 2]
-    coords, valid = barycentric_coordinates(points[sl], corners)  # [n, P, T, 3]
-    sign = np.sign(
-      _det(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
-    )
-    chosen = _choose_triangle(coords, valid, (sign == template_sign).astype(np.float64))
-    lam = np.take_along_axis(coords, chosen[..., None, None], axis=-2)[..., 0, :]
-    out[sl] = np.einsum("npk,npkd->npd", lam, template_corners[chosen])
   return out
 
 

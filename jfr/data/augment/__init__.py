@@ -51,15 +51,15 @@ from jfr.data.augment.occlusion import (
   PAPER_TEMPLATE_SIZE,
   STATIC_OCCLUSION_SIZE,
   apply_occlusion,
-  barycentric_coordinates,
   default_template_landmarks,
-  mesh_triangles,
   occlude_batch,
   occlusion_masks,
   sample_occlusion_rectangle,
   warp_rectangle_to_faces,
 )
 from jfr.data.augment.tensors import ArrayLike, ImageSize
+from jfr.data.face_mesh import locate_points_tf as barycentric_coordinates
+from jfr.data.face_mesh import mesh_triangles
 
 __all__ = [
   "ArrayLike",

@@ -4,14 +4,12 @@ mapped to every face of a batch through barycentric coordinates of the landmark 
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-from scipy import spatial
 
+from jfr.data import face_mesh
 from jfr.data.augment.tensors import (
   ArrayLike,
   ImageSize,
@@ -21,7 +19,6 @@ from jfr.data.augment.tensors import (
   _image_tensor,
   _to_unit,
 )
-
 
 # Interpretable-FR paper: the template face and its occluders live at 96x96 (CASIA-Net
 # input). Rectangle sides are given at that scale and multiplied by (W/96, H/96).
@@ -52,112 +49,6 @@ def default_template_landmarks(image_size: int) -> np.ndarray:
   return np.asarray(face_renderer.frontal_landmarks(int(image_size)), np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
-class _TemplateMesh:
-  """Precomputed geometry of a template landmark set (NumPy constants)."""
-
-  points: np.ndarray  # [N, 2] float64
-  triangles: np.ndarray  # [T, 3] int32, non-degenerate Delaunay triangles
-  inverse: np.ndarray  # [T, 2, 2]: (u, v) = inverse @ (p - A) for triangle (A, B, C)
-  hull_normals: np.ndarray  # [K, 2] outward unit normals of the convex hull
-  hull_offsets: np.ndarray  # [K]: inside iff normals @ p + offsets <= 0
-
-
-@functools.lru_cache(maxsize=16)
-def _mesh_from_bytes(data: bytes, count: int) -> _TemplateMesh:
-  points = np.frombuffer(data, np.float64).reshape(count, 2)
-  try:
-    delaunay = spatial.Delaunay(points)
-    hull = spatial.ConvexHull(points)
-  except spatial.QhullError as e:
-    raise ValueError(f"template_landmarks do not span a 2D face region: {e}") from e
-  tris = delaunay.simplices.astype(np.int32)
-  a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
-  edges = np.stack([b - a, c - a], axis=-1)  # [T, 2, 2] columns (B-A, C-A)
-  area2 = np.abs(np.linalg.det(edges))
-  scale2 = np.ptp(points, axis=0).prod()
-  keep = area2 > 1e-9 * scale2  # qhull may emit flat simplices for cocircular points
-  tris, edges = tris[keep], edges[keep]
-  return _TemplateMesh(
-    points=points,
-    triangles=tris,
-    inverse=np.linalg.inv(edges),
-    hull_normals=hull.equations[:, :2],
-    hull_offsets=hull.equations[:, 2],
-  )
-
-
-def _template_mesh(template_landmarks: ArrayLike) -> _TemplateMesh:
-  """Delaunay mesh and convex hull of a concrete template landmark array [N, 2]."""
-  if isinstance(template_landmarks, tf.Tensor):
-    value = tf.get_static_value(template_landmarks)
-    if value is None:
-      raise ValueError(
-        "template_landmarks must be a concrete array (NumPy, eager or "
-        "constant tensor), not a symbolic tensor"
-      )
-    template_landmarks = value
-  points = np.asarray(template_landmarks, np.float64)
-  if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
-    raise ValueError(f"template_landmarks must be [N >= 3, 2], got shape {points.shape}")
-  if not np.all(np.isfinite(points)):
-    raise ValueError("template_landmarks must be finite")
-  return _mesh_from_bytes(np.ascontiguousarray(points).tobytes(), points.shape[0])
-
-
-def mesh_triangles(template_landmarks: ArrayLike) -> np.ndarray:
-  """The triangle list [T, 3] (int32 landmark indices) of the template mesh.
-
-  The interpretable-FR paper uses "a frontal face template with 142 triangles created
-  by 68 landmarks"; a planar triangulation of 68 points has at most 131 triangles, so
-  the paper's mesh must hold extra points. jfr uses the Delaunay triangulation of the
-  68 template landmarks (flat triangles from cocircular points dropped), which covers
-  their convex hull.
-  """
-  return _template_mesh(template_landmarks).triangles.copy()
-
-
-def barycentric_coordinates(
-  points: ArrayLike, template_landmarks: ArrayLike
-) -> tuple[tf.Tensor, tf.Tensor]:
-  """Locates points in the template mesh: enclosing triangle and barycentric coords.
-
-  A point inside the mesh gets a triangle that contains it (on a shared edge either
-  neighbour: both give the same mapped point). A point outside every triangle gets the
-  *nearest* triangle (Euclidean distance to the triangle) and its extrapolated
-  barycentric coordinates (some negative), i.e. the affine map of that triangle
-  extended outwards.
-
-  Args:
-    points: float [V, 2] (x, y) in template pixels.
-    template_landmarks: concrete [N, 2] array.
-
-  Returns:
-    ``(triangle_index int32 [V], coords float32 [V, 3])`` with
-    ``points[v] = sum_k coords[v, k] * template[triangles[triangle_index[v], k]]``.
-  """
-  mesh = _template_mesh(template_landmarks)
-  points = tf.convert_to_tensor(points, tf.float32)
-  if points.shape.rank != 2 or points.shape[-1] != 2:
-    raise ValueError(f"points must be [V, 2], got shape {points.shape}")
-  corners = tf.constant(mesh.points[mesh.triangles], tf.float32)  # [T, 3, 2]
-  rel = points[:, None, :] - corners[None, :, 0, :]  # [V, T, 2]
-  uv = tf.einsum("tij,vtj->vti", tf.constant(mesh.inverse, tf.float32), rel)
-  coords = tf.concat([1.0 - tf.reduce_sum(uv, -1, keepdims=True), uv], axis=-1)
-  # Distance from each point to each triangle (0 inside), via its three edges.
-  start = corners  # [T, 3, 2]
-  edge = tf.roll(corners, shift=-1, axis=1) - corners  # [T, 3, 2]
-  to_point = points[:, None, None, :] - start[None]  # [V, T, 3, 2]
-  t = tf.clip_by_value(
-    tf.reduce_sum(to_point * edge, -1) / tf.reduce_sum(edge * edge, -1), 0.0, 1.0
-  )  # [V, T, 3]
-  edge_dist = tf.norm(to_point - t[..., None] * edge[None], axis=-1)  # [V, T, 3]
-  inside = tf.reduce_all(coords >= -1e-6, axis=-1)
-  dist = tf.where(inside, 0.0, tf.reduce_min(edge_dist, axis=-1))  # [V, T]
-  index = tf.argmin(dist, axis=-1, output_type=tf.int32)
-  return index, tf.gather(coords, index, axis=1, batch_dims=1)
-
-
 def _rectangle_sides(seed: tf.Tensor, mode: str, h: int, w: int) -> tuple[tf.Tensor, tf.Tensor]:
   """(width, height) in image pixels for ``mode`` ('static' | 'dynamic')."""
   sx, sy = w / PAPER_TEMPLATE_SIZE, h / PAPER_TEMPLATE_SIZE
@@ -171,7 +62,7 @@ def _rectangle_sides(seed: tf.Tensor, mode: str, h: int, w: int) -> tuple[tf.Ten
   return sides[0] * sx, sides[1] * sy
 
 
-def _centre_grid(mesh: _TemplateMesh, h: int, w: int) -> np.ndarray:
+def _centre_grid(mesh: face_mesh.TemplateMesh, h: int, w: int) -> np.ndarray:
   """Candidate rectangle centres [G, 2]: a 0.5 px grid over the template hull's bbox."""
   lo = np.clip(mesh.points.min(axis=0), 0.0, [w - 1, h - 1])
   hi = np.clip(mesh.points.max(axis=0), 0.0, [w - 1, h - 1])
@@ -181,7 +72,7 @@ def _centre_grid(mesh: _TemplateMesh, h: int, w: int) -> np.ndarray:
   return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
-def _hull_scores(centres, mesh: _TemplateMesh, width, height):
+def _hull_scores(centres, mesh: face_mesh.TemplateMesh, width, height):
   """[G, K] hull scores of width x height rectangles centred at ``centres`` [G, 2].
 
   For a convex hull ``n_k . p + c_k <= 0`` the rectangle is inside iff for every k:
@@ -228,7 +119,7 @@ def sample_occlusion_rectangle(
     if h != w:
       raise ValueError(f"template_landmarks must be given for non-square image_size {(h, w)}")
     template_landmarks = default_template_landmarks(h)
-  mesh = _template_mesh(template_landmarks)
+  mesh = face_mesh.template_mesh(template_landmarks)
   centres = _centre_grid(mesh, h, w)
   biggest = STATIC_OCCLUSION_SIZE if mode == "static" else (DYNAMIC_OCCLUSION_RANGE[1],) * 2
   biggest_scores = _hull_scores(
@@ -264,10 +155,10 @@ def warp_rectangle_to_faces(
   For each image in a batch, corresponding four vertices of a quadrilateral can be found
   via the same barycentric coordinates." Vertex v with triangle (i, j, k) and
   coordinates (l_i, l_j, l_k) becomes ``l_i L_b[i] + l_j L_b[j] + l_k L_b[k]`` for face
-  b's landmarks ``L_b``. Vertices outside the mesh use the nearest triangle
-  (:func:`barycentric_coordinates`). Barycentric coordinates are affine invariant, so for
-  a face whose landmarks are an affine image of the template the quad is exactly the
-  affine image of the rectangle.
+  b's landmarks ``L_b`` (:func:`jfr.data.face_mesh.warp_points_tf`). Vertices outside the
+  mesh use the nearest triangle (:func:`jfr.data.face_mesh.locate_points_tf`). Barycentric
+  coordinates are affine invariant, so for a face whose landmarks are an affine image of
+  the template the quad is exactly the affine image of the rectangle.
 
   Args:
     rect_vertices: float [V, 2] (usually V = 4) in template pixels.
@@ -277,14 +168,7 @@ def warp_rectangle_to_faces(
   Returns:
     float32 [B, V, 2] warped vertices (quads for V = 4).
   """
-  mesh = _template_mesh(template_landmarks)
-  landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
-  if landmarks.shape.rank != 3 or landmarks.shape[1:].as_list() != [len(mesh.points), 2]:
-    raise ValueError(f"landmarks must be [B, {len(mesh.points)}, 2], got {landmarks.shape}")
-  index, coords = barycentric_coordinates(rect_vertices, mesh.points)
-  corner_ids = tf.gather(tf.constant(mesh.triangles), index)  # [V, 3]
-  corners = tf.gather(landmarks, corner_ids, axis=1)  # [B, V, 3, 2]
-  return tf.einsum("vk,bvkd->bvd", coords, corners)
+  return face_mesh.warp_points_tf(rect_vertices, template_landmarks, landmarks)
 
 
 def occlusion_masks(quads: ArrayLike, image_size: ImageSize) -> tf.Tensor:
