@@ -4,11 +4,14 @@ r"""Face Aggregation Network (Hörmann et al., ICIP 2021): the project's main jo
   python -m jfr.main --config=configs/fan.py:tiny --workdir=/tmp/jfr_fan_tiny  # seconds (tests)
   python -m jfr.main --config=configs/fan.py:paper --workdir=DIR              # the paper's settings
 
-One run (``--mode=all``, see :mod:`jfr.train.fan`): stage 1 trains the ResNet + ArcFace
-feature extractor (``config.extractor``, via :mod:`jfr.train.recognition`), stage 2
+One run (``--mode=all``, see :mod:`jfr.methods.fan.run`): stage 1 trains the ResNet + ArcFace
+feature extractor (``config.extractor``, via :mod:`jfr.methods.recognition.trainer`), stage 2
 trains the set U-Net aggregator against a discriminator for every loss variant of
 ``config.variants`` (Table 1 rows), then the evaluation writes the YTF-like table, the
 motion-blur table (Table 4), the IJB-like 1:N table (Table 3) and PNG figures.
+The protocols are shared evaluators named in ``config.evals`` (``video_pairs``:
+:mod:`jfr.eval.video_pairs`, ``mixed_media``: :mod:`jfr.eval.mixed_media`); the stage-1
+extractor's still-image evaluation is ``config.extractor.evals`` (``still_images``).
 
 Variants:
 
@@ -62,8 +65,25 @@ def _extractor(num_train_steps: int, batch_size: int) -> ml_collections.ConfigDi
     "sgd", 0.1, schedule="cosine", warmup_steps=50, weight_decay=5e-4
   )
   ext.augment = blocks.augment()
-  ext.eval = blocks.evaluation()
+  ext.evals = ml_collections.ConfigDict(dict(extractor=blocks.still_images("test")))
   return ext
+
+
+def _video_pairs(
+  config: ml_collections.ConfigDict, set_configs, blur_kernel_sizes=(), blur_sharp_frames=0
+) -> ml_collections.ConfigDict:
+  """A ``video_pairs`` evaluator block (:mod:`jfr.eval.video_pairs`) on the test clips."""
+  return ml_collections.ConfigDict(
+    dict(
+      type="video_pairs",
+      split=config.dataset.get_ref("video_split"),
+      folds=10,  # YTF-like 10-fold verification over balanced video pairs
+      fars=(0.1, 0.01),
+      set_configs=tuple(set_configs),  # (N, n_avg) columns
+      blur_kernel_sizes=tuple(blur_kernel_sizes),  # () = clean frames
+      blur_sharp_frames=blur_sharp_frames,
+    )
+  )
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -109,32 +129,38 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Paper Sec. 4.1: flip, contrast/brightness/saturation, motion blur <= 9 px, p = 0.5.
   config.augment = blocks.augment(motion_blur_prob=0.5)
 
-  # Table 1 rows trained in this run (names of jfr.train.fan.VARIANTS); the first one is
+  # Table 1 rows trained in this run (names of jfr.methods.fan.constants.VARIANTS); the first one is
   # the main model. The others train for ablation_num_train_steps (-1: num_train_steps).
   config.variants = ("full", "no_adv", "rec_avg")
   config.ablation_num_train_steps = 200
 
-  config.eval = ml_collections.ConfigDict(
+  # Images per feature-extraction call and sets per aggregator call (every evaluation).
+  config.inference = ml_collections.ConfigDict(dict(batch_size=200, set_batch_size=20))
+  # The paper's protocols (shared evaluators; the results file is the entry's name).
+  config.evals = ml_collections.ConfigDict(
     dict(
-      batch_size=200,  # images per feature-extraction call
-      set_batch_size=20,  # sets per aggregator call
-      folds=10,  # YTF-like 10-fold verification over balanced video pairs
-      fars=(0.1, 0.01),
-      set_configs=((1, 2), (5, 2), (10, 2)),  # (N, n_avg) columns of Table 1
-      blur_set_size=10,
-      blur_n_avg=2,
-      blur_sharp_frames=1,  # Table 4: blur 9 of 10
-      blur_kernel_sizes=(7, 9, 11, 13, 15, 17),
-      blur_variants=("full",),
-      ijb_variants=("full",),
-      ijb_gallery_stills=8,  # stills in a subject's gallery template (+ its first clip)
-      ijb_probes_per_subject=4,  # probe templates: other stills + frames of other clips
-      ijb_ranks=(1, 5),
-      ijb_fpirs=(0.01, 0.1),
-      figure_sets=6,  # example sets drawn in each PNG grid
-      figure_blur_kernel=13,
+      fan_ytf=_video_pairs(config, ((1, 2), (5, 2), (10, 2))),  # Table 1 analog
+      # Table 4 analog: blur 9 of 10 frames (one (N, n_avg); columns are kernel sizes).
+      fan_blur=_video_pairs(config, ((10, 2),), (7, 9, 11, 13, 15, 17), blur_sharp_frames=1),
+      fan_ijb=ml_collections.ConfigDict(  # Table 3 analog (jfr.eval.mixed_media)
+        dict(
+          type="mixed_media",
+          still_split=config.dataset.get_ref("test_split"),
+          video_split=config.dataset.get_ref("video_split"),
+          gallery_stills=8,  # stills in a subject's gallery template (+ its first clip)
+          probes_per_subject=4,  # probe templates: other stills + frames of other clips
+          ranks=(1, 5),
+          fpirs=(0.01, 0.1),
+          fars=(0.1, 0.01),  # 1:1 template verification
+          max_set_size=config.aggregator.get_ref("max_members"),
+        )
+      ),
     )
   )
+  # Which variants each protocol compares with feature averaging (fan_ytf: all of them).
+  config.eval_variants = ml_collections.ConfigDict(dict(fan_blur=("full",), fan_ijb=("full",)))
+  # PNG grids of aggregated faces next to their inputs (clean, and blurred as in fan_blur).
+  config.figures = ml_collections.ConfigDict(dict(sets=6, blur_kernel=13))
 
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
@@ -148,9 +174,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.extractor.log_every_steps = 2
     config.extractor.checkpoint_every_steps = 4
     config.extractor.model = blocks.resnet((1, 1), num_filters=4, embedding_dim=16)
-    config.extractor.eval.batch_size = 32
-    config.extractor.eval.pairs_per_fold = 10
-    config.extractor.eval.folds = 2
+    config.extractor.evals.extractor.batch_size = 32
+    config.extractor.evals.extractor.pairs_per_fold = 10
+    config.extractor.evals.extractor.folds = 2
     config.aggregator.base_features = 4
     config.aggregator.set_size = 4
     config.aggregator.min_set_size = 2
@@ -158,19 +184,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.discriminator.features = (4, 4, 4, 4)
     config.loss.beta = 1.0
     config.variants = ("full", "no_adv")
-    config.eval.batch_size = 32
-    config.eval.set_batch_size = 4
-    config.eval.folds = 2
-    config.eval.set_configs = ((1, 2), (2, 2))
-    config.eval.blur_set_size = 4
-    config.eval.blur_n_avg = 1
-    config.eval.blur_kernel_sizes = (7, 11)
-    config.eval.ijb_gallery_stills = 2
-    config.eval.ijb_probes_per_subject = 2
-    config.eval.ijb_ranks = (1,)
-    config.eval.ijb_fpirs = (0.1,)
-    config.eval.figure_sets = 2
-    config.eval.figure_blur_kernel = 7
+    config.inference.batch_size = 32
+    config.inference.set_batch_size = 4
+    config.evals.fan_ytf.folds = 2
+    config.evals.fan_ytf.set_configs = ((1, 2), (2, 2))
+    config.evals.fan_blur.folds = 2
+    config.evals.fan_blur.set_configs = ((4, 1),)
+    config.evals.fan_blur.blur_kernel_sizes = (7, 11)
+    config.evals.fan_ijb.gallery_stills = 2
+    config.evals.fan_ijb.probes_per_subject = 2
+    config.evals.fan_ijb.ranks = (1,)
+    config.evals.fan_ijb.fpirs = (0.1,)
+    config.figures.sets = 2
+    config.figures.blur_kernel = 7
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
     config.extractor = _extractor(num_train_steps=40_000, batch_size=256)
@@ -196,8 +222,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     config.checkpoint_every_steps = 10_000
     config.log_every_steps = 500
-    config.eval.set_configs = ((1, 2), (5, 2), (10, 2), (10, 4), (10, 6), (10, 8))
-    config.eval.blur_n_avg = 4
-    config.eval.blur_variants = ("full", "no_adv", "rec_avg")
-    config.eval.ijb_variants = ("full", "no_adv", "rec_avg")
-  return config
+    config.evals.fan_ytf.set_configs = ((1, 2), (5, 2), (10, 2), (10, 4), (10, 6), (10, 8))
+    config.evals.fan_blur.set_configs = ((10, 4),)
+    config.eval_variants.fan_blur = ("full", "no_adv", "rec_avg")
+    config.eval_variants.fan_ijb = ("full", "no_adv", "rec_avg")
+  return config.lock()
