@@ -71,6 +71,15 @@ class RunContext:
       dataset_name=config.dataset.name,
     )
 
+  def facts(self) -> dict:
+    """What shapes a model trained on this data (for :func:`jfr.workdir.write_data_facts`)."""
+    return {
+      "num_classes": self.num_classes,
+      "image_size": self.image_size,
+      "dataset_name": self.dataset_name,
+      "train_split": self.train_split,
+    }
+
   def split_size(self, split: str) -> int:
     """Examples in ``split``."""
     if split not in self.builder.info.splits:

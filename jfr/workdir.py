@@ -1,7 +1,9 @@
 """Self-describing workdirs: a run records its resolved config and command line.
 
 A training run writes ``<workdir>/config.json`` (the resolved ``ConfigDict``) and appends its
-command line to ``<workdir>/command.txt``. Evaluation and inference read the model settings
+command line to ``<workdir>/command.txt``; a method records the facts of its training data
+that shape its model (``data_facts.json``: number of training identities, image side, data
+set name) so that the model can be rebuilt and restored without the training data. Evaluation and inference read the model settings
 from there (:func:`load_run_config`), and a later run on the same workdir with a config whose
 model differs from the recorded one is refused (:func:`check_same_model`), naming the field.
 """
@@ -20,6 +22,7 @@ import ml_collections
 
 CONFIG_FILE = "config.json"
 COMMAND_FILE = "command.txt"
+DATA_FACTS_FILE = "data_facts.json"
 # Top-level config blocks that define a trained model: they must match to reuse checkpoints.
 MODEL_KEYS = (
   "method",
@@ -116,3 +119,25 @@ def check_same_model(workdir: str | os.PathLike, config: ml_collections.ConfigDi
       f"in: {', '.join(diffs[:8])}{' ...' if len(diffs) > 8 else ''}. Use another --workdir, "
       f"or the recorded config ({CONFIG_FILE} in the workdir)."
     )
+
+
+def write_data_facts(workdir: str | os.PathLike, facts: dict) -> Path:
+  """Writes ``data_facts.json`` (``num_classes``, ``image_size``, ``dataset_name``, ...)."""
+  for key in ("num_classes", "image_size", "dataset_name"):
+    if key not in facts:
+      raise ValueError(f"facts: missing {key!r}")
+  path = Path(workdir) / DATA_FACTS_FILE
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+  return path
+
+
+def read_data_facts(workdir: str | os.PathLike) -> dict:
+  """The ``data_facts.json`` of a trained run (ValueError naming the file when absent)."""
+  path = Path(workdir) / DATA_FACTS_FILE
+  if not path.exists():
+    raise ValueError(
+      f"workdir {os.fspath(workdir)!r} has no {DATA_FACTS_FILE}: train the run with this "
+      "version of jfr (or run --mode=eval once with the training data present)"
+    )
+  return json.loads(path.read_text())

@@ -28,6 +28,14 @@ def test_train_then_eval_writes_results(tiny_data_dir, tmp_path):
   again = registry.run(config, str(tmp_path), "eval")["recognition"]
   assert again["verification"] == results["verification"]
   np.testing.assert_array_equal(again["_roc"][0], results["_roc"][0])
+  # the run's model is usable without its training config or data (benchmarks, inference)
+  (tmp_path / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort())))
+  model, info = registry.load_eval_model(str(tmp_path), batch_size=4)
+  assert info["step"] == config.num_train_steps and model.input_size == 32
+  images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+  feats = model.embed(images)
+  assert feats.shape == (5, config.model.embedding_dim) and np.isfinite(feats).all()
+  assert not np.allclose(feats[0], feats[1])
 
 
 def test_unknown_mode_and_method_are_errors():

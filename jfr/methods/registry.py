@@ -11,10 +11,10 @@ from typing import Any
 
 METHODS = {
   "recognition": "jfr.methods.recognition.run",
-  "fan": "jfr.train.fan",
-  "explain": "jfr.train.explain",
-  "attributes": "jfr.train.attributes",
-  "interpretable": "jfr.train.interpretable",
+  "fan": "jfr.methods.fan.run",
+  "explain": "jfr.methods.explain.run",
+  "attributes": "jfr.methods.attributes.run",
+  "interpretable": "jfr.methods.interpretable.run",
   "templates": "jfr.methods.templates.run",
 }
 # Modes that train (and so record the run's config in its workdir); others only read a run.
@@ -40,3 +40,18 @@ def run(config: Any, workdir: str, mode: str) -> dict:
   if mode not in module.MODES:
     raise ValueError(f"--mode={mode!r} is not a mode of {config.method}; modes: {module.MODES}")
   return module.run(config, workdir, mode)
+
+
+def load_eval_model(workdir: str, *, batch_size: int = 256, allow_older: bool = False):
+  """``(EvalModel, checkpoint info)`` of the trained run in ``workdir``, from its recorded
+  config (:mod:`jfr.workdir`): what benchmarks and inference use. A method offers one through
+  an ``eval_model(config, workdir, batch_size=, allow_older=)`` function of its ``run`` module."""
+  from jfr import workdir as workdir_lib
+
+  config = workdir_lib.load_run_config_dict(workdir)
+  module = method_module(config.method)
+  if not hasattr(module, "eval_model"):
+    raise ValueError(
+      f"the {config.method} run in {workdir!r} offers no face embedding model to evaluate"
+    )
+  return module.eval_model(config, workdir, batch_size=batch_size, allow_older=allow_older)

@@ -132,13 +132,21 @@ def backbone_variables(state: state_lib.TrainState) -> dict:
 
 
 def restore(
-  config: ml_collections.ConfigDict, workdir: str | os.PathLike, context: RunContext
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  num_classes: int,
+  image_size: int,
+  *,
+  allow_older: bool | None = None,
 ) -> tuple[dict, dict]:
   """``(backbone variables, checkpoint info)`` of the newest complete checkpoint in
-  ``workdir`` (see :func:`jfr.train.checkpoint.restore_with_info`)."""
-  target = create_state(config, context.num_classes, context.image_size)
+  ``workdir`` (see :func:`jfr.train.checkpoint.restore_with_info`; ``allow_older`` defaults
+  to ``config.allow_older_checkpoint``)."""
+  target = create_state(config, num_classes, image_size)
+  if allow_older is None:
+    allow_older = config.allow_older_checkpoint
   state, info = checkpoint.restore_with_info(
-    workdir, target, config.keep_checkpoints, allow_older=config.allow_older_checkpoint
+    workdir, target, config.keep_checkpoints, allow_older=allow_older
   )
   return backbone_variables(state), info
 

@@ -43,6 +43,7 @@ import os
 import ml_collections
 from absl import logging
 
+from jfr import workdir as workdir_lib
 from jfr.context import RunContext
 from jfr.methods import registry
 from jfr.methods.templates import descriptors as descriptors_lib
@@ -62,6 +63,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
     return evaluate.run_experiment(config, workdir, descriptors, splits, source)
   timer = PhaseTimer()
   context = RunContext.from_config(config)
+  workdir_lib.write_data_facts(workdir, context.facts())
   if mode == "all":
     with timer.phase("descriptor network"):
       trainer.train(config, workdir, context)

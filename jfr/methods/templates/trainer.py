@@ -34,4 +34,6 @@ def restore(
   config: ml_collections.ConfigDict, workdir: str | os.PathLike, context: RunContext
 ) -> tuple[dict, dict]:
   """``(backbone variables, checkpoint info)`` of the trained descriptor network."""
-  return recognition.restore(backbone_config(config), backbone_workdir(workdir), context)
+  return recognition.restore(
+    backbone_config(config), backbone_workdir(workdir), context.num_classes, context.image_size
+  )
