@@ -20,7 +20,10 @@ import sys
 from pathlib import Path
 
 # (regex on OLD "relative/file.json:key.path", replacement) applied in order.
-RENAMES: list[tuple[str, str]] = []
+RENAMES: list[tuple[str, str]] = [
+  # fan: eval/fan_{ytf,blur,ijb}.json lost their single top-level key (one file per evaluator)
+  (r"^eval/fan_(ytf|blur|ijb)\.json:(ytf|blur|ijb)\.", r"eval/fan_\1.json:"),
+]
 
 
 def flatten(obj, prefix: str, out: dict) -> dict:
