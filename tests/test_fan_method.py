@@ -1,4 +1,4 @@
-"""Tests of the FAN trainer (jfr.train.fan) and its config (configs/fan.py)."""
+"""Tests of the FAN package (jfr.methods.fan) and its config (configs/fan.py)."""
 
 import json
 
@@ -10,7 +10,8 @@ from PIL import Image
 
 from configs import fan as fan_config
 from jfr.losses import fan as fan_losses
-from jfr.train import fan
+from jfr.methods.fan import aggregator, run, settings, step, trainer
+from jfr.methods.fan import report as fan_report
 
 get_config = fan_config.get_config
 
@@ -38,7 +39,7 @@ def test_default_config_carries_the_paper_losses_and_augmentation():
     tuple(config.optimizer.boundaries),
     config.optimizer.decay_factor,
   ) == ("steps", (0.5,), 0.25)
-  fan.check_config(config)
+  settings.check_config(config)
 
 
 def test_paper_config_carries_the_paper_settings():
@@ -56,7 +57,7 @@ def test_paper_config_carries_the_paper_settings():
   assert config.num_train_steps == 6 * 1_100_000 // 6
   config.train_sets_per_epoch = 6000  # 6 epochs of a smaller set, in steps
   assert config.num_train_steps == 6000
-  fan.check_config(config)
+  settings.check_config(config)
 
 
 def test_unknown_config_variant_is_an_error():
@@ -69,24 +70,27 @@ def test_unknown_config_variant_is_an_error():
   [
     ("variants", ("full", "nope"), "unknown"),
     ("variants", (), "at least one"),
-    ("eval.blur_variants", ("no_tv",), "blur_variants"),
+    ("eval_variants.fan_blur", ("no_tv",), "fan_blur"),
     ("aggregator.min_set_size", 0, "min_set_size"),
-    ("eval.blur_set_size", 40, "max_members"),
+    ("evals.fan_blur.set_configs", ((40, 1),), "max_members"),
   ],
 )
 def test_check_config_rejects_inconsistent_settings(field, value, match):
   config = get_config()
-  node, _, leaf = field.rpartition(".")
-  (config[node] if node else config)[leaf] = value
+  *path, leaf = field.split(".")
+  node = config
+  for key in path:
+    node = node[key]
+  node[leaf] = value
   with pytest.raises(ValueError, match=match):
-    fan.check_config(config)
+    settings.check_config(config)
 
 
 def test_extractor_config_is_a_recognition_config_on_the_fan_data():
   config = get_config("tiny")
   config.dataset.data_dir = "/somewhere"
   config.seed = 5
-  derived = fan.extractor_config(config)
+  derived = settings.extractor_config(config)
   assert derived.method == "recognition" and derived.seed == 5
   assert derived.dataset.data_dir == "/somewhere"
   assert derived.dataset.name == "synthetic_faces/tiny"
@@ -96,10 +100,12 @@ def test_extractor_config_is_a_recognition_config_on_the_fan_data():
 
 def test_variant_config_shortens_only_the_ablations():
   config = get_config()
-  assert fan.variant_config(config, "full").num_train_steps == config.num_train_steps
-  assert fan.variant_config(config, "no_adv").num_train_steps == config.ablation_num_train_steps
+  assert settings.variant_config(config, "full").num_train_steps == config.num_train_steps
+  assert (
+    settings.variant_config(config, "no_adv").num_train_steps == config.ablation_num_train_steps
+  )
   config.ablation_num_train_steps = -1
-  assert fan.variant_config(config, "no_adv").num_train_steps == config.num_train_steps
+  assert settings.variant_config(config, "no_adv").num_train_steps == config.num_train_steps
 
 
 # ------------------------------------------------------------------------ bad input
@@ -114,12 +120,12 @@ def test_validate_face_sets_accepts_a_valid_padded_batch():
   frames, mask = _sets()
   mask[1, 2] = False
   frames[1, 2] = np.nan  # padded members are never read
-  assert fan.validate_face_sets(frames, mask, max_members=4, image_size=32) is None
+  assert aggregator.validate_face_sets(frames, mask, max_members=4, image_size=32) is None
   mask[1, 2] = True  # the same NaN frame as a real member is refused
   with pytest.raises(
     ValueError, match=r"non-finite pixels in real member\(s\) \(set, member\) \[\[1, 2\]\]"
   ):
-    fan.validate_face_sets(frames, mask, max_members=4, image_size=32)
+    aggregator.validate_face_sets(frames, mask, max_members=4, image_size=32)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +154,12 @@ def test_validate_face_sets_rejects_bad_input(case, match):
   elif case == "int_mask":
     mask = mask.astype(np.int32)
   with pytest.raises(ValueError, match=match):
-    fan.validate_face_sets(frames, mask, max_members=4, image_size=32)
+    aggregator.validate_face_sets(frames, mask, max_members=4, image_size=32)
 
 
 def test_make_aggregator_validates_before_running_the_generator():
   config = get_config("tiny")
-  aggregate = fan.make_aggregator(config, generator_params=None, image_size=32)
+  aggregate = aggregator.make_aggregator(config, generator_params=None, image_size=32)
   frames, mask = _sets(n=config.aggregator.max_members + 1)
   with pytest.raises(ValueError, match="max_members"):
     aggregate(frames, mask[:, : frames.shape[1]])
@@ -166,20 +172,13 @@ def test_make_aggregator_validates_before_running_the_generator():
 # -------------------------------------------------------------------------- figures
 
 
-def test_write_aggregation_grid_puts_inputs_then_output_on_each_row(tmp_path):
+def test_aggregation_grid_has_a_row_per_set_and_checks_shapes():
   sets = np.full((2, 3, 8, 8, 3), -1.0, np.float32)
-  sets[1] = 1.0
   outputs = np.zeros((2, 8, 8, 3), np.float32)
-  path = tmp_path / "grid.png"
-  fan.write_aggregation_grid(path, sets, outputs, scale=2)
-  image = np.asarray(Image.open(path))
-  gap = 2
-  assert image.shape == (2 * 2 * 10, 2 * (4 * 10 + gap), 3)
-  assert np.all(image[2 * 1 + 1, 2 * 1 + 1] == 0)  # first row, first frame: black
-  assert np.all(image[2 * 11 + 1, 2 * 1 + 1] == 255)  # second row: white
-  assert np.all(image[2 * 1 + 1, 2 * (30 + gap + 1) + 1] == 128)  # the output: grey
+  fig = fan_report.aggregation_grid(sets, outputs, "t")
+  assert len(fig.axes) == 2 * (3 + 2)
   with pytest.raises(ValueError, match="do not match"):
-    fan.write_aggregation_grid(path, sets, outputs[:1])
+    fan_report.aggregation_grid(sets, outputs[:1], "t")
 
 
 # ----------------------------------------------------------------------- train step
@@ -191,14 +190,14 @@ def test_train_step_updates_the_networks_and_moves_the_centres_by_eq10(variant):
   config = get_config("tiny")
   config.parallelism = "none"
   size, n, b, dim, classes = 32, config.aggregator.set_size, config.batch_size, 16, 5
-  extractor_module = fan.extractor_module(config)
+  extractor_module = aggregator.extractor_module(config)
   extractor = jax.jit(lambda x: extractor_module.init(jax.random.PRNGKey(1), x, train=False))(
     jnp.zeros((1, size, size, 3))
   )
   rng = np.random.default_rng(0)
   centers = rng.normal(size=(classes, dim)).astype(np.float32)
-  initial = fan.initial_variables(config, size)
-  state = fan.create_aggregator_state(config, extractor, centers, initial, 10)
+  initial = trainer.initial_variables(config, size)
+  state = trainer.create_aggregator_state(config, extractor, centers, initial, 10)
   mask = np.ones((b, n), bool)
   mask[0, 2:] = False
   batch = {
@@ -208,7 +207,7 @@ def test_train_step_updates_the_networks_and_moves_the_centres_by_eq10(variant):
     "positive": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32),
     "negative": rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32),
   }
-  new, metrics = jax.jit(fan.make_train_step(config, variant))(state, batch, jax.random.PRNGKey(0))
+  new, metrics = jax.jit(step.make_train_step(config, variant))(state, batch, jax.random.PRNGKey(0))
   assert float(metrics["nonfinite"]) == 0.0
   changed = lambda name: any(  # noqa: E731
     not np.allclose(x, y)
@@ -234,39 +233,40 @@ def test_train_step_updates_the_networks_and_moves_the_centres_by_eq10(variant):
 def test_tiny_run_trains_evaluates_and_writes_tables_and_figures(tmp_path, tiny_data_dir):
   config = get_config("tiny")
   config.dataset.data_dir = tiny_data_dir
-  results = fan.run(config, str(tmp_path), "all")
-  assert set(results["ytf"]) == {"avg", "full", "no_adv"}
-  columns = {f"N={n},n_avg={a}" for n, a in config.eval.set_configs}
-  for row in results["ytf"].values():
+  results = run.run(config, str(tmp_path), "all")
+  assert set(results["fan_ytf"]) == {"avg", "full", "no_adv"}
+  columns = {f"N={n},n_avg={a}" for n, a in config.evals.fan_ytf.set_configs}
+  for row in results["fan_ytf"].values():
     assert set(row) == columns
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in row.values())
-  assert results["ytf"]["full"]["N=2,n_avg=2"]["embedded_images"] == 2 * 12
-  assert results["ytf"]["avg"]["N=2,n_avg=2"]["embedded_images"] == 4 * 12
-  assert set(results["blur"]) == {"avg", "full"}
-  assert set(results["blur"]["avg"]) == {"7", "11"}
-  cost = results["ijb"]["extraction_cost"]
+  assert results["fan_ytf"]["full"]["N=2,n_avg=2"]["embedded_images"] == 2 * 12
+  assert results["fan_ytf"]["avg"]["N=2,n_avg=2"]["embedded_images"] == 4 * 12
+  assert set(results["fan_blur"]) == {"avg", "full"}
+  assert set(results["fan_blur"]["avg"]) == {"7", "11"}
+  cost = results["fan_ijb"]["extraction_cost"]
   assert 0.0 < cost["saved_fraction"] < 1.0
-  assert set(results["ijb"]["full"]["mean"]) == {"rank1", "tpir_at_fpir"}
-  for name in ("fan_ytf", "fan_blur", "fan_ijb", "fan_features", "fan_timing", "extractor"):
+  assert set(results["fan_ijb"]["full"]["mean"]) == {"rank1", "tpir_at_fpir"}
+  assert 0.0 <= results["fan_ijb"]["full"]["verification"]["eer"] <= 1.0
+  for name in ("fan_ytf", "fan_blur", "fan_ijb", "fan_features", "fan_timing", "extractor", "fan"):
     assert (tmp_path / "eval" / f"{name}.json").exists()
-  markdown = (tmp_path / "eval" / "fan_results.md").read_text()
+  markdown = (tmp_path / "eval" / "fan.md").read_text()
   assert "Table 1" in markdown and "Table 4" in markdown and "Table 3" in markdown
   for variant in ("full", "no_adv"):
     for tag in ("clean", "blur7"):
-      grid = Image.open(tmp_path / "figures" / f"aggregation_{variant}_{tag}.png")
+      grid = Image.open(tmp_path / "figures" / f"fan_aggregation_{variant}_{tag}.png")
       assert grid.size[0] > grid.size[1]
-  assert (tmp_path / "figures" / "blur_accuracy.png").exists()
+  assert (tmp_path / "figures" / "fan_blur_accuracy.png").exists()
   timing = json.loads((tmp_path / "eval" / "fan_timing.json").read_text())
   assert "stage2_full" in timing and timing["total"]["wall_s"] > 0
   # eval mode restores both stages from their checkpoints and reproduces the tables
-  again = fan.run(config, str(tmp_path), "eval")
-  assert again["ytf"]["full"] == results["ytf"]["full"]
-  assert again["blur"] == results["blur"]
+  again = run.run(config, str(tmp_path), "eval")
+  assert again["fan_ytf"]["full"] == results["fan_ytf"]["full"]
+  assert again["fan_blur"] == results["fan_blur"]
 
 
 def test_identity_centers_are_the_class_means_of_the_extractor_features():
   config = get_config("tiny")
-  module = fan.extractor_module(config)
+  module = aggregator.extractor_module(config)
   variables = jax.jit(lambda x: module.init(jax.random.PRNGKey(0), x, train=False))(
     jnp.zeros((1, 32, 32, 3))
   )
@@ -275,11 +275,11 @@ def test_identity_centers_are_the_class_means_of_the_extractor_features():
     "image": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
     "label": np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2]),
   }
-  centers, stats = fan.identity_centers(config, stills, variables, num_classes=3)
+  centers, stats = trainer.identity_centers(config, stills, variables, num_classes=3)
   feats = np.asarray(module.apply(variables, stills["image"] / 127.5 - 1.0, train=False))
   for c in range(3):
     np.testing.assert_allclose(centers[c], feats[stills["label"] == c].mean(0), atol=1e-4)
   assert stats["mean_squared_norm"] == pytest.approx(np.mean(np.sum(feats**2, 1)), rel=1e-4)
   assert stats["beta"] == config.loss.beta
   with pytest.raises(ValueError, match="missing"):
-    fan.identity_centers(config, stills, variables, num_classes=4)
+    trainer.identity_centers(config, stills, variables, num_classes=4)
