@@ -191,3 +191,37 @@ def test_missing_model_is_named(tmp_path):
 def test_keep_is_validated(tmp_path):
   with pytest.raises(ValueError, match="keep"):
     checkpoint.TrainCheckpointer(tmp_path, keep=0)
+
+
+def test_checkpoint_without_guard_state_restores_with_a_fresh_guard(tmp_path, monkeypatch):
+  state = _state()
+  old_fields = tuple(f for f in checkpoint.STATE_FIELDS if f != "guard")
+  with monkeypatch.context() as patch:  # a checkpoint written before the guard had a state
+    patch.setattr(checkpoint, "STATE_FIELDS", old_fields)
+    with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+      ckpt.save(2, _perturbed(state, 2), {"batches_consumed": 2})
+  with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+    assert "guard" not in ckpt._manager.item_metadata(2)["state"].tree
+    restored, _ = ckpt.restore_latest(state)
+  _assert_states_equal(restored.replace(guard=state.guard), _perturbed(state, 2))
+  jax.tree.map(np.testing.assert_array_equal, restored.guard, state.guard)
+
+
+def test_guard_state_round_trips(tmp_path):
+  state = _state()
+  guard = jax.tree.map(lambda x: x + 3, state.guard)
+  with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+    ckpt.save(2, state.replace(guard=guard), {})
+  with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+    restored, _ = ckpt.restore_latest(state)
+  jax.tree.map(np.testing.assert_array_equal, restored.guard, guard)
+
+
+def test_set_aside_after(tmp_path):
+  state = _saved(tmp_path, steps=(2, 4, 6))
+  with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+    assert ckpt.set_aside_after(2, "diverged") == [4, 6]
+    assert ckpt.all_steps() == [2]
+    assert ckpt.restore_latest(state)[1] == {"batches_consumed": 2}
+  names = sorted(os.listdir(tmp_path / "checkpoints"))
+  assert names == ["2", "4.diverged", "6.diverged"]

@@ -115,7 +115,7 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
   seen = {}
   record = loop.Hook(every_steps=1, fn=lambda step, state, writer: seen.update({step: state}))
   writer = resume_job.ListWriter()
-  with pytest.raises(state_lib.NonFiniteError, match="3 consecutive train steps"):
+  with pytest.raises(state_lib.NonFiniteError) as error:
     loop.run_training(
       config,
       tmp_path,
@@ -125,6 +125,12 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
       hooks=[record],
       writer=writer,
     )
+  message = str(error.value)
+  assert "3 consecutive train steps (the last one 7)" in message
+  assert "The divergence began at step 5: the loss was NaN or Inf." in message
+  assert "The last step whose state was fully finite (its update accepted) is step 4." in message
+  assert "The newest checkpoint, step 6, was written after the divergence began" in message
+  assert "the newest remaining one, step 4, predates the divergence" in message
   assert sorted(seen) == [1, 2, 3, 4, 5, 6]  # step 7 raised before its hooks ran
   # A skipped step leaves params, batch stats and optimizer state as they were.
   for skipped in (3, 5, 6):
@@ -139,10 +145,95 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(tmp_path):
     seen[4].params["net"]["Dense_0"]["kernel"], seen[3].params["net"]["Dense_0"]["kernel"]
   )
   assert dict(writer.scalars)[4]["nonfinite"] == 0.5  # steps 3 and 4 are averaged
+  # Checkpoint 6 was written mid-divergence: set aside, so the latest good one is 4.
+  assert (tmp_path / "checkpoints" / "6.diverged").is_dir()
   with checkpoint.TrainCheckpointer(tmp_path, keep=3) as ckpt:
-    assert ckpt.latest_step() == 6
+    assert ckpt.latest_step() == 4
     meta = ckpt.restore_latest(resume_job.make_state(config))[1]
-  assert meta["nonfinite_steps"] == 3 and meta["consecutive_nonfinite"] == 2
+  assert meta["nonfinite_steps"] == 1 and meta["consecutive_nonfinite"] == 0
+
+
+def _recognition_trainer():
+  """The module that holds the recognition trainer (it is moving to jfr.methods)."""
+  try:
+    from jfr.methods.recognition import trainer
+  except ImportError:
+    from jfr.train import recognition as trainer
+  return trainer
+
+
+def _baseline_tiny(tmp_path, learning_rate, **overrides):
+  """Trains configs/baseline.py:tiny at ``learning_rate``; returns (error, states seen, config)."""
+  from configs import baseline
+
+  trainer = _recognition_trainer()
+  config = baseline.get_config("tiny")
+  config.optimizer.learning_rate = learning_rate
+  config.parallelism = "none"
+  config.update(overrides)
+  num_classes, size = 14, 32  # synthetic_faces/tiny
+
+  def batches(start):
+    index = start
+    while True:
+      rng = np.random.default_rng(index)
+      yield {
+        "image": rng.uniform(-1, 1, (config.batch_size, size, size, 3)).astype(np.float32),
+        "label": rng.integers(0, num_classes, config.batch_size).astype(np.int32),
+      }
+      index += 1
+
+  seen = {}
+  hook = loop.Hook(every_steps=1, fn=lambda step, state, writer: seen.update({step: state}))
+  try:
+    loop.run_training(
+      config,
+      tmp_path,
+      trainer.create_state(config, num_classes, size),
+      trainer.make_train_step(config),
+      batches,
+      hooks=[hook],
+      writer=resume_job.ListWriter(),
+    )
+  except state_lib.NonFiniteError as error:
+    return error, seen, config
+  return None, seen, config
+
+
+def _finite(tree):
+  return all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(tree))
+
+
+def _norm(tree):
+  return np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in jax.tree.leaves(tree)))
+
+
+@pytest.mark.slow
+def test_learning_rate_1e30_is_caught_while_params_are_finite(tmp_path):
+  error, seen, _ = _baseline_tiny(tmp_path, 1e30, max_consecutive_nonfinite=3)
+  assert error is not None
+  message = str(error)
+  assert "The divergence began at step 2: the parameter norm of sub-model 'backbone'" in message
+  assert "the candidate parameters were still finite" in message
+  assert "fully finite (its update accepted) is step 1" in message
+  assert "checkpoints [3] were moved aside" in message
+  assert "no checkpoint predates the divergence" in message
+  for step, state in seen.items():  # every state the run ever held is step 1's
+    assert _finite((state.params, state.batch_stats, state.opt_state)), step
+    jax.tree.map(np.testing.assert_array_equal, state.params, seen[1].params)
+  ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+  assert ckpts == ["3.diverged"]
+
+
+@pytest.mark.slow
+def test_learning_rate_1e6_leaves_batch_norm_finite(tmp_path):
+  error, seen, config = _baseline_tiny(tmp_path, 1e6)
+  assert error is None  # 5 rejected steps < max_consecutive_nonfinite: the run ends
+  final = seen[config.num_train_steps]
+  assert _finite((final.params, final.batch_stats, final.opt_state))
+  assert _norm(final.params) < 2 * _norm(seen[1].params)
+  with checkpoint.TrainCheckpointer(tmp_path, keep=2) as ckpt:
+    assert ckpt.latest_step() == config.num_train_steps
 
 
 def test_tensorboard_scalars_and_hooks(tmp_path):

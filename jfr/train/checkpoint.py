@@ -2,8 +2,10 @@
 
 Layout: ``<workdir>/checkpoints/<step>/`` written by an
 ``orbax.checkpoint.CheckpointManager`` with two items, ``state`` (every array of
-the state: step, rng, params, batch_stats, opt_state, frozen, extras; the static
-``tx``/``apply_fn`` come from the code) and ``meta`` (a small JSON dict, e.g.
+the state: step, rng, params, batch_stats, opt_state, frozen, extras and the update
+guard's running statistics, ``guard``; the static ``tx``/``apply_fn``/``guard_limits``
+come from the code; a checkpoint written before ``guard`` existed restores with the
+target's fresh guard) and ``meta`` (a small JSON dict, e.g.
 ``{"batches_consumed": 600, "batch_size": 64}``, from which the loop resumes its
 input pipeline exactly). Orbax writes each step into a temporary directory and
 renames it when complete, so a run killed mid-write leaves no half checkpoint
@@ -25,6 +27,10 @@ arrays do not match the target state (another model configuration) raises
 ``ValueError`` naming each mismatching parameter path (up to 10) with both
 (shape, dtype) pairs; it is not moved.
 
+:meth:`TrainCheckpointer.set_aside_after` moves checkpoints newer than a step to
+``<step>.<label>`` (the loop uses ``diverged`` for those written after a training run
+began to diverge), so that they are never restored as the latest good state.
+
 Only the newest ``keep`` checkpoints are kept (Orbax deletes older ones once a
 new one is complete). Written for one host (one process); multi-host runs would
 need Orbax's multi-process options and a shared directory.
@@ -45,8 +51,10 @@ from absl import logging
 from jfr.train.state import NonFiniteError, TrainState
 
 PyTree = Any
-# The pytree fields of TrainState that are saved (tx and apply_fn are static code).
-STATE_FIELDS = ("step", "rng", "params", "batch_stats", "opt_state", "frozen", "extras")
+# The pytree fields of TrainState that are saved (tx, apply_fn, guard_limits are static).
+STATE_FIELDS = ("step", "rng", "params", "batch_stats", "opt_state", "frozen", "extras", "guard")
+# Fields a checkpoint may lack (written before they existed): the target's values are kept.
+_OPTIONAL_FIELDS = ("guard",)
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> Path:
@@ -181,7 +189,7 @@ class TrainCheckpointer:
         logging.warning(
           "Checkpoint %d in %s is damaged (%s); skipping it.", step, self.directory, error
         )
-        self._move_aside(step)
+        self._move_aside(step, "damaged")
         continue
       logging.info("Restored checkpoint %d from %s.", step, self.directory)
       return target.replace(**tree), meta
@@ -195,6 +203,9 @@ class TrainCheckpointer:
       raise _Damaged(f"unreadable metadata: {error!r}") from error
     if saved is None:
       raise _Damaged("missing state metadata")
+    abstract = {
+      k: v for k, v in abstract.items() if k in saved or k not in _OPTIONAL_FIELDS
+    }  # an older checkpoint without the guard keeps the target's fresh guard
     _check_compatible(saved, abstract, step)
     try:
       restored = self._manager.restore(
@@ -207,16 +218,28 @@ class TrainCheckpointer:
       raise _Damaged(f"unreadable arrays or meta: {str(error)[:300]!r}") from error
     return restored["state"], dict(restored["meta"])
 
-  def _move_aside(self, step: int) -> None:
+  def _move_aside(self, step: int, label: str) -> None:
     source = self.directory / str(step)
-    destination = self.directory / f"{step}.damaged"
+    destination = self.directory / f"{step}.{label}"
     index = 0
     while destination.exists():
       index += 1
-      destination = self.directory / f"{step}.damaged.{index}"
+      destination = self.directory / f"{step}.{label}.{index}"
     source.rename(destination)
-    logging.warning("Moved damaged checkpoint %s to %s.", source, destination)
+    logging.warning("Moved %s checkpoint %s to %s.", label, source, destination)
     self._manager.reload()
+
+  def set_aside_after(self, step: int, label: str) -> list[int]:
+    """Moves every checkpoint newer than ``step`` to ``<step>.<label>`` (kept, never restored).
+
+    Used when a run diverged: checkpoints written after the divergence began are not
+    kept as the latest good ones. Waits for pending saves first. Returns the moved steps.
+    """
+    self.wait()
+    moved = [s for s in self.all_steps() if s > step]
+    for s in moved:
+      self._move_aside(s, label)
+    return moved
 
   def wait(self) -> None:
     """Blocks until every pending asynchronous save is on disk."""

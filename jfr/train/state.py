@@ -1,4 +1,4 @@
-"""Train state for several sub-models, each with its own optimizer, and the non-finite guard.
+"""Train state for several sub-models, each with its own optimizer, and the update guard.
 
 The methods of jfr train more than one network at a time: the FAN trains a
 generator and a discriminator alternately with Adam next to a frozen feature
@@ -36,10 +36,14 @@ A ``train_step`` (see :mod:`jfr.train.steps`) typically reads::
     state, nonfinite = guarded_update(state, new_state, loss, grads)
     return state, {'loss': loss, 'nonfinite': nonfinite}
 
-:func:`guarded_update` is the non-finite guard: inside the compiled step it keeps
-the old state when the loss or any gradient holds a NaN/Inf, and returns the
-``nonfinite`` flag that :func:`jfr.train.loop.run_training` counts (and stops on,
-with :class:`NonFiniteError`, after ``config.max_consecutive_nonfinite`` in a row).
+:func:`guarded_update` is the guard: inside the compiled step it keeps the old
+state when the loss, a gradient or the candidate new state (params, batch_stats,
+opt_state, extras) holds a NaN/Inf, or when the update diverges (its update or
+parameter norm jumps beyond a factor of its history; see :mod:`jfr.train.guard`), and
+returns the ``nonfinite`` flag that :func:`jfr.train.loop.run_training` counts (and
+stops on, with :class:`NonFiniteError`, after ``config.max_consecutive_nonfinite`` in
+a row). ``guard`` (the guard's running statistics, checkpointed) and ``guard_limits``
+(its static factors) are the last two fields of the state.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ import optax
 from flax import struct
 from flax.core import FrozenDict
 
+from jfr.train import guard as guard_lib
+
 PyTree = Any
 # A model to initialise: (module, example input) or (module, init_fn). The example
 # input is an array or a tuple of arrays passed positionally to ``module.init`` (with
@@ -63,7 +69,7 @@ ModelSpec = tuple[nn.Module, Any]
 
 
 class NonFiniteError(RuntimeError):
-  """Training produced NaN/Inf values (too many skipped steps, or non-finite params)."""
+  """Training diverged: too many rejected (non-finite or divergent) steps, or non-finite params."""
 
 
 @struct.dataclass
@@ -79,6 +85,10 @@ class TrainState:
   extras: dict[str, PyTree]
   tx: FrozenDict = struct.field(pytree_node=False)
   apply_fn: FrozenDict = struct.field(pytree_node=False)
+  # The update guard's running statistics (see jfr.train.guard; checkpointed) and its
+  # limits (static; the loop sets them from the config).
+  guard: dict[str, PyTree] = struct.field(default_factory=dict)
+  guard_limits: FrozenDict = struct.field(pytree_node=False, default=guard_lib.DEFAULT_LIMITS)
 
   def variables(self, name: str) -> dict[str, PyTree]:
     """The flax variables of sub-model ``name`` (trainable or frozen) for ``apply_fn[name]``."""
@@ -169,6 +179,7 @@ def create_train_state(
     extras=dict(extras or {}),
     tx=FrozenDict(txs),
     apply_fn=FrozenDict(apply_fn),
+    guard=guard_lib.init_guard(params),
   )
 
 
@@ -220,10 +231,14 @@ def guarded_update(
   loss: jax.Array,
   grads: PyTree,
 ) -> tuple[TrainState, jax.Array]:
-  """Keeps ``state`` instead of ``new_state`` when ``loss`` or ``grads`` is not finite.
+  """Keeps ``state`` instead of the candidate ``new_state`` when the step is rejected.
 
-  Works inside ``jit``/``pmap`` (a ``jnp.where`` select over every leaf). Under pmap,
-  pass the cross-replica-averaged loss and gradients so that all devices agree.
+  The step is rejected when ``loss`` or ``grads`` holds NaN/Inf, when the candidate's
+  params, batch_stats, opt_state or extras hold NaN/Inf, or when its update or
+  parameter norm jumps beyond ``state.guard_limits`` (see :mod:`jfr.train.guard`,
+  which also keeps the running statistics in ``state.guard``). Works inside
+  ``jit``/``pmap`` (a ``jnp.where`` select over every leaf). Under pmap, pass the
+  cross-replica-averaged loss and gradients so that all devices agree.
 
   Args:
     state: the state before the update.
@@ -233,11 +248,13 @@ def guarded_update(
 
   Returns:
     ``(chosen_state, nonfinite)`` where ``nonfinite`` is a float32 scalar, 1.0 when
-    the update was skipped and 0.0 otherwise (a float so that it averages as a metric).
+    the update was rejected and 0.0 otherwise (a float so that it averages as a metric).
+    ``chosen_state.guard`` is the updated guard state either way.
   """
-  finite = all_finite((loss, grads))
-  chosen = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-  return chosen, jnp.logical_not(finite).astype(jnp.float32)
+  ok, guard = guard_lib.judge(state, new_state, loss, grads)
+  new_state = new_state.replace(guard=state.guard)
+  chosen = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+  return chosen.replace(guard=guard), jnp.logical_not(ok).astype(jnp.float32)
 
 
 def num_params(params: PyTree) -> int:
