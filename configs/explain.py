@@ -6,7 +6,7 @@ training, Algorithm 1 saliency, the hiding game and a pointing game on synthetic
   python -m jfr.main --config=configs/explain.py:paper ...  # ResNet-50, 112 px, GPU sizes
   python -m jfr.main --config=configs/explain.py:tiny ...   # seconds; for tests
 
-Fields beyond the shared blocks (see :mod:`jfr.train.explain`):
+Fields beyond the shared blocks (see :mod:`jfr.methods.explain`):
 
 * ``rec_weight``: lambda of Eq. 2, ``L = L_id + lambda * L_rec``.
 * ``decoder_backprop_to_backbone``: whether ``L_rec``'s gradient reaches the backbone
@@ -16,9 +16,12 @@ Fields beyond the shared blocks (see :mod:`jfr.train.explain`):
   paper's two optimizers, SGD and Adam.
 * ``baseline.pooling``: embedding layer of the plain ArcFace model trained in the same run
   (Table I analog); its embedding dimension is set to the channel count ``c`` of ours.
-* ``explain``: pairs, Algorithm 1's threshold, the hiding game (``fractions``,
-  ``blur_sigma`` in pixels), the synthetic part pairs of the pointing game and the
+* ``explain``: Algorithm 1's threshold and batching, the verification batch and the
   figure rows.
+* ``evals``: ``recognition`` (Table I analog, :mod:`jfr.eval.still_images`; its pairs also
+  give Algorithm 1's threshold), ``hiding_game`` (:mod:`jfr.eval.hiding_protocol`:
+  ``fractions``, ``blur_sigma`` in pixels) and ``pointing_game``
+  (:mod:`jfr.eval.pointing_protocol`: the synthetic part pairs).
 """
 
 import ml_collections
@@ -26,6 +29,29 @@ import ml_collections
 from jfr.train import config_blocks as blocks
 
 VARIANTS = ("default", "paper", "tiny")
+# Maps played in the hiding game and scored in the pointing game (keys of
+# jfr.explain.suite.MAP_NAMES).
+HIDING_METHODS = (
+  "ours_s",
+  "ours_s_pos",
+  "ours_s_neg",
+  "gradient",
+  "grad_cam",
+  "grad_cam_pp",
+  "stylianou",
+  "random",
+)
+POINTING_METHODS = (
+  "ours_s_neg",
+  "ours_s",
+  "ours_s_pos",
+  "gradient",
+  "gradient_neg",
+  "grad_cam",
+  "grad_cam_pp",
+  "stylianou",
+  "random",
+)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -52,26 +78,47 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.decoder_backprop_to_backbone = True
   config.baseline = ml_collections.ConfigDict(dict(pooling="flatten_fc"))
   config.augment = blocks.augment()
-  config.eval = blocks.evaluation()
   config.explain = ml_collections.ConfigDict(
     dict(
-      num_pairs=128,  # test pairs (half genuine) for the hiding game
       threshold_source="best_on_eval_pairs",  # or 'given' (then tau = threshold)
       threshold=0.5,  # tau on the cosine similarity when 'given'
       chunk_size=16,  # perturbed maps decoded per batch (Algorithm 1)
       pair_batch=8,  # pairs per compiled saliency call
+      verify_batch_size=64,  # images per compiled embedding call of the games
+      figure_genuine=2,
+      figure_impostor=2,
+    )
+  )
+  hiding_game = ml_collections.ConfigDict(
+    dict(
+      type="hiding_game",
+      split="test",
+      num_pairs=128,  # test pairs (half genuine)
       fractions=tuple(round(0.1 * i, 1) for i in range(11)),
       # Gaussian blur of hidden pixels (the paper gives no sigma). Calibrated so that
       # blurring all of A brings verification near chance: the small models read identity
       # from coarse structure and colour (measured, default run: sigma 2 -> 0.98 accuracy,
       # 4 -> 0.95, 8 -> 0.80, 16 -> 0.59, unblurred 0.98). A quarter of the image side.
       blur_sigma=16.0,
+      methods=HIDING_METHODS,
+    )
+  )
+  pointing_game = ml_collections.ConfigDict(
+    dict(
+      type="pointing_game",
+      split="test",
       parts=("brows", "eyes", "nose", "mouth"),
       pairs_per_part=24,  # synthetic pairs differing in one part only
       max_yaw=20.0,  # pose range of the part pairs (parts stay visible)
       region_dilation=2,  # pixels added around the part (anti-aliased edges)
-      figure_genuine=2,
-      figure_impostor=2,
+      methods=POINTING_METHODS,
+    )
+  )
+  config.evals = ml_collections.ConfigDict(
+    dict(
+      recognition=blocks.still_images("test"),
+      hiding_game=hiding_game,
+      pointing_game=pointing_game,
     )
   )
   if variant == "tiny":  # seconds; for tests
@@ -82,17 +129,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 3
     config.model = blocks.resnet((1, 1, 1), num_filters=4, pooling="gmp")
     config.decoder.widths = (8, 8, 4)
-    config.eval.batch_size = 32
-    config.eval.pairs_per_fold = 10
-    config.eval.folds = 2
-    config.explain.num_pairs = 8
+    config.evals.recognition.batch_size = 32
+    config.evals.recognition.pairs_per_fold = 10
+    config.evals.recognition.folds = 2
+    config.evals.hiding_game.num_pairs = 8
+    config.explain.verify_batch_size = 4
     config.explain.chunk_size = 8
     config.explain.pair_batch = 4
-    config.explain.blur_sigma = 8.0
-    config.explain.fractions = (0.0, 0.5, 1.0)
-    config.explain.pairs_per_part = 2
-    config.explain.parts = ("nose", "mouth")
-    config.explain.region_dilation = 1
+    config.evals.hiding_game.blur_sigma = 8.0
+    config.evals.hiding_game.fractions = (0.0, 0.5, 1.0)
+    config.evals.pointing_game.pairs_per_part = 2
+    config.evals.pointing_game.parts = ("nose", "mouth")
+    config.evals.pointing_game.region_dilation = 1
     config.explain.figure_genuine = 1
     config.explain.figure_impostor = 1
   elif variant == "paper":
@@ -109,10 +157,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 256
     config.num_train_steps = 40_000
     config.checkpoint_every_steps = 2000
-    config.explain.num_pairs = 1000
+    config.evals.hiding_game.num_pairs = 1000
+    config.explain.verify_batch_size = 500
     config.explain.chunk_size = 128
     config.explain.pair_batch = 32
-    config.explain.blur_sigma = 28.0
-    config.explain.pairs_per_part = 100
-    config.explain.region_dilation = 3
-  return config
+    config.evals.hiding_game.blur_sigma = 28.0
+    config.evals.pointing_game.pairs_per_part = 100
+    config.evals.pointing_game.region_dilation = 3
+  return config.lock()

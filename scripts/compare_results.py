@@ -23,6 +23,9 @@ from pathlib import Path
 RENAMES: list[tuple[str, str]] = [
   # fan: eval/fan_{ytf,blur,ijb}.json lost their single top-level key (one file per evaluator)
   (r"^eval/fan_(ytf|blur|ijb)\.json:(ytf|blur|ijb)\.", r"eval/fan_\1.json:"),
+  # explain: the Table I analog is one still_images result per run (ours, baseline/)
+  (r"^eval/recognition\.json:ArcFace \(plain\)\.", r"baseline/eval/recognition.json:"),
+  (r"^eval/recognition\.json:Ours \(max pool \+ decoder\)\.", r"eval/recognition.json:"),
 ]
 
 

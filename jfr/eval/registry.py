@@ -24,6 +24,8 @@ from jfr.eval.embedding import EvalModel
 # type -> "module:function"
 EVALUATORS: dict[str, str] = {
   "still_images": "jfr.eval.still_images:verification_identification",
+  "hiding_game": "jfr.eval.hiding_protocol:evaluate",
+  "pointing_game": "jfr.eval.pointing_protocol:evaluate",
   "cmc_with_distractors": "jfr.eval.cmc_distractors:identification_with_distractors",
   "cam_region_mass": "jfr.eval.cam_region_mass:cam_region_mass",
   "video_pairs": "jfr.eval.video_pairs:video_pairs",
