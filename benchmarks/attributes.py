@@ -1,6 +1,6 @@
 """Speed of the attribute-enhanced identification network's training step (Taherkhani et al.).
 
-Builds exactly the step :mod:`jfr.train.attributes` trains with (``create_state`` +
+Builds exactly the step :mod:`jfr.methods.attributes.trainer` trains with (``create_state`` +
 ``make_train_step``: VGG-19 + GAP trunk, attribute and identity branches, Kronecker
 fusion, L1 + L2, Adam, non-finite guard) for each fusion variant and each preset, on
 the default device with :func:`jfr.train.steps.jit_step` and one cached device batch,
@@ -36,8 +36,8 @@ from absl import app, flags
 
 from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from configs import attributes as attributes_config
+from jfr.methods.attributes import trainer as attributes
 from jfr.models import layers
-from jfr.train import attributes
 from jfr.train import state as state_lib
 from jfr.train import steps
 

@@ -9,7 +9,7 @@ Mode ``all`` trains the joint ("Ours-J"), separate ("Ours-S") and concat variant
 (``config.variants``) on the attribute-annotated ``dataset.train_split`` (stage 1, the
 CelebA step), fine-tunes each for identification on test identities without their
 attributes (stage 2, the MegaFace/FaceScrub step; ``finetune.enabled``), then
-evaluates and compares them (see :mod:`jfr.train.attributes`).
+evaluates and compares them (see :mod:`jfr.methods.attributes.run`).
 
 Fields beyond the shared engine/dataset/optimizer/augment blocks:
 
@@ -21,20 +21,24 @@ Fields beyond the shared engine/dataset/optimizer/augment blocks:
   (paper: 4096), ``dtype`` of the computation ('float32' | 'bfloat16').
 * ``variants``: which of 'joint', 'separate', 'concat' modes ``all``/``train``/``eval`` run.
 * ``loss``: weights of L1 (Eq. 2) and L2 (Eq. 3); the paper minimises L1 + L2.
-* ``dataset.video_split``: clips of the test identities (distractor frames).
 * ``finetune``: stage 2 (``enabled``, ``num_train_steps``, ``batch_size``,
   ``images_per_identity`` of each FaceScrub-like identity used for it,
   ``train_attribute_head``: whether L2 may also update the attribute branch W_{2,1},
   ``optimizer``).
-* ``protocol``: MegaFace-like identification on the test identities
-  (``probe_identity_fraction``: identities enrolled and probed, the others are
-  distractors; ``gallery_per_identity``; ``distractor_counts`` (-1 = all);
-  ``video_frame_stride``: every k-th frame of the distractor identities' clips joins
-  the distractors (0: none); ``max_rank`` of the CMC curve; ``batch_size`` of feature
-  extraction; ``seed``).
-* ``cam``: class activation maps (Fig. 4): ``num_images`` test stills scored for the
-  map mass inside each attribute's face part, ``figure_attributes`` (rows of the
-  figure), ``figure_columns``, ``batch_size``.
+* ``evals``: the protocols run on every variant (``jfr.eval`` registry).
+  ``identification`` (``cmc_with_distractors``, :mod:`jfr.eval.cmc_distractors`):
+  MegaFace-like identification on the test identities (``probe_identity_fraction``:
+  identities enrolled and probed, the others are distractors; ``finetune_per_identity``
+  (= ``finetune.images_per_identity``, held out for stage 2); ``gallery_per_identity``;
+  ``distractor_counts`` (-1 = all); ``video_split`` and ``video_frame_stride``: every k-th
+  frame of the distractor identities' clips joins the distractors (0: none); ``max_rank``
+  of the CMC curve; ``batch_size`` of feature extraction; ``seed`` of the split, which
+  also picks the fine-tuning stills). ``cam`` (``cam_region_mass``,
+  :mod:`jfr.eval.cam_region_mass`, stage-1 models only): class activation maps (Fig. 4):
+  ``num_images`` test stills scored for the map mass inside each attribute's face part,
+  ``attributes`` (= ``attributes.names``), ``keep_maps`` (the figure's rows),
+  ``batch_size``.
+* ``cam.figure_columns``: images per row of the activation-map figure.
 """
 
 import ml_collections
@@ -59,9 +63,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config, num_train_steps=800, batch_size=64, log_every_steps=100, checkpoint_every_steps=800
   )
   config.dataset = blocks.dataset("synthetic_faces/small")
-  config.dataset.video_split = "video"
   config.attributes = ml_collections.ConfigDict(
-    dict(names=tuple(face_renderer.IDENTITY_ATTRIBUTES))
+    dict(names=ml_collections.FieldReference(tuple(face_renderer.IDENTITY_ATTRIBUTES)))
   )
   config.model = ml_collections.ConfigDict(
     dict(widths=(8, 16, 32, 64, 64), attribute_hidden=128, identity_hidden=128, dtype="float32")
@@ -81,25 +84,34 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       optimizer=blocks.optimizer_config("adam", 1e-3),
     )
   )
-  config.protocol = ml_collections.ConfigDict(
+  # Protocols (jfr.eval registry). The identification protocol's split also picks the
+  # stage-2 fine-tuning stills (finetune_per_identity is finetune.images_per_identity).
+  config.evals = ml_collections.ConfigDict(
     dict(
-      probe_identity_fraction=0.5,
-      gallery_per_identity=1,
-      distractor_counts=(10, 100, 1000, -1),
-      video_frame_stride=5,
-      max_rank=20,
-      batch_size=128,
-      seed=0,
+      identification=dict(
+        type="cmc_with_distractors",
+        split=config.dataset.get_ref("test_split"),
+        video_split="video",
+        probe_identity_fraction=0.5,
+        finetune_per_identity=config.finetune.get_ref("images_per_identity"),
+        gallery_per_identity=1,
+        distractor_counts=(10, 100, 1000, -1),
+        video_frame_stride=5,
+        max_rank=20,
+        batch_size=128,
+        seed=0,
+      ),
+      cam=dict(
+        type="cam_region_mass",
+        split=config.dataset.get_ref("test_split"),
+        attributes=config.attributes.get_ref("names"),
+        num_images=128,
+        batch_size=64,
+        keep_maps=("Big_Nose", "Big_Lips", "Narrow_Eyes", "Bald"),
+      ),
     )
   )
-  config.cam = ml_collections.ConfigDict(
-    dict(
-      num_images=128,
-      figure_attributes=("Big_Nose", "Big_Lips", "Narrow_Eyes", "Bald"),
-      figure_columns=6,
-      batch_size=64,
-    )
-  )
+  config.cam = ml_collections.ConfigDict(dict(figure_columns=6))
   if variant == "tiny":  # seconds; for tests
     config.dataset.name = "synthetic_faces/tiny"
     config.num_train_steps = 3
@@ -113,13 +125,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.finetune.num_train_steps = 2
     config.finetune.batch_size = 4
     config.finetune.images_per_identity = 1
-    config.protocol.distractor_counts = (10, -1)
-    config.protocol.video_frame_stride = 2
-    config.protocol.max_rank = 5
-    config.protocol.batch_size = 32
-    config.cam.num_images = 16
+    config.evals.identification.distractor_counts = (10, -1)
+    config.evals.identification.video_frame_stride = 2
+    config.evals.identification.max_rank = 5
+    config.evals.identification.batch_size = 32
+    config.evals.cam.num_images = 16
+    config.evals.cam.batch_size = 16
     config.cam.figure_columns = 3
-    config.cam.batch_size = 16
   elif variant == "paper":
     # VGG-19 (net@1) with 4096-unit FC layers in both branches (net@2), batch 128,
     # 100 epochs at lr 1e-3 (Sec. 5): 2000 x 20 train images / 128 ~ 312 steps per epoch.
@@ -135,8 +147,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.finetune.num_train_steps = 3000
     config.finetune.batch_size = 128
     config.finetune.images_per_identity = 10
-    config.protocol.video_frame_stride = 1
-    config.protocol.max_rank = 50
-    config.protocol.batch_size = 256
-    config.cam.num_images = 1024
-  return config
+    config.evals.identification.video_frame_stride = 1
+    config.evals.identification.max_rank = 50
+    config.evals.identification.batch_size = 256
+    config.evals.cam.num_images = 1024
+  return config.lock()

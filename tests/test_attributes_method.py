@@ -1,19 +1,22 @@
-"""Tests for jfr.train.attributes (attribute-enhanced identification: trainer and experiment)."""
+"""Tests for jfr.methods.attributes (attribute-enhanced identification: trainer, fine-tuning,
+evaluation and the run modes)."""
 
 import dataclasses
 import json
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from configs import attributes as attributes_config
+from jfr.context import RunContext
 from jfr.data import face_renderer
+from jfr.methods import registry
+from jfr.methods.attributes import finetune as finetune_lib
+from jfr.methods.attributes import run as attributes
+from jfr.methods.attributes import trainer
 from jfr.models import layers
-from jfr.train import attributes
-from jfr.train import registry
 from jfr.train.checkpoint import TrainCheckpointer
 
 _TINY_TRAIN_IDS = 14  # synthetic_faces/tiny
@@ -40,7 +43,7 @@ def _tiny(data_dir, **overrides):
     (("Big_Nose", "Curly_Hair"), "Curly_Hair"),
     ((), "T >= 1"),
     (("Male", "Male"), "duplicate"),
-    (("Male",), "figure_attributes"),  # the CAM figure's rows must be predicted
+    (("Male",), "keep_maps"),  # the CAM figure's rows must be predicted
   ],
 )
 def test_bad_attribute_names_are_errors(tiny_data_dir, tmp_path, names, match):
@@ -50,11 +53,14 @@ def test_bad_attribute_names_are_errors(tiny_data_dir, tmp_path, names, match):
   assert not (tmp_path / "joint").exists()
 
 
-def test_attribute_indices_against_metadata():
+def _data(config):
+  return trainer.attribute_data(config, RunContext.from_config(config))
+
+
+def test_attribute_columns_against_metadata(tiny_data_dir):
+  data = _data(_tiny(tiny_data_dir, **{"attributes.names": ("Bald", "Narrow_Eyes")}))
   names = face_renderer.ATTRIBUTE_NAMES
-  assert attributes.attribute_indices(("Bald", "Narrow_Eyes"), names) == (7, 0)
-  with pytest.raises(ValueError, match="attribute_names"):
-    attributes.attribute_indices(("Bald",), None)
+  assert data.indices == (names.index("Bald"), names.index("Narrow_Eyes"))
 
 
 def test_labels_out_of_range_are_an_error(tiny_data_dir, tmp_path):
@@ -69,17 +75,19 @@ def test_bad_variants_and_config_variant():
   config = attributes_config.get_config()
   config.variants = ("joint", "fused")
   with pytest.raises(ValueError, match="config.variants"):
-    attributes._check_variants(config.variants)
+    trainer.check_variants(config.variants)
   assert attributes.MODES == ("all", "train", "eval")
-  assert registry.TRAINERS["attributes"] == "jfr.train.attributes"
+  assert registry.METHODS["attributes"] == "jfr.methods.attributes.run"
+  assert registry.method_module("attributes") is attributes
 
 
 def _zero_checkpoint(config, workdir, mode, num_attributes, num_classes, size=32):
   """A checkpoint of an all-zero stage-1 state (shapes only matter; nothing compiles)."""
   abstract = jax.eval_shape(
-    lambda: attributes.create_state(config, mode, num_attributes, num_classes, size)
+    lambda: trainer.create_state(config, mode, num_attributes, num_classes, size)
   )
   state = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
+  state = state.replace(step=np.asarray(config.num_train_steps, abstract.step.dtype))
   with TrainCheckpointer(workdir / mode, keep=1) as ckpt:
     ckpt.save(
       config.num_train_steps,
@@ -99,10 +107,11 @@ def test_checkpoint_of_another_t_or_c_is_an_error(tmp_path, num_attributes, num_
   config = attributes_config.get_config("tiny")
   _zero_checkpoint(config, tmp_path, "joint", num_attributes, num_classes)
   with pytest.raises(ValueError, match=match):
-    attributes.restore_pretrained(config, tmp_path, "joint", 10, _TINY_TRAIN_IDS, 32)
-  restored = attributes.restore_pretrained(
+    trainer.restore_pretrained(config, tmp_path, "joint", 10, _TINY_TRAIN_IDS, 32)
+  restored, info = trainer.restore_pretrained(
     config, tmp_path, "joint", num_attributes, num_classes, 32
   )
+  assert info["step"] == config.num_train_steps
   assert restored.params["net"]["attribute_head"]["logits"]["kernel"].shape[-1] == num_attributes
 
 
@@ -119,30 +128,32 @@ def test_eval_mode_refuses_a_checkpoint_of_other_attributes(tiny_data_dir, tmp_p
 
 def test_restore_reads_both_stages(tiny_data_dir, tmp_path):
   config = _tiny(tiny_data_dir, variants=("concat",))
-  data = attributes._prepare_data(config)
-  eval_data = attributes._load_eval_data(config, data)
+  data = _data(config)
+  stills, protocol = finetune_lib.load_protocol(config, data)
   _zero_checkpoint(config, tmp_path, "concat", 10, _TINY_TRAIN_IDS)
-  classes = len(eval_data.protocol.probe_identities)
-  pretrained = attributes.restore_pretrained(config, tmp_path, "concat", 10, _TINY_TRAIN_IDS, 32)
+  classes = len(protocol.probe_identities)
+  pretrained, _ = trainer.restore_pretrained(config, tmp_path, "concat", 10, _TINY_TRAIN_IDS, 32)
   finetuned = jax.eval_shape(
-    lambda: attributes.create_finetune_state(config, "concat", pretrained, 10, classes)
+    lambda: finetune_lib.create_finetune_state(config, "concat", pretrained, 10, classes)
   )
   finetuned = jax.tree.map(lambda s: np.full(s.shape, 0.5, s.dtype), finetuned)
+  finetuned = finetuned.replace(step=np.asarray(2, finetuned.step.dtype))
   with TrainCheckpointer(tmp_path / "concat" / "finetune", keep=1) as ckpt:
     ckpt.save(2, finetuned, {"batches_consumed": 2, "batch_size": 4})
   with pytest.raises(ValueError, match="protocol.json is missing"):
-    attributes.restore(config, tmp_path, data, eval_data)
-  attributes.check_protocol_record(tmp_path / "concat" / "finetune", eval_data.protocol, write=True)
-  states = attributes.restore(config, tmp_path, data, eval_data)
+    attributes.restore(config, tmp_path, data)
+  finetune_lib.check_protocol_record(tmp_path / "concat" / "finetune", protocol, write=True)
+  states, infos = attributes.restore(config, tmp_path, data)
   assert set(states["concat"]) == {"pretrained", "finetuned"}
+  assert infos["concat"]["finetuned"]["step"] == 2
   kernel = states["concat"]["finetuned"].params["net"]["identity_head"]["logits"]["kernel"]
   assert kernel.shape == (8, classes) and np.all(np.asarray(kernel) == 0.5)
-  other = dataclasses.replace(eval_data.protocol, finetune=eval_data.protocol.finetune[:-1])
+  other = dataclasses.replace(protocol, finetune=protocol.finetune[:-1])
   with pytest.raises(ValueError, match="identity protocol differs"):
-    attributes.check_protocol_record(tmp_path / "concat" / "finetune", other, write=True)
-  empty = dataclasses.replace(eval_data.protocol, finetune=np.zeros(0, np.int64))
+    finetune_lib.check_protocol_record(tmp_path / "concat" / "finetune", other, write=True)
+  empty = dataclasses.replace(protocol, finetune=np.zeros(0, np.int64))
   with pytest.raises(ValueError, match="images_per_identity"):
-    attributes.finetune(config, tmp_path, "concat", pretrained, data, eval_data.test, empty)
+    finetune_lib.finetune(config, tmp_path, "concat", pretrained, 10, stills, empty)
 
 
 # ------------------------------------------------------------------------- model shapes
@@ -158,7 +169,7 @@ def test_paper_config_head_shapes(mode, fused):
     "adam",
     1e-3,
   )
-  model = attributes.build_model(config, mode, 10, 2000, axis_name=None)
+  model = trainer.build_model(config, mode, 10, 2000, axis_name=None)
   out, variables = jax.eval_shape(
     lambda x: model.init_with_output(jax.random.PRNGKey(0), x, train=False, return_conv_map=True),
     jnp.zeros((2, 112, 112, 3)),
@@ -184,10 +195,10 @@ def test_kronecker_fusion_materialises_nothing_larger_than_its_output():
 
 def test_finetune_state_keeps_everything_but_the_classifier():
   config = attributes_config.get_config("tiny")
-  abstract = jax.eval_shape(lambda: attributes.create_state(config, "joint", 10, 14, 32))
+  abstract = jax.eval_shape(lambda: trainer.create_state(config, "joint", 10, 14, 32))
   rng = np.random.default_rng(0)
   pretrained = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(s.dtype), abstract)
-  state = attributes.create_finetune_state(config, "joint", pretrained, 10, 3)
+  state = finetune_lib.create_finetune_state(config, "joint", pretrained, 10, 3)
   old, new = pretrained.params["net"], state.params["net"]
   assert new["identity_head"]["logits"]["kernel"].shape == (8, 3)
   np.testing.assert_array_equal(new["identity_head"]["logits"]["bias"], np.zeros(3))
@@ -203,124 +214,6 @@ def test_finetune_state_keeps_everything_but_the_classifier():
   assert all(np.any(u != 0) for u in jax.tree.leaves(updates["trunk"]))
 
 
-# ------------------------------------------------------------------- protocol and CAM mass
-
-
-def test_identity_protocol_splits():
-  labels = np.repeat(np.arange(100, 110), 6)
-  p = attributes.identity_protocol(
-    labels, probe_identity_fraction=0.4, finetune_per_identity=2, gallery_per_identity=1, seed=3
-  )
-  assert len(p.probe_identities) == 4 and len(p.distractor_identities) == 6
-  assert not set(p.probe_identities) & set(p.distractor_identities)
-  assert (len(p.finetune), len(p.gallery), len(p.probe)) == (8, 4, 12)
-  used = np.concatenate([p.finetune, p.gallery, p.probe, p.distractor_stills])
-  assert np.array_equal(np.sort(used), np.arange(60))  # a partition of the stills
-  assert set(labels[p.gallery]) == set(p.probe_identities) == set(labels[p.probe])
-  assert set(labels[p.distractor_stills]) == set(p.distractor_identities)
-  again = attributes.identity_protocol(
-    labels, probe_identity_fraction=0.4, finetune_per_identity=2, gallery_per_identity=1, seed=3
-  )
-  assert np.array_equal(again.probe, p.probe)
-  with pytest.raises(ValueError, match="stills"):
-    attributes.identity_protocol(
-      labels, probe_identity_fraction=0.4, finetune_per_identity=5, gallery_per_identity=1, seed=3
-    )
-  with pytest.raises(ValueError, match="probe_identity_fraction"):
-    attributes.identity_protocol(
-      labels, probe_identity_fraction=1.0, finetune_per_identity=1, gallery_per_identity=1, seed=3
-    )
-
-
-def _protocol_config(counts, max_rank):
-  return ml_collections.ConfigDict(
-    {"protocol": dict(distractor_counts=counts, max_rank=max_rank, seed=0)}
-  )
-
-
-def test_identification_with_distractors():
-  rng = np.random.default_rng(0)
-  centres = rng.normal(size=(6, 16))
-  labels = np.repeat(np.arange(6), 4)
-  features = centres[labels] + 0.05 * rng.normal(size=(24, 16))
-  p = attributes.identity_protocol(
-    labels, probe_identity_fraction=0.5, finetune_per_identity=1, gallery_per_identity=1, seed=0
-  )
-  distractors = features[p.distractor_stills]
-  out = attributes.identification(features, labels, p, distractors, _protocol_config((0, -1), 3))
-  assert out["rank1_by_distractors"] == {"0": 1.0, "12": 1.0}
-  assert out["ranks"] == [1, 2, 3] and out["num_probes"] == 6
-  with pytest.raises(ValueError, match="distractor_counts"):
-    attributes.identification(features, labels, p, distractors, _protocol_config((13,), 3))
-  with pytest.raises(ValueError, match="max_rank"):
-    attributes.identification(features, labels, p, distractors, _protocol_config((0,), 4))
-
-
-def test_region_masks_and_mass_shares_match_loops():
-  parts = face_renderer.PART_NAMES
-  rng = np.random.default_rng(0)
-  seg = rng.integers(0, len(parts), (2, 8, 8)).astype(np.uint8)
-  landmarks = np.zeros((2, 68, 2), np.float32)
-  landmarks[:, 17:27, 1] = [[3.0], [5.0]]  # brow line
-  landmarks[:, 48:68, 1] = [[4.0], [6.0]]  # lowest lip point
-  hair, skin = parts.index("hair"), parts.index("skin")
-  scalp = attributes.region_masks(seg, landmarks, "scalp", parts)
-  lower = attributes.region_masks(seg, landmarks, "lower_face", parts)
-  for b, (brow, lip) in enumerate([(3, 4), (5, 6)]):
-    for y in range(8):
-      for x in range(8):
-        assert scalp[b, y, x] == (seg[b, y, x] in (hair, skin) and y < brow)
-        assert lower[b, y, x] == (seg[b, y, x] == skin and y > lip)
-  np.testing.assert_array_equal(
-    attributes.region_masks(seg, landmarks, "nose", parts), seg == parts.index("nose")
-  )
-  with pytest.raises(ValueError, match="region"):
-    attributes.region_masks(seg, landmarks, "elbow", parts)
-  maps = rng.random((2, 8, 8, 2)).astype(np.float32)
-  maps[1, ..., 1] = 0.0
-  masks = np.stack([scalp, lower], -1)
-  share, area = attributes.map_mass_shares(maps, masks)
-  for b in range(2):
-    for t in range(2):
-      total = sum(maps[b, y, x, t] for y in range(8) for x in range(8))
-      inside = sum(maps[b, y, x, t] for y in range(8) for x in range(8) if masks[b, y, x, t])
-      if total == 0:
-        assert np.isnan(share[b, t])
-      else:
-        np.testing.assert_allclose(share[b, t], inside / total, rtol=1e-5)
-      np.testing.assert_allclose(area[b, t], masks[b, ..., t].sum() / 64)
-
-
-def test_attribute_regions_cover_the_data_set_attributes():
-  assert set(attributes.ATTRIBUTE_REGIONS) == set(face_renderer.ATTRIBUTE_NAMES)
-  assert attributes.ATTRIBUTE_REGIONS["Big_Nose"] == "nose"
-  assert attributes.ATTRIBUTE_REGIONS["Narrow_Eyes"] == "eyes"
-  assert attributes.ATTRIBUTE_REGIONS["Big_Lips"] == "mouth"
-
-
-def test_array_batches_are_deterministic_and_resume():
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
-  labels = np.arange(10)
-  take = lambda start, n: [
-    b
-    for _, b in zip(
-      range(n),
-      attributes.array_batches(
-        images, labels, 4, seed=1, start_batch=start, augment_options={"flip": True}
-      ).as_numpy_iterator(),
-    )
-  ]
-  full, resumed = take(0, 5), take(3, 2)
-  for a, b in zip(full[3:], resumed):
-    np.testing.assert_array_equal(a["image"], b["image"])
-    np.testing.assert_array_equal(a["label"], b["label"])
-  seen = np.concatenate([b["label"] for b in full[:5]])
-  assert sorted(seen[:10]) == list(range(10))  # each epoch is a permutation of the set
-  assert full[0]["image"].dtype == np.float32
-  assert np.abs(full[0]["image"]).max() <= 1.0
-
-
 # ---------------------------------------------------------------------------- end to end
 
 
@@ -331,6 +224,8 @@ def test_all_mode_end_to_end_tiny(tiny_data_dir, tmp_path):
   config = _tiny(tiny_data_dir, variants=("joint",))
   results = registry.run(config, str(tmp_path), "all")
   saved = json.loads((tmp_path / "eval" / "attributes.json").read_text())
+  assert saved["checkpoint"]["joint/pretrained"]["step"] == config.num_train_steps
+  assert saved["checkpoint"]["joint/finetuned"]["step"] == config.finetune.num_train_steps
   assert set(saved["variants"]) == {"joint"}
   out = saved["variants"]["joint"]
   assert set(out) == {"pretrained", "finetuned"}
@@ -342,15 +237,19 @@ def test_all_mode_end_to_end_tiny(tiny_data_dir, tmp_path):
     assert ident["num_probes"] == 6 and ident["num_gallery"] == 3
     assert set(ident["rank1_by_distractors"]) == {"10", str(ident["num_distractors"])}
     assert all(0.0 <= v <= 1.0 for c in ident["cmc_by_distractors"].values() for v in c)
-    assert len(ident["cmc_by_distractors"]["10"]) == config.protocol.max_rank
-    assert (tmp_path / "eval" / f"cmc_{stage}.png").stat().st_size > 0
-    assert (tmp_path / "eval" / f"rank1_vs_distractors_{stage}.png").stat().st_size > 0
+    assert len(ident["cmc_by_distractors"]["10"]) == config.evals.identification.max_rank
+    assert (tmp_path / "figures" / f"attributes_cmc_{stage}.png").stat().st_size > 0
+    assert (tmp_path / "figures" / f"attributes_rank1_vs_distractors_{stage}.png").stat().st_size
   cam = out["pretrained"]["cam"]["per_attribute"]
   assert cam["Bald"]["region"] == "scalp" and cam["Male"]["region"] == "face"
   assert all(0.0 <= c["share"] <= 1.0 for c in cam.values() if c.get("num_images"))
   assert (tmp_path / "joint" / "checkpoints").is_dir()
   assert (tmp_path / "joint" / "finetune" / "checkpoints").is_dir()
-  assert (tmp_path / "figures" / "cam_joint.png").stat().st_size > 0
+  assert (tmp_path / "figures" / "attributes_cam_joint.png").stat().st_size > 0
   markdown = (tmp_path / "eval" / "attributes.md").read_text()
   assert "Ours-J (joint)" in markdown and "## Attribute accuracy" in markdown
   assert results["protocol"]["distractor_identities"] == 3
+  assert results["protocol"]["distractor_frames"] == ident["num_distractors"] - 12
+  # --mode=eval re-reads the checkpoints and writes the same numbers.
+  again = registry.run(config, str(tmp_path), "eval")
+  assert again["variants"] == results["variants"]

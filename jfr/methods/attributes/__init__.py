@@ -1,0 +1,1 @@
+"""Attribute-enhanced face identification (Taherkhani, Nasrabadi, Dawson); see :mod:`.run`."""
