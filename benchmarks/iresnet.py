@@ -20,9 +20,11 @@ committed arcface_torch-format test fixture.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 
-# (stage depths of arcface_torch's iresnet18/34/50/100/200 live in jfr.models.iresnet.ARCHS)
+import numpy as np
 
 
 def torch_iresnet(
@@ -91,3 +93,151 @@ def torch_iresnet(
       return self.features(self.fc(x))
 
   return IResNet()
+
+
+def jfr_step_seconds(arch: str, batch: int, size: int, classes: int, steps: int, dtype: str):
+  """``(seconds per step, GFLOP per step or None, compile seconds)`` of jfr's IResNet step."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  from benchmarks.matmul_peak import compiled_flops
+  from jfr.losses.margin import softmax_cross_entropy
+  from jfr.models import heads, iresnet
+  from jfr.train import state as state_lib
+  from jfr.train import steps as steps_lib
+
+  backbone = iresnet.iresnet(arch, dtype=jnp.dtype(dtype))
+  head = heads.SoftmaxHead(classes)
+  images = jnp.zeros((1, size, size, 3))
+  tx = optax.sgd(0.1, momentum=0.9)
+  state = state_lib.create_train_state(
+    jax.random.PRNGKey(0),
+    {
+      "backbone": (backbone, lambda rng: backbone.init(rng, images, train=False)),
+      "head": (head, jnp.zeros((1, backbone.embedding_dim))),
+    },
+    {"backbone": tx, "head": tx},
+  )
+
+  def train_step(state, batch, rng):
+    def loss_fn(params):
+      emb, updates = state.apply_fn["backbone"](
+        {"params": params["backbone"], "batch_stats": state.batch_stats["backbone"]},
+        batch["image"],
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng},
+      )
+      logits = state.apply_fn["head"]({"params": params["head"]}, emb)
+      return softmax_cross_entropy(logits, batch["label"]).mean(), updates["batch_stats"]
+
+    (loss, new_bs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state_lib.apply_gradients(state, grads, batch_stats={"backbone": new_bs})
+    return state, {"loss": loss}
+
+  rng = np.random.default_rng(0)
+  data = {
+    "image": jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3)), jnp.float32),
+    "label": jnp.asarray(rng.integers(0, classes, batch), jnp.int32),
+  }
+  start = time.perf_counter()
+  compiled = steps_lib.jit_step(train_step).lower(state, data).compile()
+  compile_s = time.perf_counter() - start
+  flops = compiled_flops(compiled)
+  state, metrics = compiled(state, data)  # warm-up
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, data)
+  jax.block_until_ready((state, metrics))
+  seconds = (time.perf_counter() - start) / steps
+  return seconds, (None if flops is None else flops / 1e9), compile_s
+
+
+def torch_step_seconds(arch: str, batch: int, size: int, classes: int, steps: int) -> float:
+  """Seconds per step of the same step in PyTorch (arcface_torch's layout, eager, float32)."""
+  import torch
+
+  from jfr.models import iresnet
+
+  torch.manual_seed(0)
+  model = torch_iresnet(iresnet.ARCHS[arch], fc_side=size // 16)
+  head = torch.nn.Linear(512, classes, bias=False)
+  params = [p for p in list(model.parameters()) + list(head.parameters()) if p.requires_grad]
+  opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+  model.train()
+  x = torch.rand(batch, 3, size, size) * 2 - 1
+  y = torch.randint(0, classes, (batch,))
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.cross_entropy(head(model(x)), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+  step()  # warm-up
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  return (time.perf_counter() - start) / steps
+
+
+def main(argv):
+  del argv
+  from absl import flags
+
+  args = flags.FLAGS
+  import jax
+
+  try:
+    import torch
+  except ImportError:
+    torch = None
+  if torch is not None and args.torch_threads > 0:
+    torch.set_num_threads(args.torch_threads)
+  load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  print(
+    f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} CPUs, "
+    f"load average {load:.1f}; batch {args.batch_size}, {args.image_size} px, softmax "
+    f"({args.num_classes}), SGD momentum 0.9, {args.dtype}, {args.steps} timed steps"
+  )
+  if torch is not None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+  for arch in args.archs:
+    jfr_s, gflop, compile_s = jfr_step_seconds(
+      arch, args.batch_size, args.image_size, args.num_classes, args.steps, args.dtype
+    )
+    rate = f"{gflop / jfr_s:.1f} GFLOP/s" if gflop else "FLOPs not reported"
+    line = (
+      f"{arch}: jfr {1 / jfr_s:.3f} steps/s ({jfr_s:.2f} s/step, {rate}; compile {compile_s:.0f} s)"
+    )
+    if gflop:
+      line += f", {gflop:.0f} GFLOP/step"
+    print(line, flush=True)
+    if torch is None:
+      print(f"{arch}: torch not importable; no side-by-side figure")
+      continue
+    torch_s = torch_step_seconds(
+      arch, args.batch_size, args.image_size, args.num_classes, args.steps
+    )
+    rate = f", {gflop / torch_s:.1f} GFLOP/s (same FLOP count)" if gflop else ""
+    print(
+      f"{arch}: torch {1 / torch_s:.3f} steps/s ({torch_s:.2f} s/step{rate}); "
+      f"jfr/torch speed ratio {torch_s / jfr_s:.2f}x",
+      flush=True,
+    )
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+
+  flags.DEFINE_list("archs", ["r18", "r50"], "IResNet depths to time.")
+  flags.DEFINE_integer("batch_size", 32, "Batch size.")
+  flags.DEFINE_integer("image_size", 112, "Image side (the FC size follows).")
+  flags.DEFINE_integer("num_classes", 1000, "Classes of the softmax head.")
+  flags.DEFINE_integer("steps", 3, "Timed steps (after one warm-up step).")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "jfr's computation dtype.")
+  flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0: torch's default).")
+  app.run(main)
