@@ -45,6 +45,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
         stills = pipelines.load_arrays(context.builder, context.train_split, ("image", "label"))
         _, features = trainer.identity_centers(config, stills, extractor, context.num_classes)
       logging.info("extractor features: %s", features)
+      results_lib.write_results(workdir, "fan_features", {"features": features})
     results = evaluate.evaluate(
       config, workdir, extractor, generators, features, context, infos, timer
     )

@@ -285,7 +285,10 @@ def restore(
   """``(extractor variables, {variant: generator params}, {stage: checkpoint info})`` of the
   newest checkpoints (stages ``extractor`` and ``aggregator_<variant>``)."""
   extractor, info = recognition_trainer.restore(
-    settings.extractor_config(config), Path(workdir) / "extractor", context
+    settings.extractor_config(config),
+    Path(workdir) / "extractor",
+    context.num_classes,
+    context.image_size,
   )
   infos = {"extractor": info}
   generators = {}
