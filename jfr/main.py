@@ -79,9 +79,13 @@ def main(argv):
   else:
     workdir_lib.check_same_model(_WORKDIR.value, config)
   logging.info("config:\n%s", config)
-  if _MODE.value in registry.TRAINING_MODES and jax.process_index() == 0:
-    workdir_lib.write_run_record(_WORKDIR.value, config)
-  registry.run(config, _WORKDIR.value, _MODE.value)
+  from jfr.train import run_lock
+
+  # One training run per workdir (process 0 locks); evaluation modes only read.
+  with run_lock.lock_if_process_zero(_WORKDIR.value, _MODE.value in registry.TRAINING_MODES):
+    if _MODE.value in registry.TRAINING_MODES and jax.process_index() == 0:
+      workdir_lib.write_run_record(_WORKDIR.value, config)
+    registry.run(config, _WORKDIR.value, _MODE.value)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 :func:`run_training` drives a method's pure ``train_step`` (see
 :mod:`jfr.train.steps`) over a deterministic stream of batches:
 
+0. holds ``<workdir>/run.lock`` for the whole run (:mod:`jfr.train.run_lock`): a
+   second training run on the same workdir fails at once, naming the holder;
 1. compiles the step for ``config.parallelism`` ('pmap', 'jit' or 'none') on the
    local devices (:func:`jfr.train.steps.compile_step`);
 2. restores the newest complete checkpoint of ``<workdir>/checkpoints`` if there
@@ -69,6 +71,7 @@ import numpy as np
 from absl import logging
 
 from jfr.train import guard as guard_lib
+from jfr.train import run_lock
 from jfr.train import steps
 from jfr.train.checkpoint import TrainCheckpointer
 from jfr.train.metric_writer import MetricWriter, ScalarWriter, summary_line
@@ -252,6 +255,8 @@ def run_training(
 
   Raises:
     NonFiniteError: ``config.max_consecutive_nonfinite`` skipped steps in a row.
+    RunLockError: another training run holds ``<workdir>/run.lock`` (see
+      :mod:`jfr.train.run_lock`; only process 0 of a multi-host job locks).
     ValueError: a bad config, a checkpoint that does not fit ``state``, an input
       stream that ends early or yields batches of the wrong size.
   """
@@ -259,18 +264,20 @@ def run_training(
   state = state.replace(guard_limits=guard_lib.limits_from_config(config))
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  compiled = steps.compile_step(train_step_fn, config.parallelism, devices)
-  num_devices = len(compiled.devices) * jax.process_count()
-  if config.batch_size % num_devices:
-    raise ValueError(
-      f"config.batch_size: {config.batch_size} is not divisible by the {num_devices} devices"
-    )
-  writer = writer if writer is not None else MetricWriter(workdir / "tb")
   try:
-    with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as checkpointer:
-      return _train(config, state, compiled, batch_iterator_fn, hooks, writer, checkpointer)
+    with run_lock.lock_if_process_zero(workdir):  # one training run per workdir
+      compiled = steps.compile_step(train_step_fn, config.parallelism, devices)
+      num_devices = len(compiled.devices) * jax.process_count()
+      if config.batch_size % num_devices:
+        raise ValueError(
+          f"config.batch_size: {config.batch_size} is not divisible by the {num_devices} devices"
+        )
+      writer = writer if writer is not None else MetricWriter(workdir / "tb")
+      with TrainCheckpointer(workdir, keep=config.keep_checkpoints) as checkpointer:
+        return _train(config, state, compiled, batch_iterator_fn, hooks, writer, checkpointer)
   finally:
-    writer.close()
+    if writer is not None:
+      writer.close()
 
 
 def _train(
