@@ -28,6 +28,12 @@ EVALUATORS: dict[str, str] = {
   "pointing_game": "jfr.eval.pointing_protocol:evaluate",
   "cmc_with_distractors": "jfr.eval.cmc_distractors:identification_with_distractors",
   "cam_region_mass": "jfr.eval.cam_region_mass:cam_region_mass",
+  # File benchmarks (context None; python -m jfr.evaluate --benchmark=...)
+  "insightface_bin": "jfr.eval.benchmarks.verification:insightface_bin",
+  "lfw": "jfr.eval.benchmarks.lfw:lfw",
+  "ytf": "jfr.eval.benchmarks.ytf:ytf",
+  "ijb": "jfr.eval.benchmarks.ijb:ijb",
+  "ijba": "jfr.eval.benchmarks.ijba:ijba",
   "video_pairs": "jfr.eval.video_pairs:video_pairs",
   "mixed_media": "jfr.eval.mixed_media:mixed_media",
 }
