@@ -12,6 +12,10 @@ Yin et al., "Towards Interpretable Face Recognition", ICCV 2019, Sec. 3:
   :func:`masked_features` (the input τ ⊙ f(Î) of the occluded-branch identity
   loss, Eq. 5; the identity losses themselves, Eqs. 3 and 5, are the shared
   softmax cross-entropy in ``jfr.losses.margin``).
+* The Siamese training's assembly of these: :func:`sad_losses` (Eqs. 1 and 2 on
+  g_σ * ψ, each divided by the K(K−1) ordered filter pairs), :func:`batch_fad_mask` (one
+  τ for a batch whose pairs share an occluder, averaged over replicas) and
+  :func:`unit_features` (``√K f / ‖f‖``, the scale-free features FAD may act on).
 
 Normalisations guard against zero vectors: a norm below ``sqrt(EPS)`` (1e-6) is
 replaced by ``sqrt(EPS)``, so a zero filter column or an all-zero response map has
@@ -22,6 +26,7 @@ cosine 0 with everything, with finite values and gradients. Checks on values
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -244,3 +249,83 @@ def masked_features(f_occluded: jax.Array, tau: jax.Array) -> jax.Array:
   checks.check_ndim("f_occluded", f_occluded, 2, "[B, K]")
   _check_tau(tau, f_occluded.shape)
   return tau * f_occluded
+
+
+def unit_features(f: jax.Array) -> jax.Array:
+  """``√K f / ‖f‖`` per row of ``[B, K]`` (unit RMS per element; zero rows stay zero).
+
+  The scale-free features on which τ and Eq. 4 act with a cosine classifier (so that FAD
+  cannot be met by shrinking f); the norm is floored at 1e-12.
+  """
+  checks.check_ndim("f", f, 2, "[B, K]")
+  norm = jnp.sqrt(jnp.sum(jnp.square(f), axis=-1, keepdims=True))
+  return f * (jnp.sqrt(float(f.shape[-1])) / jnp.maximum(norm, 1e-12))
+
+
+def batch_fad_mask(
+  f_clean: jax.Array,
+  f_occluded: jax.Array,
+  t: float,
+  mode: str = "count",
+  replica_mean: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
+  """τ ``[K]`` of a whole (global) batch, without gradient (Sec. 3.3 of the interpretable-FR
+  paper).
+
+  The pairs of a batch share one semantically equivalent occluder, so the change
+  ``c_i = 1/B Σ_n |f_i(I_n) − f_i(Î_n)|`` is averaged over the batch and, through
+  ``replica_mean`` (e.g. :func:`jfr.train.steps.cross_replica_mean` under pmap), over the
+  replicas; τ then marks the ``t`` least changed elements (count mode) or those changed by
+  less than ``t`` (value mode), by :func:`fad_mask` of ``c``.
+
+  Args:
+    f_clean, f_occluded: ``[B, K]`` features of this replica's pairs.
+    t: the threshold of ``mode`` (see :func:`fad_mask`).
+    mode: 'count' or 'value'.
+    replica_mean: averages ``c`` ``[K]`` over replicas (None: one replica).
+
+  Returns:
+    float 0/1 ``[K]``.
+  """
+  _check_feature_pair(f_clean, f_occluded)
+  change = jnp.mean(jnp.abs(jax.lax.stop_gradient(f_clean - f_occluded)), axis=0)
+  if replica_mean is not None:
+    change = replica_mean(change)
+  tau = fad_mask(change[None], jnp.zeros_like(change)[None], t, mode)
+  return jax.lax.stop_gradient(tau)
+
+
+def ordered_filter_pairs(k: int) -> float:
+  """``K(K−1)`` (at least 1): the number of terms of the sums of Eqs. 1 and 2."""
+  return float(max(k * (k - 1), 1))
+
+
+def sad_losses(
+  kernel: jax.Array, responses: jax.Array, sigma: float = DEFAULT_SIGMA
+) -> tuple[jax.Array, jax.Array]:
+  """The SAD terms of the interpretable-FR training, each a mean over filter pairs.
+
+  ``L_F = Eq. 1(F) / K(K−1)`` and ``L_ψ = Eq. 2(g_σ * ψ) / K(K−1)`` per example. The paper
+  gives no loss weights; at K = 320 the raw sums are ~10^4, so dividing by the number of
+  ordered pairs makes weight 1 mean "the average pair's |cosine|".
+
+  Args:
+    kernel: the Ψ filters ``[kh, kw, c_in, K]``.
+    responses: ψ (the paper: LMF(ψ(I)) of the clean faces), ``[B, h, w, K]``.
+    sigma: g_σ of :func:`gaussian_smooth`.
+
+  Returns:
+    ``(filter_term, response_term)``, scalars; the response term is the batch mean of
+    Eq. 2 divided by K(K−1) (mean first, then the division: the order the trainer has
+    always used, kept so that runs stay bit-equal).
+  """
+  checks.check_ndim("kernel", kernel, 4, "[kh, kw, c_in, K]")
+  checks.check_ndim("responses", responses, 4, "[B, h, w, K]")
+  if responses.shape[-1] != kernel.shape[-1]:
+    raise ValueError(
+      f"responses: expected K = {kernel.shape[-1]} channels (the kernel's), got {responses.shape}"
+    )
+  pairs = ordered_filter_pairs(kernel.shape[-1])
+  filter_term = sad_filter_loss(kernel) / pairs
+  response_term = sad_response_loss(gaussian_smooth(responses, sigma)).mean() / pairs
+  return filter_term, response_term
