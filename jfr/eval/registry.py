@@ -24,6 +24,12 @@ from jfr.eval.embedding import EvalModel
 # type -> "module:function"
 EVALUATORS: dict[str, str] = {
   "still_images": "jfr.eval.still_images:verification_identification",
+  "video_pairs": "jfr.eval.video_pairs:video_pairs",
+  "mixed_media": "jfr.eval.mixed_media:mixed_media",
+  "occluded_still_images": "jfr.eval.occlusion:occluded_still_images",
+  "occlusion_feature_difference": "jfr.eval.occlusion:feature_difference",
+  "peak_spread": "jfr.eval.peak_spread:peak_spread",
+  "partial_face_retrieval": "jfr.eval.partial_retrieval:partial_face_retrieval",
   "hiding_game": "jfr.eval.hiding_protocol:evaluate",
   "pointing_game": "jfr.eval.pointing_protocol:evaluate",
   "cmc_with_distractors": "jfr.eval.cmc_distractors:identification_with_distractors",
@@ -34,8 +40,6 @@ EVALUATORS: dict[str, str] = {
   "ytf": "jfr.eval.benchmarks.ytf:ytf",
   "ijb": "jfr.eval.benchmarks.ijb:ijb",
   "ijba": "jfr.eval.benchmarks.ijba:ijba",
-  "video_pairs": "jfr.eval.video_pairs:video_pairs",
-  "mixed_media": "jfr.eval.mixed_media:mixed_media",
 }
 
 
