@@ -1,6 +1,6 @@
 """Throughput of the interpretable-FR Siamese training step, and the cost of LMF.
 
-Builds the step :mod:`jfr.train.interpretable` trains (variant ``sad_fad``: both branches
+Builds the step :mod:`jfr.methods.interpretable.trainer` trains (variant ``sad_fad``: both branches
 through the hypercolumn CASIA-Net, softmax on f(I) and on τ ⊙ f(Î), SAD filter and
 response losses on g_σ * LMF(ψ), FAD with the batch's τ, one SGD/Adam update with the
 non-finite guard) from ``configs/interpretable.py[:variant]`` on random pairs, compiles it
@@ -35,7 +35,7 @@ from absl import app, flags
 from benchmarks.matmul_peak import compiled_flops, matmul_peak_gflops
 from configs import interpretable as interpretable_config
 from jfr.models import layers
-from jfr.train import interpretable
+from jfr.methods.interpretable import trainer as interpretable
 from jfr.train import steps
 
 FLAGS = flags.FLAGS

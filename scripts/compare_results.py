@@ -26,6 +26,32 @@ RENAMES: list[tuple[str, str]] = [
   # explain: the Table I analog is one still_images result per run (ours, baseline/)
   (r"^eval/recognition\.json:ArcFace \(plain\)\.", r"baseline/eval/recognition.json:"),
   (r"^eval/recognition\.json:Ours \(max pool \+ decoder\)\.", r"eval/recognition.json:"),
+  # interpretable: one results file per variant and evaluator (jfr.methods.interpretable)
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.recognition\.(\w+)\.tar@far=(.+)$",
+    r"\1/eval/recognition.json:\2.verification.tar_at_far.\3",
+  ),
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.recognition\.(\w+)\.verification_accuracy$",
+    r"\1/eval/recognition.json:\2.verification.accuracy",
+  ),
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.recognition\.(\w+)\.(rank\d+)$",
+    r"\1/eval/recognition.json:\2.identification.cmc.\3",
+  ),
+  (r"^eval/interpretable\.json:results\.(\w+)\.peaks\.", r"\1/eval/peak_spread.json:"),
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.differences\.",
+    r"\1/eval/feature_difference.json:",
+  ),
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.retrieval\.",
+    r"\1/eval/partial_retrieval.json:",
+  ),
+  (
+    r"^eval/interpretable\.json:results\.(\w+)\.figure_filters",
+    r"eval/interpretable.json:figure_filters.\1",
+  ),
 ]
 
 

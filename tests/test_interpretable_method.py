@@ -1,4 +1,4 @@
-"""Tests of the interpretable-FR trainer (jfr.train.interpretable) and configs/interpretable.py."""
+"""Tests of the interpretable-FR method (jfr.methods.interpretable) and configs/interpretable.py."""
 
 import json
 
@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from configs import interpretable as interpretable_config
 from jfr.losses import diversity
-from jfr.train import interpretable
-from jfr.train import steps
+from jfr.methods.interpretable import networks
+from jfr.methods.interpretable import run as interpretable_run
+from jfr.methods.interpretable import trainer
 
 get_config = interpretable_config.get_config
 
@@ -31,7 +31,7 @@ def test_paper_config_has_the_papers_hyperparameters():
   opt = config.optimizer
   assert (opt.name, opt.learning_rate, opt.momentum) == ("sgd", 1e-3, 0.9)
   assert opt.schedule == "steps" and len(opt.boundaries) == 2 and opt.decay_factor == 0.1
-  interpretable.check_config(config)
+  networks.check_config(config)
 
 
 def test_default_config_scales_lmf_and_fad_shares():
@@ -65,7 +65,7 @@ def test_check_config_rejects(field, value, match):
     parent = parent[part]
   parent[leaf] = value
   with pytest.raises(ValueError, match=match):
-    interpretable.check_config(config)
+    networks.check_config(config)
 
 
 # ----------------------------------------------------------------- the step
@@ -91,17 +91,17 @@ def _tiny_config(**loss_fields):
 def sad_fad_setup():
   """(config, concrete initial state of the full method, a batch of pairs)."""
   config = _tiny_config()
-  return config, interpretable.create_state(config, "sad_fad", num_classes=5), _tiny_pairs()
+  return config, trainer.create_state(config, "sad_fad", num_classes=5), _tiny_pairs()
 
 
 def _abstract_state(config, variant):
   """The initial state's shapes, traced without compiling anything."""
-  return jax.eval_shape(lambda: interpretable.create_state(config, variant, num_classes=5))
+  return jax.eval_shape(lambda: trainer.create_state(config, variant, num_classes=5))
 
 
 def test_tau_carries_no_gradient_through_the_full_step(sad_fad_setup):
   config, state, batch = sad_fad_setup
-  loss_fn = interpretable.make_loss_fn(config, "sad_fad", state.apply_fn)
+  loss_fn = trainer.make_loss_fn(config, "sad_fad", state.apply_fn)
   bs = state.batch_stats["net"]
   b = batch["image"].shape[0]
 
@@ -114,8 +114,8 @@ def test_tau_carries_no_gradient_through_the_full_step(sad_fad_setup):
       mutable=["batch_stats"],
     )[0]
     # the batch's τ as a constant: computed from ``params``, not from the argument ``p``
-    f = interpretable.unit_features(out["f"])  # config.loss.fad_on_unit_features
-    tau = interpretable.batch_fad_mask(f[:b], f[b:], config.loss.fad_t, "count")
+    f = diversity.unit_features(out["f"])  # config.loss.fad_on_unit_features
+    tau = diversity.batch_fad_mask(f[:b], f[b:], config.loss.fad_t, "count")
     in_step = jax.value_and_grad(lambda p: loss_fn(p, bs, batch)[0])(params)
     fixed = jax.value_and_grad(lambda p: loss_fn(p, bs, batch, tau)[0])(params)
     ones = jax.grad(lambda p: loss_fn(p, bs, batch, jnp.ones_like(tau))[0])(params)
@@ -133,7 +133,7 @@ def test_tau_carries_no_gradient_through_the_full_step(sad_fad_setup):
 
 def test_train_step_updates_and_reports_every_loss(sad_fad_setup):
   config, state, batch = sad_fad_setup
-  step = jax.jit(interpretable.make_train_step(config, "sad_fad", state.apply_fn))
+  step = jax.jit(trainer.make_train_step(config, "sad_fad", state.apply_fn))
   new, metrics = step(state, batch, jax.random.PRNGKey(0))
   assert set(metrics) == {
     "loss",
@@ -182,10 +182,10 @@ def test_train_step_updates_and_reports_every_loss(sad_fad_setup):
 )
 def test_each_variant_has_its_losses(variant, expected):
   config = _tiny_config()
-  assert interpretable.build_network(config, variant).keep == (
+  assert networks.build_network(config, variant).keep == (
     config.model.keep if variant == "sad" else None
   )
-  step = interpretable.make_train_step(config, variant, _abstract_state(config, variant).apply_fn)
+  step = trainer.make_train_step(config, variant, _abstract_state(config, variant).apply_fn)
   _, metrics = jax.eval_shape(
     step, _abstract_state(config, variant), _tiny_pairs(), jax.random.PRNGKey(0)
   )
@@ -194,10 +194,10 @@ def test_each_variant_has_its_losses(variant, expected):
 
 def test_without_occluded_branch_base_sees_clean_faces_only():
   config = _tiny_config(occluded_branch_without_fad=False)
-  assert not interpretable.uses_occluded_branch(config, "base")
-  assert interpretable.uses_occluded_branch(config, "fad")
+  assert not networks.uses_occluded_branch(config, "base")
+  assert networks.uses_occluded_branch(config, "fad")
   state = _abstract_state(config, "base")
-  step = interpretable.make_train_step(config, "base", state.apply_fn)
+  step = trainer.make_train_step(config, "base", state.apply_fn)
   _, metrics = jax.eval_shape(step, state, _tiny_pairs(), jax.random.PRNGKey(0))
   assert set(metrics) == {"id", "accuracy", "loss", "nonfinite"}
 
@@ -207,90 +207,64 @@ def test_softmax_head_is_a_dense_layer_and_trains_all_losses():
   config.head.kind = "softmax"
   state = _abstract_state(config, "sad_fad")
   assert set(state.params["classifier"]) == {"kernel", "bias"}
-  step = interpretable.make_train_step(config, "sad_fad", state.apply_fn)
+  step = trainer.make_train_step(config, "sad_fad", state.apply_fn)
   _, metrics = jax.eval_shape(step, state, _tiny_pairs(), jax.random.PRNGKey(0))
   assert {"sad_filter", "sad_response", "fad", "id_occluded"} <= set(metrics)
-
-
-def test_unit_features():
-  f = jnp.array([[3.0, 4.0], [0.0, 0.0]])
-  np.testing.assert_allclose(
-    interpretable.unit_features(f), [[0.6 * np.sqrt(2), 0.8 * np.sqrt(2)], [0.0, 0.0]], rtol=1e-6
-  )
-
-
-class _FakeBuilder:
-  info = "the info"
-
-  def as_dataset(self, **kwargs):
-    del kwargs
-    return tf.data.Dataset.from_tensor_slices({"label": np.array([0, 3, 1, 5, 2])})
-
-
-def test_identity_subset_keeps_the_first_identities():
-  subset = interpretable.IdentitySubset(_FakeBuilder(), 3)
-  assert subset.info == "the info"
-  labels = [int(ex["label"]) for ex in subset.as_dataset(split="train").as_numpy_iterator()]
-  assert labels == [0, 1, 2]
-  with pytest.raises(ValueError, match="num_identities"):
-    interpretable.IdentitySubset(_FakeBuilder(), 1)
-
-
-def test_part_rectangle_covers_the_part():
-  from jfr.data import face_renderer
-
-  template = face_renderer.frontal_landmarks(64)
-  rect = interpretable.part_rectangle(template, "eyes", 2.0)
-  eyes = template[36:48]
-  assert rect[0, 0] == pytest.approx(eyes[:, 0].min() - 2) and rect[2, 1] == pytest.approx(
-    eyes[:, 1].max() + 2
-  )
-  assert rect.shape == (4, 2)
-
-
-@pytest.mark.parametrize("mode,t", [("count", 6), ("value", 0.9)])
-def test_batch_fad_mask_averages_over_the_replicas(mode, t):
-  devices = jax.local_devices()
-  rng = np.random.default_rng(1)
-  n = 2 * len(devices)
-  f_clean = rng.normal(size=(n, 10)).astype(np.float32)
-  f_occluded = (f_clean + rng.normal(size=(n, 10)) * np.linspace(0.1, 2, 10)).astype(np.float32)
-  expected = np.asarray(diversity.fad_mask(f_clean, f_occluded, t, mode))
-  assert 0 < expected.sum() < 10
-  sharded = jax.pmap(
-    lambda a, b: interpretable.batch_fad_mask(a, b, t, mode), axis_name=steps.BATCH_AXIS
-  )(f_clean.reshape(len(devices), 2, 10), f_occluded.reshape(len(devices), 2, 10))
-  for replica in np.asarray(sharded):
-    np.testing.assert_array_equal(replica, expected)
 
 
 # -------------------------------------------------------------------- end to end
 
 
-@pytest.mark.slow
-def test_tiny_run_trains_compares_and_writes_tables_and_figures(tmp_path, tiny_data_dir):
-  config = get_config("tiny")
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_data_dir):
+  """One trained and evaluated :tiny workdir (variants base and sad_fad) for this module."""
+  config = get_config("tiny").unlock()
   config.dataset.data_dir = tiny_data_dir
   config.run_variants = ("base", "sad_fad")
-  results = interpretable.run(config, str(tmp_path), "all")
+  workdir = tmp_path_factory.mktemp("interpretable")
+  return config, workdir, interpretable_run.run(config, str(workdir), "all")
+
+
+@pytest.mark.slow
+def test_tiny_run_trains_compares_and_writes_tables_and_figures(tiny_run):
+  config, workdir, results = tiny_run
   assert set(results) == {"base", "sad_fad"}
-  for res in results.values():
-    assert res["peaks"]["spreadness"] >= 0.0
-    assert set(res["recognition"]) == set(interpretable.SCENARIOS)
-    assert set(res["retrieval"]["part_filters"]) == {"eyes", "nose", "mouth"}
-    assert len(res["differences"]["eyes"]["raw"]) == config.model.feature_dim
-  for name in ("base", "sad_fad"):
-    assert any((tmp_path / name / "checkpoints").iterdir())
-  markdown = (tmp_path / "eval" / "interpretable.md").read_text()
+  for name, res in results.items():
+    assert res["peak_spread"]["spreadness"] >= 0.0
+    assert set(res["recognition"]) >= {"original", "synthetic_occlusion", "natural_occlusion"}
+    assert set(res["partial_retrieval"]["part_filters"]) == {"eyes", "nose", "mouth"}
+    assert len(res["feature_difference"]["eyes"]["raw"]) == config.model.feature_dim
+    assert any((workdir / name / "checkpoints").iterdir())
+    for eval_name in config.evals:
+      saved = json.loads((workdir / name / "eval" / f"{eval_name}.json").read_text())
+      assert saved["checkpoint"]["step"] == config.num_train_steps
+  markdown = (workdir / "eval" / "interpretable.md").read_text()
   for title in ("Spreadness", "Recognition", "feature difference", "retrieval"):
     assert title in markdown
-  saved = json.loads((tmp_path / "eval" / "interpretable.json").read_text())
-  assert set(saved["results"]) == {"base", "sad_fad"}
+  saved = json.loads((workdir / "eval" / "interpretable.json").read_text())
+  assert saved["variants"] == ["base", "sad_fad"]
+  assert len(saved["figure_filters"]["base"]) <= config.report.figure_filters
   for figure in (
     "fig5_peak_locations",
     "fig6_feature_difference",
     "fig8_responses_base",
     "fig8_responses_sad_fad",
   ):
-    with Image.open(tmp_path / "figures" / f"{figure}.png") as image:
+    with Image.open(workdir / "figures" / f"interpretable_{figure}.png") as image:
       assert min(image.size) > 200
+
+
+@pytest.mark.slow
+def test_eval_mode_reproduces_the_numbers_of_the_run(tiny_run, tmp_path):
+  config, workdir, results = tiny_run
+  again = interpretable_run.run(config, str(workdir), "eval")
+  for name in results:
+    for eval_name in config.evals:
+      before = {k: v for k, v in results[name][eval_name].items() if not k.startswith("_")}
+      after = {k: v for k, v in again[name][eval_name].items() if not k.startswith("_")}
+      assert json.dumps(before, default=str) == json.dumps(after, default=str)
+
+
+def test_run_refuses_an_unknown_mode():
+  with pytest.raises(ValueError, match="mode"):
+    interpretable_run.run(get_config("tiny"), "/nonexistent", "explain")
