@@ -38,6 +38,12 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_ALLOW_OLDER = flags.DEFINE_bool(
+  "allow_older_checkpoint",
+  False,
+  "Evaluation: when the newest checkpoint is damaged, evaluate the newest usable older one "
+  "(and say so in the results) instead of failing. Sets config.allow_older_checkpoint.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -78,6 +84,9 @@ def main(argv):
     logging.info("config read from %s/%s", _WORKDIR.value, workdir_lib.CONFIG_FILE)
   else:
     workdir_lib.check_same_model(_WORKDIR.value, config)
+  if _ALLOW_OLDER.value:
+    with config.unlocked():  # a config recorded before the field existed lacks it
+      config.allow_older_checkpoint = True
   logging.info("config:\n%s", config)
   from jfr.train import run_lock
 

@@ -225,3 +225,40 @@ def test_set_aside_after(tmp_path):
     assert ckpt.restore_latest(state)[1] == {"batches_consumed": 2}
   names = sorted(os.listdir(tmp_path / "checkpoints"))
   assert names == ["2", "4.diverged", "6.diverged"]
+
+
+def test_restore_with_info_records_the_step_and_path(tmp_path):
+  state = _saved(tmp_path, steps=(2, 4))
+  restored, info = checkpoint.restore_with_info(tmp_path, state, keep=3)
+  assert info == {
+    "step": 4,
+    "path": str((tmp_path / "checkpoints" / "4").absolute()),
+    "newest_step": 4,
+    "older_than_newest": False,
+  }
+  _assert_states_equal(restored, _perturbed(state, 4))
+
+
+@_ASYNC_NOISE
+def test_restore_with_info_refuses_a_damaged_newest_unless_allowed(tmp_path):
+  state = _saved(tmp_path, steps=(2, 4))
+  directory = tmp_path / "checkpoints"
+  _truncate_arrays(str(directory / "4"))
+  with pytest.raises(ValueError, match=r"checkpoint 4 .* the newest, is damaged.*allow_older"):
+    checkpoint.restore_with_info(tmp_path, state, keep=3)
+  restored, info = checkpoint.restore_with_info(tmp_path, state, keep=3, allow_older=True)
+  assert info["step"] == 2 and info["newest_step"] == 4 and info["older_than_newest"] is True
+  assert info["path"].endswith("checkpoints/2")
+  _assert_states_equal(restored, _perturbed(state, 2))
+  assert sorted(os.listdir(directory)) == ["2", "4"]  # a reader moves nothing
+
+
+def test_reader_leaves_a_live_writers_files_alone(tmp_path):
+  state = _saved(tmp_path, steps=(2,))
+  unfinished = tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-1700000000000000"
+  (unfinished / "state").mkdir(parents=True)
+  assert checkpoint.restore_with_info(tmp_path, state, keep=1)[1]["step"] == 2
+  assert unfinished.is_dir()
+  with pytest.raises(ValueError, match="no usable checkpoint"):
+    checkpoint.restore_with_info(tmp_path / "empty", state, keep=1)
+  assert not (tmp_path / "empty").exists()

@@ -120,17 +120,29 @@ class TrainCheckpointer:
     workdir: the run's working directory.
     keep: how many of the newest checkpoints to keep (``config.keep_checkpoints``).
     async_save: write in a background thread (call :meth:`wait` or :meth:`close`).
+    read_only: a reader (evaluation, inference) next to a possibly live training run:
+      never creates, deletes or moves anything (damaged checkpoints are only skipped,
+      unfinished temporary directories are left to their writer).
   """
 
-  def __init__(self, workdir: str | os.PathLike, *, keep: int, async_save: bool = True):
+  def __init__(
+    self,
+    workdir: str | os.PathLike,
+    *,
+    keep: int,
+    async_save: bool = True,
+    read_only: bool = False,
+  ):
     if keep < 1:
       raise ValueError(f"keep: expected at least 1 checkpoint to keep, got {keep}")
     self.directory = checkpoint_dir(workdir)
+    self.read_only = read_only
     options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep,
-      create=True,
-      cleanup_tmp_directories=True,
+      max_to_keep=None if read_only else keep,
+      create=not read_only,
+      cleanup_tmp_directories=not read_only,  # a reader never touches a live run's files
       enable_async_checkpointing=async_save,
+      read_only=read_only,
     )
     self._manager = ocp.CheckpointManager(
       self.directory.absolute(),
@@ -169,7 +181,8 @@ class TrainCheckpointer:
   def restore_latest(self, target: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
     """Restores the newest complete checkpoint into the structure of ``target``.
 
-    Damaged checkpoints met on the way are moved aside (see the module docstring).
+    Damaged checkpoints met on the way are moved aside (see the module docstring;
+    skipped, not moved, when ``read_only``).
 
     Args:
       target: a state of the same configuration (e.g. freshly created); its arrays
@@ -181,18 +194,34 @@ class TrainCheckpointer:
     Raises:
       ValueError: the checkpoint does not fit ``target`` (path and shapes named).
     """
+    found = self.restore_newest(target, allow_older=True)
+    return None if found is None else found[:2]
+
+  def restore_newest(
+    self, target: TrainState, *, allow_older: bool
+  ) -> tuple[TrainState, dict[str, Any], int] | None:
+    """Like :meth:`restore_latest`, also returning the step; with ``allow_older=False``
+    a damaged newest checkpoint raises ``ValueError`` instead of falling back."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_tree(target))
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         tree, meta = self._restore_step(step, abstract)
       except _Damaged as error:
+        if not allow_older:
+          raise ValueError(
+            f"checkpoint {step} in {self.directory}, the newest, is damaged "
+            f"({str(error)[:300]}); "
+            "--allow_older_checkpoint (config.allow_older_checkpoint=True) uses the newest "
+            "usable older one and records that in the results"
+          ) from None
         logging.warning(
           "Checkpoint %d in %s is damaged (%s); skipping it.", step, self.directory, error
         )
-        self._move_aside(step, "damaged")
+        if not self.read_only:
+          self._move_aside(step, "damaged")
         continue
       logging.info("Restored checkpoint %d from %s.", step, self.directory)
-      return target.replace(**tree), meta
+      return target.replace(**tree), meta, step
     return None
 
   def _restore_step(self, step: int, abstract: PyTree) -> tuple[PyTree, dict[str, Any]]:
@@ -262,43 +291,48 @@ def restore_with_info(
 ) -> tuple[TrainState, dict[str, Any]]:
   """The newest complete checkpoint restored into ``target``, with where it came from.
 
-  For evaluating a run. Returns ``(state, info)``, ``info`` = ``{"step", "path",
-  "newest_step", "older_than_newest"}`` (recorded in every results file).
+  For evaluating a run, finished or live: reads only (no lock, nothing moved or deleted;
+  see ``TrainCheckpointer(read_only=True)``). Returns ``(state, info)`` with ``info`` =
+  ``{"step": int, "path": str, "newest_step": int, "older_than_newest": bool}``: the
+  step and directory restored, the newest step present (damaged or not) and whether
+  the restored one is older than it (recorded in every results file).
 
   Raises:
-    ValueError: no usable checkpoint; or the newest checkpoint is damaged and
-      ``allow_older`` is False (``--allow_older_checkpoint`` evaluates the previous one).
+    ValueError: no usable checkpoint; the newest checkpoint is damaged and
+      ``allow_older`` is False (``--allow_older_checkpoint`` evaluates the newest usable
+      older one); a checkpoint that does not fit ``target``.
   """
-  with TrainCheckpointer(workdir, keep=keep) as ckpt:
-    newest = ckpt.latest_step()
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; run --mode=train first")
-  state, _ = restored
-  step = int(state.step)
-  older = newest is not None and step != newest
-  if older and not allow_older:
-    raise ValueError(
-      f"workdir: the newest checkpoint {newest} in {checkpoint_dir(workdir)} is damaged (moved "
-      f"aside); the newest usable one is {step}. Pass --allow_older_checkpoint to evaluate it."
-    )
+  directory = checkpoint_dir(workdir)
+  found = None
+  if directory.is_dir():
+    with TrainCheckpointer(workdir, keep=keep, read_only=True) as ckpt:
+      newest = ckpt.latest_step()
+      found = ckpt.restore_newest(target, allow_older=allow_older)
+  if found is None:
+    raise ValueError(f"workdir: no usable checkpoint in {directory}; run --mode=train first")
+  state, _, step = found
   info = {
-    "step": step,
-    "path": os.fspath(checkpoint_dir(workdir).absolute() / str(step)),
-    "newest_step": None if newest is None else int(newest),
-    "older_than_newest": bool(older),
+    "step": int(step),
+    "path": os.fspath(directory.absolute() / str(step)),
+    "newest_step": int(newest),
+    "older_than_newest": bool(step != newest),
   }
+  if info["older_than_newest"]:
+    logging.warning(
+      "Evaluating checkpoint %d of %s: the newest, %d, is damaged (allow_older).",
+      step,
+      directory,
+      newest,
+    )
   return state, info
 
 
-def restore_trained(workdir: str | os.PathLike, target: TrainState, keep: int) -> TrainState:
+def restore_trained(
+  workdir: str | os.PathLike, target: TrainState, keep: int, *, allow_older: bool = True
+) -> TrainState:
   """The newest complete checkpoint of ``workdir`` restored into ``target``'s structure.
 
-  For evaluating a finished run: raises ``ValueError`` when ``workdir`` holds no usable
-  checkpoint (run ``--mode=train`` first) or when it does not fit ``target``.
+  :func:`restore_with_info` without the info (kept for callers that do not record it;
+  ``allow_older`` defaults to its old behaviour: fall back past a damaged newest one).
   """
-  with TrainCheckpointer(workdir, keep=keep) as ckpt:
-    restored = ckpt.restore_latest(target)
-  if restored is None:
-    raise ValueError(f"workdir: no checkpoint in {checkpoint_dir(workdir)}; run --mode=train first")
-  return restored[0]
+  return restore_with_info(workdir, target, keep, allow_older=allow_older)[0]

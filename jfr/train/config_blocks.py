@@ -33,8 +33,6 @@ def engine(
   # exceeds this factor times the previous one, is rejected like a non-finite step.
   config.guard_update_norm_factor = 1000.0
   config.guard_param_norm_factor = 10.0
-  # Evaluation: use an older checkpoint when the newest is damaged (--allow_older_checkpoint).
-  config.allow_older_checkpoint = False
   config.parallelism = "pmap"
   # Evaluation of a run whose newest checkpoint is damaged: refuse (False) or use the
   # previous complete one and say so in the results (True; --allow_older_checkpoint).
