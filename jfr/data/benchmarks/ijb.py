@@ -134,9 +134,12 @@ def read_template_pairs(
       lines = f.readlines(block_lines * 16)
       if not lines:
         break
-      with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # a bad token stops the parse
-        values = np.fromstring("".join(lines), dtype=np.int64, sep=" ")
+      try:
+        with warnings.catch_warnings():
+          warnings.simplefilter("ignore", DeprecationWarning)  # older NumPy: stops at bad data
+          values = np.fromstring("".join(lines), dtype=np.int64, sep=" ")
+      except ValueError:  # NumPy >= 2.3: unparsable data
+        values = np.zeros(0, np.int64)
       if values.size != 3 * sum(1 for line in lines if line.strip()):
         for i, line in enumerate(lines):
           if line.strip() and len(line.split()) != 3:
