@@ -39,24 +39,31 @@ from jfr.data import formats
 from jfr.data.formats import writer
 
 FORMAT_HELP = "; ".join(f"{k}: {v[1]}" for k, v in formats.FORMATS.items())
-flags.DEFINE_enum("format", None, list(formats.FORMATS), f"Input format. {FORMAT_HELP}")
-flags.DEFINE_string("input", None, "Path of the data as it ships (see --format).")
-flags.DEFINE_string("data_dir", None, "tfds data_dir to write into (<data_dir>/<name>/).")
-flags.DEFINE_string("name", None, "Data set name (lower case, digits, _): config.dataset.name.")
-flags.DEFINE_integer("image_size", 112, "Side of the square output images.")
-flags.DEFINE_enum("align", "auto", ["auto", "five_point", "box", "none"], "Face alignment.")
-flags.DEFINE_float("margin", 0.2, "Box crops: extra fraction of the box side.")
-flags.DEFINE_string(
-  "test_identities",
-  "auto",
-  "Test identities: a fraction (<1) or a count; auto = the data set's own split, else 0.1.",
-)
-flags.DEFINE_integer("seed", 0, "Seed of the test identity draw and the example order.")
-flags.DEFINE_bool("skip_unreadable", False, "List unreadable images in the report, not fail.")
-flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of re-rendered images.")
-flags.DEFINE_integer("stills_per_video", 2, "Video sources: frames per video as train/test stills.")
-flags.DEFINE_integer("shard_size", 2000, "Examples per shard (the unit of resuming).")
-flags.DEFINE_integer("workers", 0, "Decoding threads (0: the usable CPUs).")
+
+
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program: the module is a library too)."""
+  flags.DEFINE_enum("format", None, list(formats.FORMATS), f"Input format. {FORMAT_HELP}")
+  flags.DEFINE_string("input", None, "Path of the data as it ships (see --format).")
+  flags.DEFINE_string("data_dir", None, "tfds data_dir to write into (<data_dir>/<name>/).")
+  flags.DEFINE_string("name", None, "Data set name (lower case, digits, _): config.dataset.name.")
+  flags.DEFINE_integer("image_size", 112, "Side of the square output images.")
+  flags.DEFINE_enum("align", "auto", ["auto", "five_point", "box", "none"], "Face alignment.")
+  flags.DEFINE_float("margin", 0.2, "Box crops: extra fraction of the box side.")
+  flags.DEFINE_string(
+    "test_identities",
+    "auto",
+    "Test identities: a fraction (<1) or a count; auto = the data set's own split, else 0.1.",
+  )
+  flags.DEFINE_integer("seed", 0, "Seed of the test identity draw and the example order.")
+  flags.DEFINE_bool("skip_unreadable", False, "List unreadable images in the report, not fail.")
+  flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of re-rendered images.")
+  flags.DEFINE_integer(
+    "stills_per_video", 2, "Video sources: frames per video as train/test stills."
+  )
+  flags.DEFINE_integer("shard_size", 2000, "Examples per shard (the unit of resuming).")
+  flags.DEFINE_integer("workers", 0, "Decoding threads (0: the usable CPUs).")
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -224,4 +231,5 @@ def main(argv: Optional[list] = None) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -156,3 +156,14 @@ def test_resize_transform_maps_edges_to_edges():
   m = align.resize_transform(218, 178, 112)
   corners = align.transform_points(np.array([[-0.5, -0.5], [177.5, 217.5]]), m)
   np.testing.assert_allclose(corners, [[-0.5, -0.5], [111.5, 111.5]])
+
+
+def test_axis_aligned_crop_samples_the_right_source_points():
+  # A linear ramp is reproduced exactly by bilinear sampling: value(q) = ramp(M^-1 q).
+  x = np.arange(80, dtype=np.float64)
+  ramp = np.repeat(np.tile(x * 3, (60, 1))[..., None], 3, -1).astype(np.uint8)
+  m = align.box_transforms(np.array([20.0, 10, 30, 30]), 60)  # 2x upscale, inside
+  out = align.warp(ramp, m, 60).astype(float)
+  q = np.arange(60, dtype=np.float64)
+  p = (q - m[0, 2]) / m[0, 0]
+  np.testing.assert_allclose(out[30, 2:-2, 0], np.round(p[2:-2] * 3), atol=1.0)

@@ -199,9 +199,12 @@ def warp(
     image: uint8 [H, W, 3] (or [H, W]).
     matrix: float [2, 3], e.g. from :func:`five_point_transforms` for one face.
     image_size: output side, or (H, W).
-    interpolation: 'bilinear' (default), 'bicubic' or 'nearest'. When the transform
-      shrinks by more than 2x, the source is first reduced by ``floor(1 / scale)`` with a
-      box filter (PIL ``Image.reduce``) and the transform adjusted, to avoid aliasing.
+    interpolation: 'bilinear' (default), 'bicubic' or 'nearest'. An axis-aligned
+      transform whose footprint lies inside the source (centre crops, resizes, box
+      crops inside the image) is PIL's ``resize`` of that box (filter support scaled
+      with the shrink factor: antialiased). Otherwise PIL's affine ``transform``; when
+      it shrinks by more than 2x, the source is first reduced by ``floor(1 / scale)``
+      with a box filter (PIL ``Image.reduce``) and the transform adjusted (no aliasing).
     fill: value outside the source image (int or per channel).
 
   Returns:
@@ -217,6 +220,18 @@ def warp(
     raise ValueError(f"interpolation: expected one of {tuple(_RESAMPLE)}, got {interpolation!r}")
   out_h, out_w = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
   pil = Image.fromarray(image)
+  if matrix[0, 1] == 0 and matrix[1, 0] == 0 and matrix[0, 0] > 0 and matrix[1, 1] > 0:
+    # Axis-aligned (crops and resizes): PIL's resize of the source box, which filters
+    # over the whole footprint (antialiased) and is several times faster than transform.
+    # Output edge e_q maps to source edge e_p = (e_q - 0.5 - t) / s + 0.5.
+    x0 = (-0.5 - matrix[0, 2]) / matrix[0, 0] + 0.5
+    x1 = (out_w - 0.5 - matrix[0, 2]) / matrix[0, 0] + 0.5
+    y0 = (-0.5 - matrix[1, 2]) / matrix[1, 1] + 0.5
+    y1 = (out_h - 0.5 - matrix[1, 2]) / matrix[1, 1] + 0.5
+    eps = 1e-6
+    if x0 >= -eps and y0 >= -eps and x1 <= pil.width + eps and y1 <= pil.height + eps:
+      box = (max(x0, 0.0), max(y0, 0.0), min(x1, pil.width), min(y1, pil.height))
+      return np.asarray(pil.resize((int(out_w), int(out_h)), _RESAMPLE[interpolation], box=box))
   scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
   factor = int(1.0 / scale) if scale > 0 else 1
   if factor >= 2 and interpolation != "nearest":
