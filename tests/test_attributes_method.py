@@ -251,5 +251,14 @@ def test_all_mode_end_to_end_tiny(tiny_data_dir, tmp_path):
   assert results["protocol"]["distractor_identities"] == 3
   assert results["protocol"]["distractor_frames"] == ident["num_distractors"] - 12
   # --mode=eval re-reads the checkpoints and writes the same numbers.
-  again = registry.run(config, str(tmp_path), "eval")
-  assert again["variants"] == results["variants"]
+  registry.run(config, str(tmp_path), "eval")
+  again = json.loads((tmp_path / "eval" / "attributes.json").read_text())  # NaN -> null
+  assert again["variants"] == saved["variants"] and again["protocol"] == saved["protocol"]
+  # The run offers its stage-1 network to benchmarks and inference from the workdir alone.
+  (tmp_path / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort())))
+  model, info = registry.load_eval_model(str(tmp_path), batch_size=8)
+  assert info["step"] == config.num_train_steps
+  assert {"embed", "attribute_logits", "attribute_maps"} <= model.capabilities()
+  images = np.zeros((3, 32, 32, 3), np.uint8)
+  assert model.embed(images).shape == (3, 8)
+  assert model.extras["attribute_maps"](images)["maps"].shape == (3, 32, 32, 10)

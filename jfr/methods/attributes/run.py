@@ -28,6 +28,7 @@ import os
 import ml_collections
 from absl import logging
 
+from jfr import workdir as workdir_lib
 from jfr.context import RunContext
 from jfr.methods import registry
 from jfr.methods.attributes import evaluate, trainer
@@ -77,6 +78,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring)."""
   registry.check_mode(mode, MODES)
   context = RunContext.from_config(config)
+  workdir_lib.write_data_facts(workdir, context.facts())
   data = trainer.attribute_data(config, context)
   evaluate.check_evals(config, data.names)
   if mode in ("all", "train"):
@@ -85,3 +87,29 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
     states, infos = restore(config, workdir, data)
     return evaluate.evaluate(config, workdir, data, states, infos)
   return {}
+
+
+def eval_model(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_size: int,
+  allow_older: bool = False,
+):
+  """``(EvalModel, checkpoint info)`` of the stage-1 network of the first of
+  ``config.variants`` (``embed``: identity features; extras ``attribute_logits`` and
+  ``attribute_maps``), shaped from the run's ``data_facts.json`` (no training data needed)."""
+  facts = workdir_lib.read_data_facts(workdir)
+  mode = trainer.check_variants(config.variants)[0]
+  num_attributes = len(config.attributes.names)
+  state, info = trainer.restore_pretrained(
+    config,
+    workdir,
+    mode,
+    num_attributes,
+    facts["num_classes"],
+    facts["image_size"],
+    allow_older=allow_older,
+  )
+  model, variables = trainer.inference(config, mode, state, num_attributes)
+  return evaluate.eval_model(model, variables, facts["image_size"], batch_size), info

@@ -240,8 +240,10 @@ def restore_pretrained(
   num_attributes: int,
   num_classes: int,
   image_size: int,
+  allow_older: bool | None = None,
 ) -> tuple[state_lib.TrainState, dict]:
-  """``(stage-1 state, checkpoint info)`` of variant ``mode`` from ``<workdir>/<mode>``.
+  """``(stage-1 state, checkpoint info)`` of variant ``mode`` from ``<workdir>/<mode>``
+  (``allow_older``: None = ``config.allow_older_checkpoint``).
 
   Raises:
     ValueError: no checkpoint, or one written for another T, C or model (it names the
@@ -254,7 +256,7 @@ def restore_pretrained(
     Path(workdir) / mode,
     target,
     config.keep_checkpoints,
-    allow_older=config.allow_older_checkpoint,
+    allow_older=config.allow_older_checkpoint if allow_older is None else allow_older,
   )
 
 
