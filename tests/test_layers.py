@@ -140,6 +140,19 @@ class LargeMagnitudeFilterTest(chex.TestCase):
     grad = jax.grad(lambda v: jnp.sum(layers.large_magnitude_filter(v, 3)))(jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(grad), (_np_lmf(x, 3) != 0).astype(np.float32))
 
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters((0, 1), (20, 3), (35, 5))
+  def test_nan_propagates(self, position, keep):
+    x = np.random.default_rng(position).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    row, col = divmod(position, 6)
+    x[1, row, col, 2] = np.nan
+    got = np.asarray(self.variant(functools.partial(layers.large_magnitude_filter, keep=keep))(x))
+    assert np.isnan(got[1, row, col, 2])  # the NaN survives where it was
+    clean = np.isfinite(x).all(axis=(1, 2))  # the other channels are filtered as before
+    np.testing.assert_array_equal(
+      got.transpose(0, 3, 1, 2)[clean], _np_lmf(np.nan_to_num(x), keep).transpose(0, 3, 1, 2)[clean]
+    )
+
   @parameterized.parameters(0, -1, 17)
   def test_bad_keep_raises(self, keep):
     with self.assertRaisesRegex(ValueError, "keep"):

@@ -318,3 +318,27 @@ def test_baselines_bad_inputs():
     saliency.gradient_saliency(lambda x: x, images_a, images_b)
   with pytest.raises(ValueError, match="reduction"):
     saliency.gradient_saliency(lambda x: x.reshape(P, -1), images_a, images_b, "max")
+
+
+@pytest.mark.parametrize("method", ["gradient", "grad_cam", "grad_cam_pp"])
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_zero_embedding_gives_zero_map_and_a_warning(method, side):
+  images_a, images_b = _images(10)
+  # The linear network has no bias: a black image has the zero feature vector.
+  if side == "a":
+    images_a[0] = 0.0
+  else:
+    images_b[0] = 0.0
+  conv_fn, head_fn = _linear_network(11)[:2]
+  explain = {
+    "gradient": lambda: saliency.gradient_saliency(
+      lambda x: head_fn(conv_fn(x)), images_a, images_b
+    ),
+    "grad_cam": lambda: saliency.grad_cam(conv_fn, head_fn, images_a, images_b),
+    "grad_cam_pp": lambda: saliency.grad_cam_pp(conv_fn, head_fn, images_a, images_b),
+  }[method]
+  with pytest.warns(RuntimeWarning, match=r"pairs \[0\] have a zero feature vector"):
+    got = np.asarray(explain())
+  assert np.isfinite(got).all()
+  np.testing.assert_array_equal(got[0], 0.0)
+  assert np.abs(got[1:]).max() > 0  # the other pairs are explained as usual

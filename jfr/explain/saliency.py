@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -76,12 +77,33 @@ def cosine_similarity(features_a: jax.Array, features_b: jax.Array) -> jax.Array
     features_b: ``[B, D]``.
 
   Returns:
-    ``[B]``. A zero feature vector has similarity 0 with everything.
+    ``[B]``. A zero feature vector has similarity 0 with everything, and gradient 0
+    (not the NaN of ``d|F|/dF`` at 0), so saliency maps of such a pair are zeros.
   """
-  norm_a = jnp.linalg.norm(features_a, axis=-1)
-  norm_b = jnp.linalg.norm(features_b, axis=-1)
+  square_a = jnp.sum(features_a * features_a, axis=-1)
+  square_b = jnp.sum(features_b * features_b, axis=-1)
+  nonzero = (square_a > 0) & (square_b > 0)
+  # The where-trick: the untaken branch sees safe values, so its gradient is finite (x 0).
+  norm_a = jnp.sqrt(jnp.where(nonzero, square_a, 1.0))
+  norm_b = jnp.sqrt(jnp.where(nonzero, square_b, 1.0))
   dot = jnp.sum(features_a * features_b, axis=-1)
-  return dot / jnp.maximum(norm_a * norm_b, _EPS)
+  return jnp.where(nonzero, dot / jnp.maximum(norm_a * norm_b, _EPS), 0.0)
+
+
+def _warn_zero_features(zero: jax.Array, name: str) -> None:
+  """A ``RuntimeWarning`` naming the pairs (``zero`` bool ``[P]``) whose maps are all 0."""
+  pairs = np.flatnonzero(np.asarray(zero))
+  if pairs.size:
+    warnings.warn(
+      f"{name}: pairs {pairs.tolist()} have a zero feature vector (cosine similarity "
+      "undefined); their saliency maps are all zeros",
+      RuntimeWarning,
+      stacklevel=3,
+    )
+
+
+def _zero_features(features: jax.Array) -> jax.Array:
+  return jnp.all(features == 0, axis=-1)
 
 
 def _normalised_max_pool(conv_map: jax.Array) -> jax.Array:
@@ -344,11 +366,17 @@ def _check_output(
 @functools.partial(jax.jit, static_argnames=("reduction",))
 def _gradient_saliency(embed_fn, images_a, images_b, reduction):
   features_b = lax.stop_gradient(embed_fn(images_b))
-  similarity = lambda x: jnp.sum(cosine_similarity(embed_fn(x), features_b))
-  contribution = images_a * jax.grad(similarity)(images_a)
+
+  def similarity(x):
+    features_a = embed_fn(x)
+    return jnp.sum(cosine_similarity(features_a, features_b)), _zero_features(features_a)
+
+  grads, zero_a = jax.grad(similarity, has_aux=True)(images_a)
+  contribution = images_a * grads
+  zero = zero_a | _zero_features(features_b)
   if reduction == "abs_sum":
-    return jnp.sum(jnp.abs(contribution), axis=-1)
-  return jnp.sum(contribution, axis=-1)
+    return jnp.sum(jnp.abs(contribution), axis=-1), zero
+  return jnp.sum(contribution, axis=-1), zero
 
 
 def gradient_saliency(
@@ -372,7 +400,9 @@ def gradient_saliency(
     reduction: ``"abs_sum"`` or ``"sum"``.
 
   Returns:
-    ``[P, H, W]`` saliency of images_a.
+    ``[P, H, W]`` saliency of images_a. A pair whose features (of A or of B) are the zero
+    vector has an undefined cosine similarity: its map is all zeros, with a ``RuntimeWarning``
+    naming the pair.
   """
   images_a, images_b = jnp.asarray(images_a), jnp.asarray(images_b)
   _check_images(images_a, images_b)
@@ -380,16 +410,24 @@ def gradient_saliency(
     raise ValueError(f"reduction: expected 'abs_sum' or 'sum', got {reduction!r}")
   embed_fn = _as_partial(embed_fn, "embed_fn")
   _check_output(embed_fn, "embed_fn", images_a, 2, images_a.shape[0], "[P, D]")
-  return _gradient_saliency(embed_fn, images_a, images_b, reduction=reduction)
+  saliency, zero = _gradient_saliency(embed_fn, images_a, images_b, reduction=reduction)
+  _warn_zero_features(zero, "gradient_saliency")
+  return saliency
 
 
 @jax.jit
 def _conv_map_gradients(conv_fn, head_fn, images_a, images_b):
-  """Conv map ``A`` ``[P, h, w, c]`` of images_a and ``dS/dA`` for S = Eq. 1 per pair."""
+  """Conv map ``A`` ``[P, h, w, c]`` of images_a, ``dS/dA`` for S = Eq. 1 per pair, and
+  which pairs ``[P]`` have a zero feature vector (their ``dS/dA`` is 0)."""
   features_b = lax.stop_gradient(head_fn(conv_fn(images_b)))
   conv_a = conv_fn(images_a)
-  similarity = lambda a: jnp.sum(cosine_similarity(head_fn(a), features_b))
-  return conv_a, jax.grad(similarity)(conv_a)
+
+  def similarity(a):
+    features_a = head_fn(a)
+    return jnp.sum(cosine_similarity(features_a, features_b)), _zero_features(features_a)
+
+  grads, zero_a = jax.grad(similarity, has_aux=True)(conv_a)
+  return conv_a, grads, zero_a | _zero_features(features_b)
 
 
 def _prepare_cam(conv_fn, head_fn, images_a, images_b):
@@ -427,10 +465,13 @@ def grad_cam(
     images_b: ``[P, H, W, 3]`` their partners.
 
   Returns:
-    ``[P, H, W]`` saliency of images_a.
+    ``[P, H, W]`` saliency of images_a. A pair whose features (of A or of B) are the zero
+    vector has an undefined cosine similarity: its map is all zeros, with a ``RuntimeWarning``
+    naming the pair.
   """
   conv_fn, head_fn, images_a, images_b = _prepare_cam(conv_fn, head_fn, images_a, images_b)
-  conv_a, grads = _conv_map_gradients(conv_fn, head_fn, images_a, images_b)
+  conv_a, grads, zero = _conv_map_gradients(conv_fn, head_fn, images_a, images_b)
+  _warn_zero_features(zero, "grad_cam")
   alpha = jnp.mean(grads, axis=(1, 2), keepdims=True)
   cam = jax.nn.relu(jnp.sum(alpha * conv_a, axis=-1))
   return _upsample(cam, images_a.shape)
@@ -453,10 +494,13 @@ def grad_cam_pp(
   rescales the map of each pair uniformly). Arguments and shapes as :func:`grad_cam`.
 
   Returns:
-    ``[P, H, W]`` saliency of images_a.
+    ``[P, H, W]`` saliency of images_a. A pair whose features (of A or of B) are the zero
+    vector has an undefined cosine similarity: its map is all zeros, with a ``RuntimeWarning``
+    naming the pair.
   """
   conv_fn, head_fn, images_a, images_b = _prepare_cam(conv_fn, head_fn, images_a, images_b)
-  conv_a, grads = _conv_map_gradients(conv_fn, head_fn, images_a, images_b)
+  conv_a, grads, zero = _conv_map_gradients(conv_fn, head_fn, images_a, images_b)
+  _warn_zero_features(zero, "grad_cam_pp")
   g2, g3 = grads**2, grads**3
   denominator = 2.0 * g2 + jnp.sum(conv_a, axis=(1, 2), keepdims=True) * g3
   safe = jnp.where(denominator != 0, denominator, 1.0)
