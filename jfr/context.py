@@ -14,6 +14,7 @@ from typing import Any
 import ml_collections
 import tensorflow_datasets as tfds
 
+from jfr.data import dataset_facts
 from jfr.data import pipelines
 
 
@@ -21,8 +22,6 @@ def num_train_classes(config: ml_collections.ConfigDict, builder: tfds.core.Data
   """Identities in the train split: ``dataset.num_classes`` or what the data set records."""
   if config.dataset.num_classes > 0:
     return int(config.dataset.num_classes)
-  from jfr.data import dataset_facts  # pylint: disable=g-import-not-at-top
-
   count = dataset_facts.dataset_facts(builder).num_train_classes  # synthetic or jfr.prepare
   if count <= 0:
     raise ValueError(
@@ -38,6 +37,19 @@ def image_size(builder: tfds.core.DatasetBuilder) -> int:
   if shape[0] != shape[1]:
     raise ValueError(f"dataset images must be square, got {shape}")
   return int(shape[0])
+
+
+# What each method reads from its data set beyond images (:data:`jfr.data.dataset_facts.FEATURE_KINDS`);
+# RunContext.from_config refuses a data set where one of them holds only sentinel values
+# (e.g. a jfr.prepare'd folder of photos has no attributes, part masks or videos).
+METHOD_FEATURES = {
+  "recognition": ("label",),
+  "templates": ("label", "videos"),
+  "fan": ("label", "videos"),
+  "attributes": ("label", "attributes", "segmentation", "landmarks", "videos"),
+  "interpretable": ("label", "landmarks", "occluder_mask"),
+  "explain": ("label", "occluder_mask"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +73,11 @@ class RunContext:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "RunContext":
+    """Opens ``config.dataset`` and checks it holds what ``config.method`` reads
+    (:data:`METHOD_FEATURES`; ``ValueError`` naming the missing feature)."""
     builder = pipelines.prepare_builder(config.dataset.name, config.dataset.data_dir)
+    needed = METHOD_FEATURES.get(config.method, ("label",))
+    dataset_facts.require_features(builder, needed, f"config.method={config.method!r}")
     return cls(
       builder=builder,
       num_classes=num_train_classes(config, builder),
