@@ -100,6 +100,8 @@ def model_embedder(
       return np.zeros((0, 0), np.float32)
     return np.concatenate(out)
 
+  # The traceable forward pass behind this EmbedFn (jfr.infer export and benchmarks).
+  embed.apply_fn, embed.variables, embed.input_size = apply_fn, variables, input_size
   return embed
 
 

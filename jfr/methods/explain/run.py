@@ -18,6 +18,7 @@ from typing import Any
 
 import ml_collections
 
+from jfr import workdir as workdir_lib
 from jfr.context import RunContext
 from jfr.methods import registry
 from jfr.methods.explain import evaluate
@@ -34,6 +35,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   trainer.check_model_config(config)
   workdir = Path(workdir)
   context = RunContext.from_config(config)
+  workdir_lib.write_data_facts(workdir, context.facts())
   timer = PhaseTimer()
   results: dict[str, Any] = {}
   if mode in ("all", "train"):
@@ -53,3 +55,25 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
     with timer.phase("explain"):
       results["explain"] = evaluate.explain(config, workdir, context, *ours)
   return results
+
+
+def eval_model(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_size: int,
+  allow_older: bool = False,
+):
+  """``(EvalModel, checkpoint info)`` of ours (:func:`.evaluate.eval_model`: ``embed`` and
+  the extras ``features``, ``conv_map``, ``pool``, ``decode``, ``verify``), shaped from
+  the run's ``data_facts.json``. ``batch_size`` is not used (``config.evals`` sets it)."""
+  import types
+
+  del batch_size
+  facts = workdir_lib.read_data_facts(workdir)
+  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
+  if allow_older:
+    config = config.copy_and_resolve_references()
+    config.allow_older_checkpoint = True
+  variables, info = trainer.restore(config, workdir, context)
+  return evaluate.eval_model(config, variables, facts["image_size"]), info

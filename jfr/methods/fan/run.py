@@ -14,6 +14,7 @@ from __future__ import annotations
 import ml_collections
 from absl import logging
 
+from jfr import workdir as workdir_lib
 from jfr.context import RunContext
 from jfr.data import pipelines
 from jfr.methods import registry
@@ -33,6 +34,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   timer = PhaseTimer()
   with timer.phase("context"):
     context = RunContext.from_config(config)
+  workdir_lib.write_data_facts(workdir, context.facts())
   features = None
   if mode in ("all", "train"):
     features = trainer.train(config, workdir, context, timer)
@@ -53,3 +55,39 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   results_lib.write_json(timer.phases, f"{workdir}/eval/fan_timing.json")
   results["timing"] = timer.phases
   return results
+
+
+def eval_model(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_size: int,
+  allow_older: bool = False,
+):
+  """``(EvalModel, checkpoint infos)`` of a trained FAN run, shaped from its
+  ``data_facts.json``: ``embed`` (the extractor), ``embed_sets`` (the first of
+  ``config.variants``), extras ``embed_sets_<variant>`` and ``aggregate_<variant>`` (float
+  sets in [-1, 1] -> aggregated faces) for every variant, and ``embed_model_range``.
+  ``batch_size`` is not used (``config.inference`` sets the FAN's batches)."""
+  import dataclasses
+  import types
+
+  from jfr.methods.fan import aggregator
+
+  del batch_size
+  facts = workdir_lib.read_data_facts(workdir)
+  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
+  if allow_older:
+    config = config.copy_and_resolve_references()
+    config.allow_older_checkpoint = True
+  extractor, generators, infos = trainer.restore(config, workdir, context)
+  models = {
+    name: aggregator.eval_model(config, extractor, params, context.image_size)
+    for name, params in generators.items()
+  }
+  first = models[config.variants[0]]
+  extras = dict(first.extras)
+  for name, model in models.items():
+    extras[f"embed_sets_{name}"] = model.embed_sets
+    extras[f"aggregate_{name}"] = model.extras["aggregate_model_range"]
+  return dataclasses.replace(first, extras=extras), infos

@@ -13,6 +13,7 @@ from jfr.context import RunContext
 from jfr.eval import embedding
 from jfr.eval import registry
 from jfr.eval import still_images
+from jfr.infer import thresholds
 from jfr.methods.recognition import trainer
 from jfr.report import results as results_lib
 
@@ -73,6 +74,13 @@ def evaluate(
       title = f"{name} ({context.dataset_name} {settings['split']})"
       figures = still_images.curves(results, name, title)
       log_summary(name, results)
+      source = dict(evaluation=name, dataset=context.dataset_name, split=settings["split"])
+      thresholds.write_thresholds(
+        workdir,
+        thresholds.thresholds_from_still_images(
+          results, settings, {**source, "flip": settings["flip"]}
+        ),
+      )
     results_lib.write_results(workdir, name, results, figures=figures, checkpoint=checkpoint)
     out[name] = results
   return out

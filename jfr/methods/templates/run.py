@@ -76,3 +76,34 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   return evaluate.run_experiment(
     config, workdir, data["descriptors"], splits, source, checkpoint=info
   )
+
+
+def eval_model(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_size: int,
+  allow_older: bool = False,
+):
+  """``(EvalModel, checkpoint info)`` of the descriptor network (``<workdir>/backbone``):
+  ``embed`` (its embedding) and the extra ``descriptors`` (uint8 faces -> descriptors of
+  ``config.descriptors.kind``), shaped from the run's ``data_facts.json``."""
+  from jfr.eval import embedding
+  from jfr.methods.recognition import evaluate as recognition_evaluate
+  from jfr.methods.recognition import trainer as recognition_trainer
+
+  facts = workdir_lib.read_data_facts(workdir)
+  size = facts["image_size"]
+  variables, info = recognition_trainer.restore(
+    trainer.backbone_config(config),
+    trainer.backbone_workdir(workdir),
+    facts["num_classes"],
+    size,
+    allow_older=allow_older,
+  )
+  model = embedding.EvalModel(
+    input_size=size,
+    embed=recognition_evaluate.embed_function(config, variables, size, batch_size),
+    extras={"descriptors": descriptors_lib.descriptor_function(config, variables, size)},
+  )
+  return model, info
