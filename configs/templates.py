@@ -7,7 +7,7 @@ r"""Identity-specific activation patterns (Ferrari, Berretti, Del Bimbo): Tables
       --config.descriptors.npy_path=vggface_fc7.npy \
       --config.descriptors.keys_path=vggface_fc7_files.csv --config.ijba.root=/data/IJB-A
 
-Mode ``all`` trains the descriptor network (a ResNet, :mod:`jfr.train.recognition`, in
+Mode ``all`` trains the descriptor network (a ResNet, :mod:`jfr.methods.recognition.trainer`, in
 ``<workdir>/backbone``; resumed if interrupted, skipped if finished), extracts
 descriptors of the test identities' stills and video frames, arranges them into
 IJB-A-like splits and prints both tables. Mode ``npy`` runs the same tables on a user's

@@ -42,7 +42,7 @@ def engine(
 def dataset(
   name: str = "synthetic_faces/small", num_classes: int = -1
 ) -> ml_collections.ConfigDict:
-  """Which tfds data set and splits (see :mod:`jfr.train.common`)."""
+  """Which tfds data set and splits (see :mod:`jfr.context`)."""
   return ml_collections.ConfigDict(
     dict(
       name=name,
@@ -109,7 +109,7 @@ def augment(
 
 
 def evaluation(batch_size: int = 256) -> ml_collections.ConfigDict:
-  """Still-image verification / identification protocol (see :mod:`jfr.train.common`)."""
+  """Still-image verification / identification protocol (see :mod:`jfr.eval.still_images`)."""
   return ml_collections.ConfigDict(
     dict(
       batch_size=batch_size,
