@@ -108,32 +108,27 @@ def aggregated_pixels(result: dict) -> np.ndarray:
   return pipelines.from_model_range(result["_result"]["faces"])
 
 
-def aggregate_figure(result: dict, max_frames: int = 16):
-  """Top: up to ``max_frames`` input frames (evenly spaced); bottom: the aggregated face of
-  each chunk; the title gives the scores."""
+def aggregate_figure(result: dict, max_frames: int = 16, per_row: int = 8):
+  """Rows of up to ``max_frames`` input frames (evenly spaced, ``per_row`` a row), then a
+  row of the aggregated faces (one per chunk); the title gives the scores."""
   frames = result["_frames"]
   shown = np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int)
-  faces = aggregated_pixels(result)
-  cols = max(len(shown), len(faces), 2)
-  fig = figures_lib.new_figure(1.0 * cols + 0.4, 2.7)
-  axes = fig.subplots(2, cols, squeeze=False)
-  for ax in axes.ravel():
-    ax.set_axis_off()
-  for j, i in enumerate(shown):
-    figures_lib.show_image(axes[0, j], frames[i], f"frame {i}", 6)
-  for j, face in enumerate(faces):
-    a, b = result["chunks"][j]
-    figures_lib.show_image(axes[1, j], face, f"FAN face\nframes {a}-{b - 1}", 6)
+  rows, labels = [], []
+  for start in range(0, len(shown), per_row):
+    part = shown[start : start + per_row]
+    rows.append([frames[i] for i in part])
+    labels.append(f"frames {part[0]}..{part[-1]}" if len(part) > 1 else f"frame {part[0]}")
+  rows.append(list(aggregated_pixels(result)))
+  labels.append(f"FAN face(s)\n{len(result['chunks'])} chunk(s)")
   text = (
-    f"{len(frames)} frames, {len(faces)} set(s) of <= {result['max_members']}; "
-    f"cos(FAN, mean feature) = {result['cosine_fan_vs_mean_feature']:.3f}"
+    f"{result['variant']}: {len(frames)} frames in {len(result['chunks'])} set(s) of <= "
+    f"{result['max_members']}; cos(FAN, mean feature) = "
+    f"{result['cosine_fan_vs_mean_feature']:.3f}"
   )
   if "cosine_to_reference" in result:
     c = result["cosine_to_reference"]
     text += f"\nvs reference: FAN {c['fan']:.3f}, mean feature {c['mean_feature']:.3f}"
-  fig.suptitle(f"{result['variant']} aggregation: {text}", fontsize=8)
-  fig.tight_layout()
-  return fig
+  return figures_lib.image_grid(rows, row_labels=labels, cell=1.0, title=text)
 
 
 def write_faces(result: dict, out: str) -> list[str]:

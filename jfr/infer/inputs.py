@@ -1,8 +1,8 @@
 """Reading a user's faces for inference: files, folders or lists -> aligned uint8 crops.
 
-* :func:`expand_inputs`: image files, folders (their images in natural order, hidden/system
-  files skipped) and list files (``.txt``/``.lst``: one image path per line, relative to the
-  list) -> ordered paths.
+* :func:`expand_inputs`: image files, folders (their images in natural order, then those of
+  their sub-folders; hidden/system files skipped) and list files (``.txt``/``.lst``: one
+  image path per line, relative to the list) -> ordered paths.
 * :func:`read_landmarks`: five-point landmarks, either insightface's text format (one line
   per image, ``<image> x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 [score]``, points in the order left eye,
   right eye, nose, left mouth corner, right mouth corner, as in IJB-B/C's
@@ -63,6 +63,15 @@ class Faces:
   warnings: dict[str, str]
 
 
+def _folder_images(folder: str) -> list[str]:
+  """Images of ``folder``, then of its sub-folders (recursively), each in natural order."""
+  dirs, files = image_files.list_folder(folder, image_files.SkipLog())
+  out = [os.path.join(folder, f) for f in files]
+  for d in dirs:
+    out.extend(_folder_images(os.path.join(folder, d)))
+  return out
+
+
 def expand_inputs(inputs: Sequence[str] | str) -> list[str]:
   """Image files, folders and list files -> image paths in order (module docstring)."""
   if isinstance(inputs, str):
@@ -70,9 +79,7 @@ def expand_inputs(inputs: Sequence[str] | str) -> list[str]:
   paths: list[str] = []
   for item in inputs:
     if os.path.isdir(item):
-      skipped = image_files.SkipLog()
-      _, files = image_files.list_folder(item, skipped)
-      paths.extend(os.path.join(item, f) for f in files)
+      paths.extend(_folder_images(item))
     elif item.lower().endswith(LIST_EXTENSIONS) and os.path.isfile(item):
       base = os.path.dirname(item)
       with open(item, encoding="utf-8") as f:

@@ -20,6 +20,7 @@ import os
 import ml_collections
 from absl import logging
 
+from jfr import workdir as workdir_lib
 from jfr.context import RunContext
 from jfr.data import resize
 from jfr.eval import faces as faces_lib
@@ -73,6 +74,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, mode: str
   registry.check_mode(mode, MODES)
   networks.check_config(config)
   context = RunContext.from_config(config)
+  workdir_lib.write_data_facts(workdir, context.facts())
   timer = PhaseTimer()
   if mode in ("all", "train"):
     for name in config.run_variants:
@@ -104,3 +106,25 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, mode: str
   )
   logging.info("interpretable FR results:\n%s", markdown)
   return results
+
+
+def eval_model(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_size: int,
+  allow_older: bool = False,
+):
+  """``(EvalModel, checkpoint info)`` of the last of ``config.run_variants`` (the full
+  method, ``sad_fad``, by default): :func:`.evaluate.eval_model` (``embed``: f; extras
+  ``response_peaks`` and ``response_maps``), shaped from the run's ``data_facts.json``."""
+  import types
+
+  facts = workdir_lib.read_data_facts(workdir)
+  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
+  if allow_older:
+    config = config.copy_and_resolve_references()
+    config.allow_older_checkpoint = True
+  name = config.run_variants[-1]
+  variables, info = trainer.restore_variant(config, workdir, name, context)
+  return evaluate.eval_model(config, name, variables, batch_size), info

@@ -1,0 +1,148 @@
+"""python -m jfr.infer commands of the method runs, each on a trained ``:tiny`` workdir of its
+method: ``aggregate`` (FAN), ``explain`` (explain), ``attributes`` (attributes), ``filters``
+(interpretable). Each run is trained once per module (only what the command needs)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jfr import workdir as workdir_lib
+from jfr.infer import commands
+from jfr.infer import inputs
+from jfr.infer import loading
+
+pytestmark = pytest.mark.slow
+
+
+def _train(config_module, tiny_data_dir, tmp_path_factory, mode="train", **overrides):
+  from jfr.methods import registry
+
+  config = config_module.get_config("tiny")
+  config.dataset.data_dir = tiny_data_dir
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  workdir = tmp_path_factory.mktemp(config.method)
+  workdir_lib.write_run_record(workdir, config, ["test"])
+  registry.run(config, str(workdir), mode)
+  return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def faces(tiny_data_dir, tmp_path_factory):
+  """PNG files of the tiny data: ``stills/<i>.png`` (test split) and ``frames/<i>.png``
+  (20 video frames, more than the tiny FAN's max_members = 8)."""
+  import tensorflow_datasets as tfds
+
+  from jfr.data import pipelines
+
+  root = tmp_path_factory.mktemp("faces")
+  builder = tfds.builder("synthetic_faces/tiny", data_dir=tiny_data_dir)
+  stills = pipelines.load_arrays(builder, "test", ("image",))["image"]
+  frames = pipelines.load_arrays(builder, "video", ("image",))["image"][:20]
+  for name, images in (("stills", stills[:6]), ("frames", frames)):
+    (root / name).mkdir()
+    for i, image in enumerate(images):
+      Image.fromarray(image).save(root / name / f"{i:02d}.png")
+  return root
+
+
+def test_aggregate_any_number_of_frames(tiny_data_dir, tmp_path_factory, faces, tmp_path):
+  from configs import fan
+
+  workdir = _train(fan, tiny_data_dir, tmp_path_factory, variants=("full",))
+  res = commands.aggregate(
+    workdir=workdir,
+    out=str(tmp_path),
+    frames=[str(faces / "frames")],
+    reference=[str(faces / "stills" / "00.png")],
+  )
+  assert res["chunks"] == [(0, 7), (7, 14), (14, 20)]  # 20 frames, max_members 8
+  saved = np.load(tmp_path / "aggregate.npz")
+  assert saved["faces"].shape == (3, 32, 32, 3) and saved["chunk_features"].shape == (3, 16)
+  assert sorted(p.name for p in tmp_path.glob("aggregated_*.png")) == [
+    "aggregated_0.png",
+    "aggregated_1.png",
+    "aggregated_2.png",
+  ]
+  # the policy: video feature = normalised mean of the normalised chunk features; the
+  # first chunk's feature equals embed_sets of those frames
+  unit = saved["chunk_features"] / np.linalg.norm(saved["chunk_features"], axis=1, keepdims=True)
+  mean = unit.mean(0)
+  np.testing.assert_allclose(saved["feature"], mean / np.linalg.norm(mean), atol=1e-5)
+  run = loading.load_run(workdir, "aggregate")
+  frames = inputs.read_faces([str(faces / "frames")], 32).images
+  first = run.model.embed_sets(frames[None, :7], np.ones((1, 7), bool))
+  np.testing.assert_allclose(saved["chunk_features"][:1], first, rtol=1e-4, atol=1e-4)
+  baseline = run.model.embed(frames).mean(0)
+  np.testing.assert_allclose(saved["mean_feature"], baseline / np.linalg.norm(baseline), atol=1e-5)
+  assert set(res["cosine_to_reference"]) == {"fan", "mean_feature"}
+  assert (tmp_path / "aggregate_overview.png").stat().st_size > 0
+
+
+def test_explain_maps_equal_explain_pair(tiny_data_dir, tmp_path_factory, faces, tmp_path):
+  from configs import explain as explain_config
+  from jfr.data import pipelines
+  from jfr.explain import saliency, suite
+  from jfr.infer import explain as explain_lib
+
+  workdir = _train(explain_config, tiny_data_dir, tmp_path_factory)
+  a, b = str(faces / "stills" / "00.png"), str(faces / "stills" / "05.png")
+  with pytest.raises(ValueError, match="threshold"):
+    commands.explain(workdir=workdir, out=str(tmp_path), pair=[a, b], methods=("ours",))
+  res = commands.explain(
+    workdir=workdir,
+    out=str(tmp_path),
+    pair=[a, b],
+    methods=("ours", "gradient", "grad_cam", "grad_cam_pp"),
+    threshold=0.4,
+  )
+  run = loading.load_run(workdir, "explain")
+  fns = explain_lib.model_functions(run)
+  x = pipelines.to_model_range_np(inputs.read_faces([a, b], 32).images)
+  convs = np.asarray(suite.call(fns.conv, x))
+  t = 0.4 / convs.shape[-1]
+  assert res["T"] == pytest.approx(t)
+  for row, (i, j) in enumerate(((0, 1), (1, 0))):
+    ref = saliency.explain_pair(fns.decode, convs[i], convs[j], t, run.config.explain.chunk_size)
+    for name, field in (("ours_s", ref.s), ("ours_s_pos", ref.s_pos), ("ours_s_neg", ref.s_neg)):
+      np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy")[row], field, atol=1e-5)
+  grad = saliency.gradient_saliency(fns.embed, x, x[::-1])
+  np.testing.assert_allclose(np.load(tmp_path / "gradient.npy"), grad, rtol=1e-4, atol=1e-6)
+  assert np.load(tmp_path / "grad_cam_pp.npy").shape == (2, 32, 32)
+  f = np.asarray(suite.call(fns.embed, x))
+  f = f / np.linalg.norm(f, axis=1, keepdims=True)
+  assert res["score"] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)
+  # the stored tau of --mode=explain is used when no threshold is given
+  (tmp_path / "w").mkdir()
+  json_path = f"{workdir}/eval/explain.json"
+  workdir_lib.Path(json_path).parent.mkdir(exist_ok=True)
+  workdir_lib.Path(json_path).write_text(json.dumps({"threshold": {"tau": 0.3, "source": "x"}}))
+  res = commands.explain(workdir=workdir, out=str(tmp_path / "w"), pair=[a, b], methods=("ours",))
+  assert res["tau"] == 0.3 and res["maps"] == ["ours_s", "ours_s_neg", "ours_s_pos"]
+  assert (tmp_path / "explain.png").stat().st_size > 0
+
+
+def test_attributes_probabilities_and_maps(tiny_data_dir, tmp_path_factory, faces, tmp_path):
+  from configs import attributes as attributes_config
+
+  workdir = _train(attributes_config, tiny_data_dir, tmp_path_factory)
+  images = [str(faces / "stills")]
+  res = commands.attributes(workdir=workdir, out=str(tmp_path), images=images)
+  run = loading.load_run(workdir, "attributes")
+  names = list(run.config.attributes.names)
+  maps = np.load(tmp_path / "attribute_maps.npy")
+  assert maps.shape == (6, 32, 32, len(names)) and (maps >= 0).all()
+  crops = inputs.read_faces(images, 32).images
+  probs = 1 / (1 + np.exp(-run.model.extras["attribute_logits"](crops)))
+  first = res["probabilities"][res["images"][0]]
+  assert list(first) == names
+  np.testing.assert_allclose([first[n] for n in names], probs[0], rtol=1e-5)
+  assert (tmp_path / "attributes.png").stat().st_size > 0
+  with pytest.raises(ValueError, match="attributes"):
+    commands.filters(workdir=workdir, out=str(tmp_path), images=images)
