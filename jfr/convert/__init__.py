@@ -9,6 +9,9 @@ that every jfr tool reads like a trained ``configs/baseline.py`` run:
   backbone is the converted IResNet (``config.model.name = 'iresnet'``); the classifier head
   (the source files carry none) and the optimizer state are freshly initialised, step 0, so
   ``--mode=eval`` evaluates the converted network and ``--mode=train`` fine-tunes it;
+* ``data_facts.json`` (:func:`jfr.workdir.write_data_facts`): head width and input size, so
+  that ``jfr.methods.registry.load_eval_model`` (``jfr.infer``, benchmarks) loads the run
+  without its data;
 * ``config.json`` / ``command.txt`` (:func:`jfr.workdir.write_run_record`): the base config
   (default ``configs/baseline.py:paper``, 112 px ``synthetic_faces/default``) with
   ``model`` replaced and ``dataset.num_classes`` resolved;
@@ -135,6 +138,15 @@ def write_run(
   with checkpoint.TrainCheckpointer(workdir, keep=config.keep_checkpoints, async_save=False) as c:
     c.save(0, state, meta)
   workdir_lib.write_run_record(workdir, config, argv)
+  workdir_lib.write_data_facts(
+    workdir,
+    {
+      "num_classes": int(config.dataset.num_classes),
+      "image_size": model.image_size,
+      "dataset_name": config.dataset.name,
+      "train_split": config.dataset.train_split,
+    },
+  )
   digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
   record = {
     "source": os.fspath(Path(source).absolute()),

@@ -324,6 +324,11 @@ def convert_onnx(path: str | os.PathLike) -> layout.ConvertedModel:
     features, features_stats = layout.identity_batch_norm(np.zeros_like(bias), use_scale=False)
   params["fc"] = {"kernel": layout.fc_kernel(w, c_in), "bias": layout.f32(bias)}
   params["features"], stats["features"] = features, features_stats
+  while out not in g.outputs and [n.op_type for n in g.consumers.get(out, [])] in (
+    ["Identity"],
+    ["Dropout"],
+  ):
+    out = g.consumers[out][0].output[0]
   if out not in g.outputs:
     raise ValueError(f"input: {source}: the embedding {out!r} is not a graph output ({g.outputs})")
   converted = layout.ConvertedModel(
