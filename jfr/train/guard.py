@@ -173,14 +173,15 @@ def judge(state: Any, new_state: Any, loss: jax.Array, grads: PyTree) -> tuple[j
   for group in STATE_GROUPS:
     add(*_first_nonfinite(getattr(new_state, group)))
   names = sorted(state.params)
-  update_norms = jnp.stack(
+  stack = lambda xs, dtype=jnp.float32: jnp.stack(xs) if xs else jnp.zeros((0,), dtype)  # noqa: E731
+  update_norms = stack(
     [_norm(jax.tree.map(lambda a, b: a - b, new_state.params[n], state.params[n])) for n in names]
   )
-  old_norms = jnp.stack([_norm(state.params[n]) for n in names])
-  new_norms = jnp.stack([_norm(new_state.params[n]) for n in names])
+  old_norms = stack([_norm(state.params[n]) for n in names])
+  new_norms = stack([_norm(new_state.params[n]) for n in names])
   if guard:
-    means = jnp.stack([guard["update_norm"][n] for n in names])
-    seen = jnp.stack([guard["updates_seen"][n] for n in names])
+    means = stack([guard["update_norm"][n] for n in names])
+    seen = stack([guard["updates_seen"][n] for n in names], jnp.int32)
     judged = (seen > 0) & (means > 0)
     update_ratio = jnp.where(judged, update_norms / jnp.where(judged, means, 1.0), 0.0)
   else:
@@ -188,7 +189,10 @@ def judge(state: Any, new_state: Any, loss: jax.Array, grads: PyTree) -> tuple[j
   param_ratio = jnp.where(old_norms > 0, new_norms / jnp.where(old_norms > 0, old_norms, 1.0), 0.0)
   for key, ratios in (("update_norm_factor", update_ratio), ("param_norm_factor", param_ratio)):
     factor = limits[key]
-    jumped = ratios > factor if factor > 0 else jnp.zeros_like(ratios, bool)
+    if factor <= 0 or not names:  # rule off, or nothing trainable to judge
+      add(jnp.asarray(False), 0)
+      continue
+    jumped = ratios > factor
     first = jnp.argmax(jumped)
     add(jumped.any(), first, ratios[first])
   bad = jnp.stack(bad)
