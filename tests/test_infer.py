@@ -183,6 +183,16 @@ def test_export_round_trips_with_a_symbolic_batch(run, run_dir, tmp_path):
   assert json.loads((tmp_path / "export.json").read_text())["feature_size"] == 16
 
 
+def test_saved_model_path_is_tested_with_this_jax_tensorflow_pair():
+  import jax
+  import tensorflow as tf
+
+  from jfr.infer import export
+
+  # a new jax or tensorflow release must re-run the round trip and update the pin
+  assert {"jax": jax.__version__, "tensorflow": tf.__version__} == export.TESTED_VERSIONS
+
+
 def test_cli_runs_a_command(run_dir, faces_dir, tmp_path):
   from absl import flags
 
@@ -205,7 +215,7 @@ def test_refusals_name_the_problem(run_dir, faces_dir, tmp_path):
   empty.mkdir()
   for name in ("config.json", "data_facts.json"):
     (empty / name).write_text(open(os.path.join(run_dir, name)).read())
-  with pytest.raises(ValueError, match="no checkpoint"):
+  with pytest.raises(ValueError, match="checkpoint"):
     commands.embed(workdir=str(empty), out=str(tmp_path), images=[str(faces_dir / "probes")])
   with pytest.raises(ValueError, match="config.json"):
     commands.embed(workdir=str(tmp_path), out=str(tmp_path), images=[str(faces_dir / "probes")])

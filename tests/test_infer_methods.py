@@ -146,3 +146,21 @@ def test_attributes_probabilities_and_maps(tiny_data_dir, tmp_path_factory, face
   assert (tmp_path / "attributes.png").stat().st_size > 0
   with pytest.raises(ValueError, match="attributes"):
     commands.filters(workdir=workdir, out=str(tmp_path), images=images)
+
+
+def test_filters_peaks_and_response_maps(tiny_data_dir, tmp_path_factory, faces, tmp_path):
+  from configs import interpretable
+
+  from jfr.eval import interpretability
+
+  workdir = _train(interpretable, tiny_data_dir, tmp_path_factory, run_variants=("sad_fad",))
+  images = [str(faces / "stills")]
+  res = commands.filters(workdir=workdir, out=str(tmp_path), images=images)
+  maps = np.load(tmp_path / "response_maps.npy")
+  assert maps.shape[0] == 6 and maps.shape[-1] == res["num_filters"]
+  # peaks are the maxima of the saved maps, in model-input pixels
+  expected = interpretability.response_peaks(maps, (32, 32))
+  first = res["peaks"][res["images"][0]]
+  np.testing.assert_allclose(first["pos_xy"], np.asarray(expected["pos_xy"][0]), atol=0.01)
+  assert len(res["shown_filters"]) == min(6, res["num_filters"])
+  assert (tmp_path / "filters.png").stat().st_size > 0

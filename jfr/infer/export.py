@@ -16,14 +16,18 @@ features float32 ``[b, D]`` (not normalised: L2-normalise them before cosine sco
 * ``export.json`` beside them: input size, feature size, the run and its checkpoint, the
   jax/tensorflow versions that wrote them.
 
-Tested with the pair pinned in ``requirements.txt`` (jax/jaxlib and tensorflow); a SavedModel
-made with jax2tf's native serialization must be loaded by a TensorFlow whose XLA can read
-that StableHLO version, so keep the pair together.
+The SavedModel path is tested with the pair :data:`TESTED_VERSIONS` (jax/jaxlib and
+tensorflow-cpu, the versions ``requirements.txt`` resolves to today); ``export`` warns when the
+running pair differs, ``export.json`` records the pair that wrote the files, and
+tests/test_infer.py fails on another pair until the round trip is re-checked and the constant
+updated. A SavedModel made with jax2tf's native serialization must be loaded by a TensorFlow
+whose XLA can read that StableHLO version, so keep the pair together.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -34,6 +38,7 @@ from jfr.infer.loading import Run
 from jfr.report import results as results_lib
 
 FORMATS = ("jax", "saved_model")
+TESTED_VERSIONS = {"jax": "0.10.2", "tensorflow": "2.21.0"}
 JAX_FILE = "embedder.jax_exported"
 SAVED_MODEL_DIR = "saved_model"
 
@@ -119,6 +124,14 @@ def export(run: Run, out: str, formats: tuple[str, ...] = FORMATS) -> dict:
     files["jax"] = export_jax(fn, size, os.path.join(out, JAX_FILE))
   if "saved_model" in formats:
     import tensorflow as tf
+
+    running = {"jax": jax.__version__, "tensorflow": tf.__version__}
+    if running != TESTED_VERSIONS:
+      warnings.warn(
+        f"export: the SavedModel path is tested with {TESTED_VERSIONS}, running {running}; "
+        "check the round trip (tests/test_infer.py) before relying on it",
+        stacklevel=2,
+      )
 
     files["saved_model"] = export_saved_model(fn, size, os.path.join(out, SAVED_MODEL_DIR))
     tf_version = tf.__version__
