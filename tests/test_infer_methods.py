@@ -62,7 +62,7 @@ def test_aggregate_any_number_of_frames(tiny_data_dir, tmp_path_factory, faces, 
     frames=[str(faces / "frames")],
     reference=[str(faces / "stills" / "00.png")],
   )
-  assert res["chunks"] == [(0, 7), (7, 14), (14, 20)]  # 20 frames, max_members 8
+  assert res["chunks"] == [(0, 7), (7, 13), (13, 20)]  # 20 frames, max_members 8
   saved = np.load(tmp_path / "aggregate.npz")
   assert saved["faces"].shape == (3, 32, 32, 3) and saved["chunk_features"].shape == (3, 16)
   assert sorted(p.name for p in tmp_path.glob("aggregated_*.png")) == [
