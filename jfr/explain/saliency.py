@@ -80,12 +80,11 @@ def cosine_similarity(features_a: jax.Array, features_b: jax.Array) -> jax.Array
     ``[B]``. A zero feature vector has similarity 0 with everything, and gradient 0
     (not the NaN of ``d|F|/dF`` at 0), so saliency maps of such a pair are zeros.
   """
-  square_a = jnp.sum(features_a * features_a, axis=-1)
-  square_b = jnp.sum(features_b * features_b, axis=-1)
-  nonzero = (square_a > 0) & (square_b > 0)
-  # The where-trick: the untaken branch sees safe values, so its gradient is finite (x 0).
-  norm_a = jnp.sqrt(jnp.where(nonzero, square_a, 1.0))
-  norm_b = jnp.sqrt(jnp.where(nonzero, square_b, 1.0))
+  nonzero = jnp.any(features_a != 0, axis=-1) & jnp.any(features_b != 0, axis=-1)
+  # The where-trick: the untaken branch sees safe values, so its gradient is finite (x 0);
+  # rows with both vectors non-zero go through exactly the same operations as without it.
+  norm_a = jnp.linalg.norm(jnp.where(nonzero[..., None], features_a, 1.0), axis=-1)
+  norm_b = jnp.linalg.norm(jnp.where(nonzero[..., None], features_b, 1.0), axis=-1)
   dot = jnp.sum(features_a * features_b, axis=-1)
   return jnp.where(nonzero, dot / jnp.maximum(norm_a * norm_b, _EPS), 0.0)
 

@@ -32,7 +32,7 @@ def engine(
   # whose update norm exceeds this factor times its running mean, or whose parameter norm
   # exceeds this factor times the previous one, is rejected like a non-finite step.
   config.guard_update_norm_factor = 1000.0
-  config.guard_param_norm_factor = 10.0
+  config.guard_param_norm_factor = 1000.0
   config.parallelism = "pmap"
   # Evaluation of a run whose newest checkpoint is damaged: refuse (False) or use the
   # previous complete one and say so in the results (True; --allow_older_checkpoint).

@@ -69,7 +69,7 @@ REASONS = (
   "param_norm",
 )
 STATE_GROUPS = ("params", "batch_stats", "opt_state", "extras")
-DEFAULT_LIMITS = FrozenDict(update_norm_factor=1000.0, param_norm_factor=10.0)
+DEFAULT_LIMITS = FrozenDict(update_norm_factor=1000.0, param_norm_factor=1000.0)
 _CONFIG_FIELDS = {
   "update_norm_factor": "guard_update_norm_factor",
   "param_norm_factor": "guard_param_norm_factor",
@@ -225,7 +225,7 @@ def describe(state: Any) -> str | None:
   """Why the first step of the latest rejected streak was rejected, from a host ``state``.
 
   E.g. ``"step 2: the parameter norm of sub-model 'backbone' jumped to 5.4e+05 times its
-  previous value (limit 10: config.guard_param_norm_factor)"``, or
+  previous value (limit 1000: config.guard_param_norm_factor)"``, or
   ``"step 7: the candidate batch_stats['net']['BatchNorm_0']['var'] held NaN or Inf"``.
   None when no step was ever rejected (or the state carries no guard).
   """
