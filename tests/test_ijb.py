@@ -8,6 +8,7 @@ import pytest
 
 from jfr.data.adapters import ijb as ijb_files
 from jfr.eval import ijb
+from jfr.eval import ijb_splits
 
 
 def _media(subjects=6, stills=4, videos=2, frames=5, seed=0):
@@ -39,7 +40,7 @@ def _splits(**kw):
     labels,
     video_ids,
     frame_index,
-    ijb.synthetic_splits(labels, video_ids, frame_index, **args),
+    ijb_splits.synthetic_splits(labels, video_ids, frame_index, **args),
   )
 
 
@@ -138,7 +139,7 @@ def test_synthetic_splits_bad_arguments(kw, match):
 def test_synthetic_splits_mismatched_lengths():
   labels, video_ids, frame_index = _media()
   with pytest.raises(ValueError, match="video_ids"):
-    ijb.synthetic_splits(
+    ijb_splits.synthetic_splits(
       labels,
       video_ids[:-1],
       frame_index,
@@ -302,8 +303,8 @@ def test_ijba_split_maps_files_and_subjects_to_descriptor_rows(tmp_path):
     [HEADER, "11,7,img/1.jpg,1,1,", "12,7,img/2.jpg,2,2,", "13,8,img/2.jpg,2,2,"],
   )
   comparisons = _write(tmp_path / "c.csv", ["11,12", "12,13"])
-  filenames, subjects = ijb.read_descriptor_keys(keys)
-  split = ijb.ijba_split(
+  filenames, subjects = ijb_splits.read_descriptor_keys(keys)
+  split = ijb_splits.ijba_split(
     ijb_files.read_search_protocol(gallery, probe),
     ijb_files.read_template_metadata(verify),
     ijb_files.read_template_pairs(comparisons),
@@ -319,25 +320,27 @@ def test_ijba_split_maps_files_and_subjects_to_descriptor_rows(tmp_path):
   np.testing.assert_array_equal(split.pair_labels(), [True, False])
   # Without subjects the file name alone is ambiguous.
   with pytest.raises(ValueError, match="filenames: key 'img/2.jpg'"):
-    ijb.metadata_rows(ijb_files.read_template_metadata(verify), filenames)
+    ijb_splits.metadata_rows(ijb_files.read_template_metadata(verify), filenames)
 
 
 def test_metadata_rows_missing_descriptor(tmp_path):
   verify = _write(tmp_path / "v.csv", [HEADER, "11,7,img/1.jpg,1,1,", "12,7,img/5.jpg,2,2,"])
   with pytest.raises(ValueError, match="no descriptor.*img/5.jpg"):
-    ijb.metadata_rows(ijb_files.read_template_metadata(verify), np.array(["img/1.jpg"]))
+    ijb_splits.metadata_rows(ijb_files.read_template_metadata(verify), np.array(["img/1.jpg"]))
   with pytest.raises(ValueError, match="subject_ids"):
-    ijb.metadata_rows(
+    ijb_splits.metadata_rows(
       ijb_files.read_template_metadata(verify), np.array(["img/1.jpg", "img/5.jpg"]), np.array([7])
     )
 
 
 def test_read_descriptor_keys_bad_files(tmp_path):
   with pytest.raises(ValueError, match="does not exist"):
-    ijb.read_descriptor_keys(os.path.join(tmp_path, "none.csv"))
+    ijb_splits.read_descriptor_keys(os.path.join(tmp_path, "none.csv"))
   with pytest.raises(ValueError, match="header"):
-    ijb.read_descriptor_keys(_write(tmp_path / "a.csv", ["NAME", "x.jpg"]))
+    ijb_splits.read_descriptor_keys(_write(tmp_path / "a.csv", ["NAME", "x.jpg"]))
   with pytest.raises(ValueError, match="SUBJECT_ID"):
-    ijb.read_descriptor_keys(_write(tmp_path / "b.csv", ["FILENAME,SUBJECT_ID", "x.jpg,a"]))
-  names, subjects = ijb.read_descriptor_keys(_write(tmp_path / "c.csv", ["filename", "x.jpg"]))
+    ijb_splits.read_descriptor_keys(_write(tmp_path / "b.csv", ["FILENAME,SUBJECT_ID", "x.jpg,a"]))
+  names, subjects = ijb_splits.read_descriptor_keys(
+    _write(tmp_path / "c.csv", ["filename", "x.jpg"])
+  )
   assert names.tolist() == ["x.jpg"] and subjects is None

@@ -29,6 +29,7 @@ from jfr.data import align
 from jfr.data import image_files
 from jfr.data.adapters import ijb as ijb_files
 from jfr.eval import ijb
+from jfr.eval import ijb_splits
 from jfr.eval.benchmarks import streaming
 from jfr.eval.embedding import EvalModel
 from jfr.report import tables
@@ -122,7 +123,7 @@ def ijba(model: EvalModel, context: Any, settings: dict, *, seed: int) -> dict:
       axis=1,
     )
     sides = [
-      ijb.templates_from_metadata(m, np.asarray([row[k] for k in _keys(m)], np.int64))
+      ijb_splits.templates_from_metadata(m, np.asarray([row[k] for k in _keys(m)], np.int64))
       for m in (search.gallery, search.probe, verify)
     ]
     splits.append(ijb.ProtocolSplit(*sides, pairs))

@@ -22,6 +22,7 @@ from jfr.context import RunContext
 from jfr.data.adapters import ijb as ijb_files
 from jfr.eval import embedding
 from jfr.eval import ijb
+from jfr.eval import ijb_splits
 from jfr.eval import still_images
 from jfr.methods.recognition import trainer as recognition
 
@@ -81,7 +82,7 @@ def synthetic_protocol(
 ) -> list[ijb.ProtocolSplit]:
   """``config.protocol``'s IJB-A-like splits over :func:`synthetic_descriptors`' rows."""
   p = config.protocol
-  return ijb.synthetic_splits(
+  return ijb_splits.synthetic_splits(
     data["label"],
     data["video_id"],
     data["frame_index"],
@@ -104,7 +105,7 @@ def npy_inputs(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[ijb.
   if not os.path.isfile(d.npy_path):
     raise ValueError(f"config.descriptors.npy_path: {d.npy_path!r} does not exist")
   descriptors = np.load(d.npy_path)
-  filenames, subjects = ijb.read_descriptor_keys(d.keys_path)
+  filenames, subjects = ijb_splits.read_descriptor_keys(d.keys_path)
   if descriptors.ndim != 2 or descriptors.shape[0] != filenames.size:
     raise ValueError(
       f"config.descriptors.npy_path: expected [n, k] descriptors with one "
@@ -120,7 +121,7 @@ def npy_inputs(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[ijb.
       path(config.ijba.search_gallery), path(config.ijba.search_probe)
     )
     splits.append(
-      ijb.ijba_split(
+      ijb_splits.ijba_split(
         search,
         ijb_files.read_template_metadata(path(config.ijba.verify_metadata)),
         ijb_files.read_template_pairs(path(config.ijba.verify_comparisons)),

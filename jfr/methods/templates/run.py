@@ -16,7 +16,7 @@ The method itself is :mod:`jfr.templates`; the protocol :mod:`jfr.eval.ijb`. Mod
   then ``eval``;
 * ``eval``: restores that network, extracts the descriptors of the test identities'
   stills (``dataset.test_split``) and video frames (``dataset.video_split``), builds
-  IJB-A-like splits (:func:`jfr.eval.ijb.synthetic_splits`) and runs both tables;
+  IJB-A-like splits (:func:`jfr.eval.ijb_splits.synthetic_splits`) and runs both tables;
 * ``npy``: both tables on a user's descriptors (``descriptors.npy_path``, rows named by
   ``descriptors.keys_path``) with the real IJB-A split files (``config.ijba``).
 
