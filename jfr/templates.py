@@ -1,8 +1,12 @@
 """Identity-specific activation patterns for template-based face recognition.
 
+Why one module over 400 lines: it is the whole method of one paper behind the public names
+the conventions fix for ``jfr.templates``; half of it is the exact blockwise min-mean
+kernel, whose pieces only make sense together.
+
 Implements Ferrari, Berretti and Del Bimbo, "Discovering Identity Specific
 Activation Patterns in Deep Descriptors for Template Based Face Recognition"
-(paper 000 in /work/shared/papers), Section III:
+(paper 000 of the project's papers), Section III:
 
 1. the un-normalised average descriptor of each template (`template_means`);
 2. + 3. the binary mask of the m most active bins of that average

@@ -1,5 +1,9 @@
 """Face-recognition evaluation metrics (NumPy, exact, vectorised).
 
+Why one module over 400 lines: the 1:1 and 1:N metrics share their private input checks and
+operating-point search (``_operating_points``, ``_select``), and every evaluator imports them
+from here as one suite (the conventions' public API index lists them under this name).
+
 Verification (1:1) metrics work on a flat list of comparison ``scores`` with
 binary ``labels`` (1 = genuine / same identity, 0 = impostor):
 ``roc``, ``tar_at_far``, ``eer``, ``auc`` and the LFW/YTF protocol
