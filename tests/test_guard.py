@@ -89,10 +89,25 @@ def test_finite_parameter_jump_is_rejected_while_still_finite():
   assert float(nonfinite) == 1.0
   _assert_kept(out, state)
   text = guard_lib.describe(_host(out))
-  assert text.startswith("step 1: the parameter norm of sub-model 'gen' jumped to ")
+  assert text.startswith(
+    "step 1: the parameter norm of the trainable sub-models (most: 'gen') jumped"
+  )
   assert "config.guard_param_norm_factor" in text and "still finite" in text
   # With the rule off the same step is applied.
   out, nonfinite, _ = _step(_state(lr=1e30, param_norm_factor=0.0), 1.0, _ones_grads(state))
+  assert float(nonfinite) == 0.0
+
+
+def test_small_sub_model_may_grow_many_times_when_the_whole_does_not():
+  state = _state()  # the 'gen' head is tiny next to 'bn' (as a fresh head next to a backbone)
+  state = state.replace(
+    params={**state.params, "gen": jax.tree.map(lambda p: p * 1e-4, state.params["gen"])}
+  )
+  out, nonfinite, new = _step(state, jnp.float32(1.0), _ones_grads(state))
+  grown = np.linalg.norm(np.asarray(new.params["gen"]["kernel"])) / np.linalg.norm(
+    np.asarray(state.params["gen"]["kernel"])
+  )
+  assert grown > 1000  # the head alone jumped beyond the factor
   assert float(nonfinite) == 0.0
 
 

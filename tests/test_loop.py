@@ -213,7 +213,9 @@ def test_learning_rate_1e30_is_caught_while_params_are_finite(tmp_path):
   error, seen, _ = _baseline_tiny(tmp_path, 1e30, max_consecutive_nonfinite=3)
   assert error is not None
   message = str(error)
-  assert "The divergence began at step 2: the parameter norm of sub-model 'backbone'" in message
+  assert (
+    "began at step 2: the parameter norm of the trainable sub-models (most: 'backbone')" in message
+  )
   assert "the candidate parameters were still finite" in message
   assert "fully finite (its update accepted) is step 1" in message
   assert "checkpoints [3] were moved aside" in message

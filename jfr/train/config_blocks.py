@@ -29,8 +29,9 @@ def engine(
   config.keep_checkpoints = 2
   config.max_consecutive_nonfinite = 10
   # The update guard's divergence limits (jfr.train.guard; <= 0 turns a rule off): a step
-  # whose update norm exceeds this factor times its running mean, or whose parameter norm
-  # exceeds this factor times the previous one, is rejected like a non-finite step.
+  # whose update norm (per sub-model) exceeds this factor times its running mean, or whose
+  # parameter norm (all trainable sub-models) exceeds this factor times the previous one,
+  # is rejected like a non-finite step.
   config.guard_update_norm_factor = 1000.0
   config.guard_param_norm_factor = 1000.0
   config.parallelism = "pmap"
