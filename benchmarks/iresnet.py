@@ -6,12 +6,14 @@ both, in float32 on the CPU. For each architecture it prints steps/s, the step's
 (XLA's ``cost_analysis`` of jfr's compiled step; the same count is used for the PyTorch
 step, whose network is the same) and GFLOP/s, and when ``torch`` is importable the same
 step in PyTorch with the model built below from arcface_torch's published layout
-(``backbones/iresnet.py``: IBasicBlock, PReLU, BN-dropout-FC-BN1d output), and the ratio
-jfr / PyTorch. torch is optional: without it only jfr's figures are printed.
+(``backbones/iresnet.py``: IBasicBlock, PReLU, BN-dropout-FC-BN1d output), and the speed
+ratio jfr / PyTorch. The two frameworks' steps alternate (jfr, torch, jfr, ...) and the
+medians are compared, so that the load of a shared machine affects both alike. torch is
+optional: without it only jfr's figures are printed.
 
 Usage::
 
-  python -m benchmarks.iresnet                       # r18 and r50, batch 32, 3 timed steps
+  python -m benchmarks.iresnet                       # r18 and r50, batch 32, 5 timed steps
   python -m benchmarks.iresnet --archs=r18 --steps=5 --torch_threads=2
 
 :func:`torch_iresnet` is also used by ``tests/fixtures/make_iresnet_pth.py`` to write the
@@ -95,8 +97,9 @@ def torch_iresnet(
   return IResNet()
 
 
-def jfr_step_seconds(arch: str, batch: int, size: int, classes: int, steps: int, dtype: str):
-  """``(seconds per step, GFLOP per step or None, compile seconds)`` of jfr's IResNet step."""
+def jfr_step(arch: str, batch: int, size: int, classes: int, dtype: str):
+  """``(step, GFLOP per step or None, compile seconds)``: ``step()`` runs one blocking
+  training step of jfr's IResNet (state carried between calls)."""
   import jax
   import jax.numpy as jnp
   import optax
@@ -145,18 +148,18 @@ def jfr_step_seconds(arch: str, batch: int, size: int, classes: int, steps: int,
   compiled = steps_lib.jit_step(train_step).lower(state, data).compile()
   compile_s = time.perf_counter() - start
   flops = compiled_flops(compiled)
-  state, metrics = compiled(state, data)  # warm-up
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = compiled(state, data)
-  jax.block_until_ready((state, metrics))
-  seconds = (time.perf_counter() - start) / steps
-  return seconds, (None if flops is None else flops / 1e9), compile_s
+  box = [state]
+
+  def step():
+    box[0], metrics = compiled(box[0], data)
+    jax.block_until_ready((box[0], metrics))
+
+  return step, (None if flops is None else flops / 1e9), compile_s
 
 
-def torch_step_seconds(arch: str, batch: int, size: int, classes: int, steps: int) -> float:
-  """Seconds per step of the same step in PyTorch (arcface_torch's layout, eager, float32)."""
+def torch_step(arch: str, batch: int, size: int, classes: int):
+  """``step()``: one training step of the same network in PyTorch (arcface_torch's layout,
+  eager, float32, train mode)."""
   import torch
 
   from jfr.models import iresnet
@@ -172,16 +175,16 @@ def torch_step_seconds(arch: str, batch: int, size: int, classes: int, steps: in
 
   def step():
     opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(head(model(x)), y)
-    loss.backward()
+    torch.nn.functional.cross_entropy(head(model(x)), y).backward()
     opt.step()
-    return loss
 
-  step()  # warm-up
+  return step
+
+
+def timed(step) -> float:
   start = time.perf_counter()
-  for _ in range(steps):
-    step()
-  return (time.perf_counter() - start) / steps
+  step()
+  return time.perf_counter() - start
 
 
 def main(argv):
@@ -201,31 +204,41 @@ def main(argv):
   print(
     f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} CPUs, "
     f"load average {load:.1f}; batch {args.batch_size}, {args.image_size} px, softmax "
-    f"({args.num_classes}), SGD momentum 0.9, {args.dtype}, {args.steps} timed steps"
+    f"({args.num_classes}), SGD momentum 0.9, {args.dtype}, {args.steps} timed steps each"
   )
   if torch is not None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+      f"torch {torch.__version__}, {torch.get_num_threads()} threads; steps alternate "
+      "jfr/torch so that a shared machine's load hits both alike; medians reported"
+    )
   for arch in args.archs:
-    jfr_s, gflop, compile_s = jfr_step_seconds(
-      arch, args.batch_size, args.image_size, args.num_classes, args.steps, args.dtype
+    a = (arch, args.batch_size, args.image_size, args.num_classes)
+    jfr, gflop, compile_s = jfr_step(*a, args.dtype)
+    other = torch_step(*a) if torch is not None else None
+    jfr()  # warm-up
+    if other is not None:
+      other()
+    jfr_times, torch_times = [], []
+    for _ in range(args.steps):
+      jfr_times.append(timed(jfr))
+      if other is not None:
+        torch_times.append(timed(other))
+    jfr_s = float(np.median(jfr_times))
+    rate = f"{gflop / jfr_s:.1f} GFLOP/s, {gflop:.0f} GFLOP/step" if gflop else "FLOPs n/a"
+    print(
+      f"{arch}: jfr   {1 / jfr_s:.3f} steps/s ({jfr_s:.2f} s/step, {rate}; "
+      f"compile {compile_s:.0f} s; steps {', '.join(f'{t:.1f}' for t in jfr_times)} s)",
+      flush=True,
     )
-    rate = f"{gflop / jfr_s:.1f} GFLOP/s" if gflop else "FLOPs not reported"
-    line = (
-      f"{arch}: jfr {1 / jfr_s:.3f} steps/s ({jfr_s:.2f} s/step, {rate}; compile {compile_s:.0f} s)"
-    )
-    if gflop:
-      line += f", {gflop:.0f} GFLOP/step"
-    print(line, flush=True)
-    if torch is None:
+    if other is None:
       print(f"{arch}: torch not importable; no side-by-side figure")
       continue
-    torch_s = torch_step_seconds(
-      arch, args.batch_size, args.image_size, args.num_classes, args.steps
-    )
+    torch_s = float(np.median(torch_times))
     rate = f", {gflop / torch_s:.1f} GFLOP/s (same FLOP count)" if gflop else ""
     print(
-      f"{arch}: torch {1 / torch_s:.3f} steps/s ({torch_s:.2f} s/step{rate}); "
-      f"jfr/torch speed ratio {torch_s / jfr_s:.2f}x",
+      f"{arch}: torch {1 / torch_s:.3f} steps/s ({torch_s:.2f} s/step{rate}; steps "
+      f"{', '.join(f'{t:.1f}' for t in torch_times)} s) -> jfr/torch speed {torch_s / jfr_s:.2f}x "
+      f"(load average now {os.getloadavg()[0]:.1f})",
       flush=True,
     )
 
@@ -237,7 +250,7 @@ if __name__ == "__main__":
   flags.DEFINE_integer("batch_size", 32, "Batch size.")
   flags.DEFINE_integer("image_size", 112, "Image side (the FC size follows).")
   flags.DEFINE_integer("num_classes", 1000, "Classes of the softmax head.")
-  flags.DEFINE_integer("steps", 3, "Timed steps (after one warm-up step).")
+  flags.DEFINE_integer("steps", 5, "Timed steps of each (after one warm-up step each).")
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "jfr's computation dtype.")
   flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0: torch's default).")
   app.run(main)
