@@ -314,6 +314,16 @@ def test_converted_run_loads_like_a_trained_baseline(tmp_path):
   model, _ = registry.load_eval_model(str(run), batch_size=4)  # what jfr.infer / evaluators use
   ref = np.load(REFERENCE)
   assert relative_error(model.embed(ref["images"]), ref["embeddings"]) < 1e-4
+  # an insightface-style ONNX graph goes the same way
+  state = random_state(np.random.default_rng(4))
+  graph = tmp_path / "model.onnx"
+  graph.write_bytes(onnx_graph_of(state, fused=True))
+  convert.convert("onnx", graph, tmp_path / "onnx_run", base_config=base, argv=["convert"])
+  model, _ = registry.load_eval_model(str(tmp_path / "onnx_run"), batch_size=4)
+  pixels = ref["images"].transpose(0, 3, 1, 2).astype(np.float32)
+  assert (
+    relative_error(model.embed(ref["images"]), run_onnxruntime(graph.read_bytes(), pixels)) < 1e-4
+  )
   big = baseline.get_config("paper")  # 112 px data: the 32 px model does not fit
   with pytest.raises(ValueError, match="112 px images, but the converted model takes 32 px"):
     convert.convert("arcface_torch", PTH, tmp_path / "other", base_config=big)
