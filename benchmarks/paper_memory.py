@@ -59,7 +59,8 @@ def main(argv):
       start = time.perf_counter()
       lowered, _ = paper.lower_step(state_fn, make_step, batch)
       compiled = lowered.compile()
-      print(_row(f"{label} (B={batch['image'].shape[0]})", compiled, time.perf_counter() - start))
+      size = jax.tree.leaves(batch)[0].shape[0]
+      print(_row(f"{label} (B={size})", compiled, time.perf_counter() - start))
       sys.stdout.flush()
 
 
