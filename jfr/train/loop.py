@@ -19,11 +19,9 @@
    non-finite loss, gradient or candidate state, or a divergent update; see
    :func:`jfr.train.state.guarded_update` and :mod:`jfr.train.guard`) and raises
    :class:`~jfr.train.state.NonFiniteError` after
-   ``config.max_consecutive_nonfinite`` of them in a row. The error names why the
-   first step of the streak was rejected (the first non-finite leaf, or the sub-model
-   whose norm jumped), the last step whose update was accepted (the last fully finite
-   state), and moves every checkpoint written after the divergence began aside to
-   ``<step>.diverged``, so that the newest remaining checkpoint predates it.
+   ``config.max_consecutive_nonfinite`` of them in a row, naming why the streak's first
+   step was rejected and the last step whose state was fully finite; checkpoints written
+   after the divergence began are moved aside to ``<step>.diverged``.
 
 The input contract: ``batch_iterator_fn(start_batch_index)`` returns an iterator
 over host (NumPy) batches (pytrees whose leaves have leading axis
@@ -32,8 +30,7 @@ this process's share of it with several) that starts at batch
 ``start_batch_index`` of a deterministic stream, i.e. yields exactly the batches
 an uninterrupted run would have seen from that index on (a tf.data pipeline with
 a fixed seed can ``.skip(start_batch_index)``, or compute the epoch and the
-offset in it). One
-train step consumes one batch, so the index is the number of steps done; the
+offset in it). One train step consumes one batch, so the index is the number of steps done; the
 checkpoint's JSON keeps it (``batches_consumed``) with the batch size, and a
 resume with another ``batch_size`` is refused. Together with the state's RNG and
 step in the checkpoint this makes a resumed run reproduce an uninterrupted one.
