@@ -218,12 +218,11 @@ def test_finetune_state_keeps_everything_but_the_classifier():
 
 
 @pytest.mark.slow
-def test_all_mode_end_to_end_tiny(tiny_data_dir, tmp_path):
-  # One variant keeps the test near a minute on two CPU cores (each variant compiles two
-  # train steps); the default config runs and compares all three.
-  config = _tiny(tiny_data_dir, variants=("joint",))
-  results = registry.run(config, str(tmp_path), "all")
-  saved = json.loads((tmp_path / "eval" / "attributes.json").read_text())
+def test_all_mode_end_to_end_tiny(attributes_run):
+  # The session's run (conftest) trains the joint variant only: each variant compiles two
+  # train steps; the default config runs and compares all three.
+  config, workdir, results = attributes_run.config, attributes_run.workdir, attributes_run.results
+  saved = json.loads((workdir / "eval" / "attributes.json").read_text())
   assert saved["checkpoint"]["joint/pretrained"]["step"] == config.num_train_steps
   assert saved["checkpoint"]["joint/finetuned"]["step"] == config.finetune.num_train_steps
   assert set(saved["variants"]) == {"joint"}
@@ -238,27 +237,31 @@ def test_all_mode_end_to_end_tiny(tiny_data_dir, tmp_path):
     assert set(ident["rank1_by_distractors"]) == {"10", str(ident["num_distractors"])}
     assert all(0.0 <= v <= 1.0 for c in ident["cmc_by_distractors"].values() for v in c)
     assert len(ident["cmc_by_distractors"]["10"]) == config.evals.identification.max_rank
-    assert (tmp_path / "figures" / f"attributes_cmc_{stage}.png").stat().st_size > 0
-    assert (tmp_path / "figures" / f"attributes_rank1_vs_distractors_{stage}.png").stat().st_size
+    assert (workdir / "figures" / f"attributes_cmc_{stage}.png").stat().st_size > 0
+    assert (workdir / "figures" / f"attributes_rank1_vs_distractors_{stage}.png").stat().st_size
   cam = out["pretrained"]["cam"]["per_attribute"]
   assert cam["Bald"]["region"] == "scalp" and cam["Male"]["region"] == "face"
   assert all(0.0 <= c["share"] <= 1.0 for c in cam.values() if c.get("num_images"))
-  assert (tmp_path / "joint" / "checkpoints").is_dir()
-  assert (tmp_path / "joint" / "finetune" / "checkpoints").is_dir()
-  assert (tmp_path / "figures" / "attributes_cam_joint.png").stat().st_size > 0
-  markdown = (tmp_path / "eval" / "attributes.md").read_text()
+  assert (workdir / "joint" / "checkpoints").is_dir()
+  assert (workdir / "joint" / "finetune" / "checkpoints").is_dir()
+  assert (workdir / "figures" / "attributes_cam_joint.png").stat().st_size > 0
+  markdown = (workdir / "eval" / "attributes.md").read_text()
   assert "Ours-J (joint)" in markdown and "## Attribute accuracy" in markdown
   assert results["protocol"]["distractor_identities"] == 3
   assert results["protocol"]["distractor_frames"] == ident["num_distractors"] - 12
-  # --mode=eval re-reads the checkpoints and writes the same numbers.
-  registry.run(config, str(tmp_path), "eval")
-  again = json.loads((tmp_path / "eval" / "attributes.json").read_text())  # NaN -> null
-  assert again["variants"] == saved["variants"] and again["protocol"] == saved["protocol"]
   # The run offers its stage-1 network to benchmarks and inference from the workdir alone.
-  (tmp_path / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort())))
-  model, info = registry.load_eval_model(str(tmp_path), batch_size=8)
+  model, info = registry.load_eval_model(str(workdir), batch_size=8)
   assert info["step"] == config.num_train_steps
   assert {"embed", "attribute_logits", "attribute_maps"} <= model.capabilities()
   images = np.zeros((3, 32, 32, 3), np.uint8)
   assert model.embed(images).shape == (3, 8)
   assert model.extras["attribute_maps"](images)["maps"].shape == (3, 32, 32, 10)
+
+
+@pytest.mark.slow
+def test_eval_mode_rereads_the_checkpoints_and_writes_the_same_numbers(attributes_run, tmp_path):
+  saved = json.loads((attributes_run.workdir / "eval" / "attributes.json").read_text())
+  copy = attributes_run.copy_to(tmp_path)
+  registry.run(attributes_run.config, str(copy), "eval")
+  again = json.loads((copy / "eval" / "attributes.json").read_text())  # NaN -> null
+  assert again["variants"] == saved["variants"] and again["protocol"] == saved["protocol"]

@@ -31,18 +31,12 @@ def test_parse_settings():
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_tiny_run(tiny_data_dir, tmp_path):
+def test_end_to_end_on_a_tiny_run(baseline_run, tmp_path):
   from benchmark_layouts import write_bin
-  from configs import baseline
   from face_layouts import render_faces
-  from jfr import workdir as workdir_lib
-  from jfr.methods import registry as methods
 
-  config = baseline.get_config("tiny")
-  config.dataset.data_dir = tiny_data_dir
-  run = tmp_path / "run"
-  methods.run(config, str(run), "train")
-  workdir_lib.write_run_record(str(run), config, ["test"])  # as jfr.main does
+  config = baseline_run.config
+  run = baseline_run.copy_to(tmp_path)  # the benchmark writes its results into the run
   faces, _, _, _ = render_faces(8, 1, 32, seed=5)
   same = [True, False] * 4
   first = [faces[i] for i in range(8)]

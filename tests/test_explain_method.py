@@ -1,6 +1,7 @@
 """Tests for jfr.methods.explain: the reconstruction gradient switch of Eq. 2, the decoder
 initialiser, the config variants and mode checks, and (slow) an end-to-end run of
-configs/explain.py:tiny shared by the tests that need a trained model."""
+configs/explain.py:tiny shared by the tests that need a trained model (conftest
+``explain_run``)."""
 
 import functools
 import json
@@ -16,7 +17,7 @@ from configs import explain as explain_config
 from jfr.data import part_pairs
 from jfr.eval import registry
 from jfr.explain import suite
-from jfr.methods.explain import run as explain_run
+from jfr.methods.explain import run as method_run
 from jfr.methods.explain import trainer
 from jfr.models import heads
 from jfr.models.decoder import ReconstructionDecoder
@@ -126,26 +127,18 @@ def test_config_variants_and_checks():
   config = get_config("tiny")
   config.model.pooling = "flatten_fc"
   with pytest.raises(ValueError, match="pooling"):
-    explain_run.run(config, "/nonexistent", "all")
+    method_run.run(config, "/nonexistent", "all")
   with pytest.raises(ValueError, match="mode"):
-    explain_run.run(get_config("tiny"), "/nonexistent", "plot")
+    method_run.run(get_config("tiny"), "/nonexistent", "plot")
 
 
 # ----------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_data_dir):
-  config = get_config("tiny").unlock()
-  config.dataset.data_dir = str(tiny_data_dir)
-  workdir = tmp_path_factory.mktemp("explain") / "run"
-  results = explain_run.run(config, str(workdir), "all")
-  return config, workdir, results
-
-
 @pytest.mark.slow
-def test_end_to_end_tiny(tiny_run):
-  config, workdir, results = tiny_run
+def test_end_to_end_tiny(explain_run):
+  # the session's trained, evaluated and explained :tiny run (conftest)
+  config, workdir, results = explain_run.config, explain_run.workdir, explain_run.results
   ours = json.loads((workdir / "eval" / "recognition.json").read_text())
   plain = json.loads((workdir / "baseline" / "eval" / "recognition.json").read_text())
   for r in (ours, plain):
@@ -186,9 +179,10 @@ def test_end_to_end_tiny(tiny_run):
 
 
 @pytest.mark.slow
-def test_explain_mode_repeats_the_saliency_numbers(tiny_run):
-  config, workdir, results = tiny_run
-  again = explain_run.run(config, str(workdir), "explain")["explain"]
+def test_explain_mode_repeats_the_saliency_numbers(explain_run, tmp_path):
+  results = explain_run.results
+  again = method_run.run(explain_run.config, str(explain_run.copy_to(tmp_path)), "explain")
+  again = again["explain"]
   assert again["threshold"] == results["explain"]["threshold"]
   assert again["hiding_game"] == results["explain"]["hiding_game"]
   assert again["pointing_game"] == results["explain"]["pointing_game"]

@@ -230,10 +230,8 @@ def test_train_step_updates_the_networks_and_moves_the_centres_by_eq10(variant):
 
 
 @pytest.mark.slow
-def test_tiny_run_trains_evaluates_and_writes_tables_and_figures(tmp_path, tiny_data_dir):
-  config = get_config("tiny")
-  config.dataset.data_dir = tiny_data_dir
-  results = run.run(config, str(tmp_path), "all")
+def test_tiny_run_trains_evaluates_and_writes_tables_and_figures(fan_run):
+  config, workdir, results = fan_run.config, fan_run.workdir, fan_run.results
   assert set(results["fan_ytf"]) == {"avg", "full", "no_adv"}
   columns = {f"N={n},n_avg={a}" for n, a in config.evals.fan_ytf.set_configs}
   for row in results["fan_ytf"].values():
@@ -248,18 +246,22 @@ def test_tiny_run_trains_evaluates_and_writes_tables_and_figures(tmp_path, tiny_
   assert set(results["fan_ijb"]["full"]["mean"]) == {"rank1", "tpir_at_fpir"}
   assert 0.0 <= results["fan_ijb"]["full"]["verification"]["eer"] <= 1.0
   for name in ("fan_ytf", "fan_blur", "fan_ijb", "fan_features", "fan_timing", "extractor", "fan"):
-    assert (tmp_path / "eval" / f"{name}.json").exists()
-  markdown = (tmp_path / "eval" / "fan.md").read_text()
+    assert (workdir / "eval" / f"{name}.json").exists()
+  markdown = (workdir / "eval" / "fan.md").read_text()
   assert "Table 1" in markdown and "Table 4" in markdown and "Table 3" in markdown
   for variant in ("full", "no_adv"):
     for tag in ("clean", "blur7"):
-      grid = Image.open(tmp_path / "figures" / f"fan_aggregation_{variant}_{tag}.png")
+      grid = Image.open(workdir / "figures" / f"fan_aggregation_{variant}_{tag}.png")
       assert grid.size[0] > grid.size[1]
-  assert (tmp_path / "figures" / "fan_blur_accuracy.png").exists()
-  timing = json.loads((tmp_path / "eval" / "fan_timing.json").read_text())
+  assert (workdir / "figures" / "fan_blur_accuracy.png").exists()
+  timing = json.loads((workdir / "eval" / "fan_timing.json").read_text())
   assert "stage2_full" in timing and timing["total"]["wall_s"] > 0
-  # eval mode restores both stages from their checkpoints and reproduces the tables
-  again = run.run(config, str(tmp_path), "eval")
+
+
+@pytest.mark.slow
+def test_eval_mode_restores_both_stages_and_reproduces_the_tables(fan_run, tmp_path):
+  results = fan_run.results
+  again = run.run(fan_run.config, str(fan_run.copy_to(tmp_path)), "eval")
   assert again["fan_ytf"]["full"] == results["fan_ytf"]["full"]
   assert again["fan_blur"] == results["fan_blur"]
 

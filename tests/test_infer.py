@@ -1,7 +1,8 @@
 """python -m jfr.infer on a trained ``:tiny`` recognition run: embed, verify, search,
 templates, export, the CLI, and the refusals (no checkpoint, wrong method, unreadable image).
 
-One baseline run is trained (and evaluated, which stores ``eval/thresholds.json``) per module.
+The commands read the session's baseline run (conftest ``baseline_run``: trained and evaluated,
+which stores ``eval/thresholds.json``).
 """
 
 import json
@@ -11,8 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import baseline
-from jfr import workdir as workdir_lib
 from jfr.infer import commands
 from jfr.infer import inputs
 from jfr.infer import loading
@@ -22,15 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_data_dir, tmp_path_factory):
-  from jfr.methods import registry
-
-  workdir = tmp_path_factory.mktemp("baseline_run")
-  config = baseline.get_config("tiny")
-  config.dataset.data_dir = tiny_data_dir
-  workdir_lib.write_run_record(workdir, config, ["test"])
-  registry.run(config, str(workdir), "all")
-  return str(workdir)
+def run_dir(baseline_run):
+  """The session's trained and evaluated baseline :tiny run (read-only; see conftest)."""
+  return str(baseline_run.workdir)
 
 
 @pytest.fixture(scope="module")

@@ -1,36 +1,20 @@
 """python -m jfr.infer commands of the method runs, each on a trained ``:tiny`` workdir of its
 method: ``aggregate`` (FAN), ``explain`` (explain), ``attributes`` (attributes), ``filters``
-(interpretable). Each run is trained once per module (only what the command needs)."""
+(interpretable). The runs are the session's trained ``:tiny`` runs (conftest ``fan_run``,
+``explain_run``, ``attributes_run``, ``interpretable_run``); they are read-only."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from jfr import workdir as workdir_lib
 from jfr.infer import commands
 from jfr.infer import inputs
 from jfr.infer import loading
 
 pytestmark = pytest.mark.slow
-
-
-def _train(config_module, tiny_data_dir, tmp_path_factory, mode="train", **overrides):
-  from jfr.methods import registry
-
-  config = config_module.get_config("tiny")
-  config.dataset.data_dir = tiny_data_dir
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
-  workdir = tmp_path_factory.mktemp(config.method)
-  workdir_lib.write_run_record(workdir, config, ["test"])
-  registry.run(config, str(workdir), mode)
-  return str(workdir)
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +36,8 @@ def faces(tiny_data_dir, tmp_path_factory):
   return root
 
 
-def test_aggregate_any_number_of_frames(tiny_data_dir, tmp_path_factory, faces, tmp_path):
-  from configs import fan
-
-  workdir = _train(fan, tiny_data_dir, tmp_path_factory, variants=("full",))
+def test_aggregate_any_number_of_frames(fan_run, faces, tmp_path):
+  workdir = str(fan_run.workdir)
   res = commands.aggregate(
     workdir=workdir,
     out=str(tmp_path),
@@ -85,13 +67,14 @@ def test_aggregate_any_number_of_frames(tiny_data_dir, tmp_path_factory, faces, 
   assert (tmp_path / "aggregate_overview.png").stat().st_size > 0
 
 
-def test_explain_maps_equal_explain_pair(tiny_data_dir, tmp_path_factory, faces, tmp_path):
-  from configs import explain as explain_config
+def test_explain_maps_equal_explain_pair(explain_run, faces, tmp_path):
   from jfr.data import pipelines
   from jfr.explain import saliency, suite
   from jfr.infer import explain as explain_lib
 
-  workdir = _train(explain_config, tiny_data_dir, tmp_path_factory)
+  # a copy without the stored tau of --mode=explain (this test writes its own)
+  workdir = str(explain_run.copy_to(tmp_path / "copy"))
+  Path(workdir, "eval", "explain.json").unlink()
   a, b = str(faces / "stills" / "00.png"), str(faces / "stills" / "05.png")
   with pytest.raises(ValueError, match="threshold"):
     commands.explain(workdir=workdir, out=str(tmp_path), pair=[a, b], methods=("ours",))
@@ -120,18 +103,16 @@ def test_explain_maps_equal_explain_pair(tiny_data_dir, tmp_path_factory, faces,
   assert res["score"] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)
   # the stored tau of --mode=explain is used when no threshold is given
   (tmp_path / "w").mkdir()
-  json_path = f"{workdir}/eval/explain.json"
-  workdir_lib.Path(json_path).parent.mkdir(exist_ok=True)
-  workdir_lib.Path(json_path).write_text(json.dumps({"threshold": {"tau": 0.3, "source": "x"}}))
+  Path(workdir, "eval", "explain.json").write_text(
+    json.dumps({"threshold": {"tau": 0.3, "source": "x"}})
+  )
   res = commands.explain(workdir=workdir, out=str(tmp_path / "w"), pair=[a, b], methods=("ours",))
   assert res["tau"] == 0.3 and res["maps"] == ["ours_s", "ours_s_neg", "ours_s_pos"]
   assert (tmp_path / "explain.png").stat().st_size > 0
 
 
-def test_attributes_probabilities_and_maps(tiny_data_dir, tmp_path_factory, faces, tmp_path):
-  from configs import attributes as attributes_config
-
-  workdir = _train(attributes_config, tiny_data_dir, tmp_path_factory)
+def test_attributes_probabilities_and_maps(attributes_run, faces, tmp_path):
+  workdir = str(attributes_run.workdir)
   images = [str(faces / "stills")]
   res = commands.attributes(workdir=workdir, out=str(tmp_path), images=images)
   run = loading.load_run(workdir, "attributes")
@@ -148,12 +129,10 @@ def test_attributes_probabilities_and_maps(tiny_data_dir, tmp_path_factory, face
     commands.filters(workdir=workdir, out=str(tmp_path), images=images)
 
 
-def test_filters_peaks_and_response_maps(tiny_data_dir, tmp_path_factory, faces, tmp_path):
-  from configs import interpretable
-
+def test_filters_peaks_and_response_maps(interpretable_run, faces, tmp_path):
   from jfr.eval import interpretability
 
-  workdir = _train(interpretable, tiny_data_dir, tmp_path_factory, run_variants=("sad_fad",))
+  workdir = str(interpretable_run.workdir)
   images = [str(faces / "stills")]
   res = commands.filters(workdir=workdir, out=str(tmp_path), images=images)
   maps = np.load(tmp_path / "response_maps.npy")

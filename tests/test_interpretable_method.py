@@ -11,7 +11,7 @@ from PIL import Image
 from configs import interpretable as interpretable_config
 from jfr.losses import diversity
 from jfr.methods.interpretable import networks
-from jfr.methods.interpretable import run as interpretable_run
+from jfr.methods.interpretable import run as method_run
 from jfr.methods.interpretable import trainer
 
 get_config = interpretable_config.get_config
@@ -215,19 +215,14 @@ def test_softmax_head_is_a_dense_layer_and_trains_all_losses():
 # -------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_data_dir):
-  """One trained and evaluated :tiny workdir (variants base and sad_fad) for this module."""
-  config = get_config("tiny").unlock()
-  config.dataset.data_dir = tiny_data_dir
-  config.run_variants = ("base", "sad_fad")
-  workdir = tmp_path_factory.mktemp("interpretable")
-  return config, workdir, interpretable_run.run(config, str(workdir), "all")
-
-
 @pytest.mark.slow
-def test_tiny_run_trains_compares_and_writes_tables_and_figures(tiny_run):
-  config, workdir, results = tiny_run
+def test_tiny_run_trains_compares_and_writes_tables_and_figures(interpretable_run):
+  # the session's trained and evaluated :tiny run, variants base and sad_fad (conftest)
+  config, workdir, results = (
+    interpretable_run.config,
+    interpretable_run.workdir,
+    interpretable_run.results,
+  )
   assert set(results) == {"base", "sad_fad"}
   for name, res in results.items():
     assert res["peak_spread"]["spreadness"] >= 0.0
@@ -255,11 +250,10 @@ def test_tiny_run_trains_compares_and_writes_tables_and_figures(tiny_run):
 
 
 @pytest.mark.slow
-def test_eval_mode_reproduces_the_numbers_of_the_run(tiny_run, tmp_path):
-  config, workdir, results = tiny_run
-  config = config.copy_and_resolve_references()
+def test_eval_mode_reproduces_the_numbers_of_the_run(interpretable_run, tmp_path):
+  config, results = interpretable_run.config, interpretable_run.results
   config.run_variants = ("base",)  # one variant keeps the test short
-  again = interpretable_run.run(config, str(workdir), "eval")
+  again = method_run.run(config, str(interpretable_run.copy_to(tmp_path)), "eval")
   for name in again:
     for eval_name in config.evals:
       before = {k: v for k, v in results[name][eval_name].items() if not k.startswith("_")}
@@ -269,4 +263,4 @@ def test_eval_mode_reproduces_the_numbers_of_the_run(tiny_run, tmp_path):
 
 def test_run_refuses_an_unknown_mode():
   with pytest.raises(ValueError, match="mode"):
-    interpretable_run.run(get_config("tiny"), "/nonexistent", "explain")
+    method_run.run(get_config("tiny"), "/nonexistent", "explain")

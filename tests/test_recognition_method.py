@@ -11,26 +11,24 @@ from jfr.methods.recognition import run as recognition_run
 
 
 @pytest.mark.slow
-def test_train_then_eval_writes_results(tiny_data_dir, tmp_path):
-  config = baseline.get_config("tiny")
-  config.dataset.data_dir = tiny_data_dir
-  results = registry.run(config, str(tmp_path), "all")["recognition"]
-  saved = json.loads((tmp_path / "eval" / "recognition.json").read_text())
+def test_train_then_eval_writes_results(baseline_run, tmp_path):
+  config, workdir, results = baseline_run.config, baseline_run.workdir, baseline_run.results
+  results = results["recognition"]
+  saved = json.loads((workdir / "eval" / "recognition.json").read_text())
   settings = config.evals.recognition
   assert saved["verification"]["num_pairs"] == settings.pairs_per_fold * settings.folds
   assert "rank1" in saved["identification"]["cmc"]
   # every results file records the checkpoint it used
   assert saved["checkpoint"]["step"] == config.num_train_steps
   assert saved["checkpoint"]["older_than_newest"] is False
-  assert (tmp_path / "figures" / "recognition_roc.png").stat().st_size > 0
-  assert (tmp_path / "figures" / "recognition_cmc.png").stat().st_size > 0
+  assert (workdir / "figures" / "recognition_roc.png").stat().st_size > 0
+  assert (workdir / "figures" / "recognition_cmc.png").stat().st_size > 0
   # eval mode restores the final checkpoint and reproduces the numbers exactly
-  again = registry.run(config, str(tmp_path), "eval")["recognition"]
+  again = registry.run(config, str(baseline_run.copy_to(tmp_path)), "eval")["recognition"]
   assert again["verification"] == results["verification"]
   np.testing.assert_array_equal(again["_roc"][0], results["_roc"][0])
   # the run's model is usable without its training config or data (benchmarks, inference)
-  (tmp_path / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort())))
-  model, info = registry.load_eval_model(str(tmp_path), batch_size=4)
+  model, info = registry.load_eval_model(str(workdir), batch_size=4)
   assert info["step"] == config.num_train_steps and model.input_size == 32
   images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
   feats = model.embed(images)

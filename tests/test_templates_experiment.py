@@ -13,7 +13,7 @@ from jfr.data import pipelines
 from jfr.methods.recognition import trainer as recognition
 from jfr.methods.templates import descriptors as descriptors_lib
 from jfr.methods.templates import evaluate as experiment
-from jfr.methods.templates import run as templates_run
+from jfr.methods.templates import run as templates_run_lib
 
 
 def _tiny_config(tmp_path):
@@ -40,13 +40,9 @@ def _check_outputs(workdir, results, k):
 
 
 @pytest.mark.slow
-def test_all_mode_end_to_end_tiny(tmp_path):
-  config = _tiny_config(tmp_path)
-  config.protocol.num_splits = 2
-  config.experiment.masked_ms = (8, 200)  # 200 is clipped to k = 128
-  config.experiment.binary_ms = (16,)
-  workdir = str(tmp_path / "run")
-  results = templates_run.run(config, workdir, "all")
+def test_all_mode_end_to_end_tiny(templates_run):
+  # the session's run (conftest): 2 splits, masked m = 8 and 200 (clipped to k = 128), binary 16
+  workdir, results = str(templates_run.workdir), templates_run.results
   _check_outputs(workdir, results, k=128)  # 2 x 2 x 32 conv map, flattened
   rows = {(r["method"], r["m"]): r for r in results["rows"]}
   assert set(rows) == {
@@ -63,9 +59,13 @@ def test_all_mode_end_to_end_tiny(tmp_path):
   assert results["protocol"]["out_of_gallery_probes"] == 2 * 2  # 2 subjects x 2 templates
   assert len(rows[("original", 128)]["per_split"]) == 2
   assert os.path.isdir(os.path.join(workdir, "backbone", "checkpoints"))
-  # eval mode restores the backbone and reproduces the figures.
-  again = templates_run.run(config, workdir, "eval")
-  assert [r["mean"] for r in again["rows"]] == [r["mean"] for r in results["rows"]]
+
+
+@pytest.mark.slow
+def test_eval_mode_restores_the_backbone_and_reproduces_the_tables(templates_run, tmp_path):
+  copy = str(templates_run.copy_to(tmp_path))
+  again = templates_run_lib.run(templates_run.config, copy, "eval")
+  assert [r["mean"] for r in again["rows"]] == [r["mean"] for r in templates_run.results["rows"]]
 
 
 # ------------------------------------------------------------------------- npy mode
@@ -132,7 +132,7 @@ def test_npy_mode_on_ijba_files(tmp_path):
   _ijba_fixture(str(tmp_path))
   config = _npy_config(str(tmp_path))
   workdir = str(tmp_path / "run")
-  results = templates_run.run(config, workdir, "npy")
+  results = templates_run_lib.run(config, workdir, "npy")
   _check_outputs(workdir, results, k=64)
   assert results["source"] == "desc.npy on IJB-A"
   summary = results["protocol"]
@@ -159,19 +159,19 @@ def test_npy_mode_bad_inputs(tmp_path):
   config = _npy_config(str(tmp_path))
   config.descriptors.npy_path = ""
   with pytest.raises(ValueError, match="config.descriptors.npy_path"):
-    templates_run.run(config, str(tmp_path / "w"), "npy")
+    templates_run_lib.run(config, str(tmp_path / "w"), "npy")
   config = _npy_config(str(tmp_path))
   np.save(os.path.join(tmp_path, "short.npy"), np.zeros((5, 64), np.float32))
   config.descriptors.npy_path = os.path.join(tmp_path, "short.npy")
   with pytest.raises(ValueError, match="config.descriptors.npy_path.*one row per key"):
-    templates_run.run(config, str(tmp_path / "w"), "npy")
+    templates_run_lib.run(config, str(tmp_path / "w"), "npy")
   config = _npy_config(str(tmp_path))
   bad = np.load(os.path.join(tmp_path, "desc.npy"))
   bad[3, 1] = np.inf
   np.save(os.path.join(tmp_path, "bad.npy"), bad)
   config.descriptors.npy_path = os.path.join(tmp_path, "bad.npy")
   with pytest.raises(ValueError, match="descriptors must be finite"):
-    templates_run.run(config, str(tmp_path / "w"), "npy")
+    templates_run_lib.run(config, str(tmp_path / "w"), "npy")
 
 
 # ------------------------------------------------------------------------ pieces
@@ -186,7 +186,7 @@ def test_clipped_ms():
 
 def test_run_rejects_unknown_mode(tmp_path):
   with pytest.raises(ValueError, match="mode"):
-    templates_run.run(_tiny_config(tmp_path), str(tmp_path), "train")
+    templates_run_lib.run(_tiny_config(tmp_path), str(tmp_path), "train")
 
 
 def test_descriptor_kinds(tmp_path):
