@@ -1,5 +1,9 @@
 """tf.data pipelines: one builder function per kind of batch.
 
+Why one module over 400 lines: every batch kind shares the same reading, per-example seeding
+and resume-by-start-batch machinery (``_read``, ``_example_seed``, ``host_batch_size``), and
+the conventions' public API index names them all under ``jfr.data.pipelines``.
+
 Every function returns a ``tf.data.Dataset`` of dicts of tensors that convert to NumPy
 (``tfds.as_numpy`` / ``.as_numpy_iterator()``). Images leave the pipeline as float32 in
 [-1, 1] (``to_model_range``), NHWC. Kinds of batch:

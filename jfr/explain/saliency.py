@@ -1,5 +1,9 @@
 """Saliency maps that explain a face-verification decision.
 
+Why one module over 400 lines: Algorithm 1 and the three baselines it is judged against share
+the input checks, the cosine similarity of Eq. 1 and the zero-feature handling, and the
+conventions' public API index names them together under ``jfr.explain.saliency``.
+
 Reconstruction-based maps: Algorithm 1 of Xu, Lu, Ebrahimi, "Discriminative Deep Feature
 Visualization for Explainable Face Recognition" (:func:`explain_pair`,
 :func:`explain_pairs`). Baselines of that paper's Table II, all taken with respect to the
