@@ -6,6 +6,7 @@ Each ``jfr.methods.<name>.run`` module exposes ``MODES`` (tuple of mode names) a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -26,6 +27,33 @@ def method_module(method: str):
   if method not in METHODS:
     raise ValueError(f"config.method={method!r} is not a known method; known: {sorted(METHODS)}")
   return importlib.import_module(METHODS[method])
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedShape:
+  """What shapes a trained run's model (from its ``data_facts.json``): the ``num_classes`` and
+  ``image_size`` fields of :class:`jfr.context.RunContext`, without the data set, for
+  trainers' restore functions."""
+
+  num_classes: int
+  image_size: int
+
+
+def recorded_shape(workdir: str) -> RecordedShape:
+  """The :class:`RecordedShape` of the run in ``workdir``."""
+  from jfr import workdir as workdir_lib
+
+  facts = workdir_lib.read_data_facts(workdir)
+  return RecordedShape(num_classes=facts["num_classes"], image_size=facts["image_size"])
+
+
+def allowing_older(config: Any, allow_older: bool) -> Any:
+  """``config``, or a copy with ``allow_older_checkpoint=True`` when ``allow_older``."""
+  if not allow_older:
+    return config
+  config = config.copy_and_resolve_references()
+  config.allow_older_checkpoint = True
+  return config
 
 
 def check_mode(mode: str, modes: tuple[str, ...]) -> None:

@@ -67,13 +67,8 @@ def eval_model(
   """``(EvalModel, checkpoint info)`` of ours (:func:`.evaluate.eval_model`: ``embed`` and
   the extras ``features``, ``conv_map``, ``pool``, ``decode``, ``verify``), shaped from
   the run's ``data_facts.json``. ``batch_size`` is not used (``config.evals`` sets it)."""
-  import types
-
   del batch_size
-  facts = workdir_lib.read_data_facts(workdir)
-  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
-  if allow_older:
-    config = config.copy_and_resolve_references()
-    config.allow_older_checkpoint = True
+  context = registry.recorded_shape(workdir)
+  config = registry.allowing_older(config, allow_older)
   variables, info = trainer.restore(config, workdir, context)
-  return evaluate.eval_model(config, variables, facts["image_size"]), info
+  return evaluate.eval_model(config, variables, context.image_size), info

@@ -70,16 +70,12 @@ def eval_model(
   sets in [-1, 1] -> aggregated faces) for every variant, and ``embed_model_range``.
   ``batch_size`` is not used (``config.inference`` sets the FAN's batches)."""
   import dataclasses
-  import types
 
   from jfr.methods.fan import aggregator
 
   del batch_size
-  facts = workdir_lib.read_data_facts(workdir)
-  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
-  if allow_older:
-    config = config.copy_and_resolve_references()
-    config.allow_older_checkpoint = True
+  context = registry.recorded_shape(workdir)
+  config = registry.allowing_older(config, allow_older)
   extractor, generators, infos = trainer.restore(config, workdir, context)
   models = {
     name: aggregator.eval_model(config, extractor, params, context.image_size)

@@ -118,13 +118,8 @@ def eval_model(
   """``(EvalModel, checkpoint info)`` of the last of ``config.run_variants`` (the full
   method, ``sad_fad``, by default): :func:`.evaluate.eval_model` (``embed``: f; extras
   ``response_peaks`` and ``response_maps``), shaped from the run's ``data_facts.json``."""
-  import types
-
-  facts = workdir_lib.read_data_facts(workdir)
-  context = types.SimpleNamespace(num_classes=facts["num_classes"], image_size=facts["image_size"])
-  if allow_older:
-    config = config.copy_and_resolve_references()
-    config.allow_older_checkpoint = True
+  context = registry.recorded_shape(workdir)
+  config = registry.allowing_older(config, allow_older)
   name = config.run_variants[-1]
   variables, info = trainer.restore_variant(config, workdir, name, context)
   return evaluate.eval_model(config, name, variables, batch_size), info
