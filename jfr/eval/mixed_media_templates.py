@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from jfr.eval import metrics
 from jfr.eval import protocols
 
 EmbedSetsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -246,13 +245,8 @@ def template_verification(
   same = (probe_labels[:, None] == gallery_labels[None, :]).ravel()
   if same.all() or not same.any():
     raise ValueError("template_verification needs mated and non-mated template pairs")
-  fpr, tpr, _ = metrics.roc(scores, same)
   return {
-    "eer": float(metrics.eer(scores, same)),
-    "auc": float(metrics.auc(fpr, tpr)),
-    "tar_at_far": {
-      f"{f:g}": float(t) for f, t in zip(fars, metrics.tar_at_far(scores, same, fars))
-    },
+    **protocols.roc_summary(scores, same, fars),
     "mated": int(same.sum()),
     "non_mated": int((~same).sum()),
   }

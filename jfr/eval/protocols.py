@@ -120,6 +120,17 @@ def verification_pairs(
   return np.array(a), np.array(b), np.array(same)
 
 
+def roc_summary(scores: np.ndarray, same: np.ndarray, fars: Sequence[float]) -> dict:
+  """EER, AUC and TAR@FAR (keys ``'0.01'``-style) of a list of scored pairs."""
+  fpr, tpr, _ = metrics.roc(scores, same)
+  tars = metrics.tar_at_far(scores, same, fars)
+  return {
+    "eer": float(metrics.eer(scores, same)),
+    "auc": float(metrics.auc(fpr, tpr)),
+    "tar_at_far": {f"{far:g}": float(t) for far, t in zip(fars, tars)},
+  }
+
+
 def verification_report(
   scores: np.ndarray, same: np.ndarray, fars: Sequence[float] = (1e-1, 1e-2, 1e-3), folds: int = 10
 ) -> dict:

@@ -40,7 +40,6 @@ import tensorflow as tf
 
 from jfr.data import augment
 from jfr.data import pipelines
-from jfr.eval import metrics
 from jfr.eval import protocols
 
 from jfr.eval.mixed_media_templates import (  # noqa: F401  (re-exported: the public API)
@@ -138,13 +137,8 @@ def all_pairs_report(
   i, j = np.triu_indices(labels.size, k=1)
   scores = np.sum(protocols.l2_normalize(features)[i] * protocols.l2_normalize(features)[j], axis=1)
   same = labels[i] == labels[j]
-  fpr, tpr, _ = metrics.roc(scores, same)
   return {
-    "eer": float(metrics.eer(scores, same)),
-    "auc": float(metrics.auc(fpr, tpr)),
-    "tar_at_far": {
-      f"{f:g}": float(t) for f, t in zip(fars, metrics.tar_at_far(scores, same, fars))
-    },
+    **protocols.roc_summary(scores, same, fars),
     "genuine": int(same.sum()),
     "impostor": int((~same).sum()),
   }

@@ -19,7 +19,6 @@ extras ``features`` / ``conv_map`` / ``pool`` / ``decode`` (float32 model-range 
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -40,19 +39,9 @@ from jfr.losses.reconstruction import reconstruction_loss
 from jfr.methods.explain import report
 from jfr.methods.explain import trainer
 from jfr.methods.explain.constants import BASELINE_NAME, OURS_NAME, SALIENCY_EVALUATORS
-from jfr.methods.recognition import trainer as recognition
+from jfr.methods.recognition import evaluate as recognition_evaluate
 from jfr.report import PhaseTimer
 from jfr.report import results as results_lib
-
-
-def _embed(config, variables: dict, input_size: int, batch_size: int) -> embedding.EmbedFn:
-  module = recognition.inference_backbone(config)
-  return embedding.model_embedder(
-    functools.partial(module.apply, train=False),
-    variables,
-    input_size=input_size,
-    batch_size=batch_size,
-  )
 
 
 def eval_model(
@@ -83,7 +72,9 @@ def eval_model(
   batch_size = config.evals.recognition.batch_size
   return embedding.EvalModel(
     input_size=input_size,
-    embed=_embed(config, variables["backbone"], input_size, batch_size),
+    embed=recognition_evaluate.embed_function(
+      config, variables["backbone"], input_size, batch_size
+    ),
     extras=extras,
   )
 
@@ -136,10 +127,16 @@ def evaluate_recognition(
   for name, settings in _still_image_evals(config):
     models = {
       BASELINE_NAME: embedding.EvalModel(
-        input_size=size, embed=_embed(base_cfg, baseline[0], size, settings["batch_size"])
+        input_size=size,
+        embed=recognition_evaluate.embed_function(
+          base_cfg, baseline[0], size, settings["batch_size"]
+        ),
       ),
       OURS_NAME: embedding.EvalModel(
-        input_size=size, embed=_embed(config, ours[0]["backbone"], size, settings["batch_size"])
+        input_size=size,
+        embed=recognition_evaluate.embed_function(
+          config, ours[0]["backbone"], size, settings["batch_size"]
+        ),
       ),
     }
     results, roc = {}, {}
