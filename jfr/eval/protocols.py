@@ -135,15 +135,11 @@ def verification_report(
   scores: np.ndarray, same: np.ndarray, fars: Sequence[float] = (1e-1, 1e-2, 1e-3), folds: int = 10
 ) -> dict:
   """k-fold accuracy, EER, AUC and TAR@FAR of a list of scored pairs."""
-  fpr, tpr, _ = metrics.roc(scores, same)
   mean, std = metrics.verification_accuracy_kfold(scores, same, folds=folds)
-  tars = metrics.tar_at_far(scores, same, fars)
   return {
     "accuracy": float(mean),
     "accuracy_std": float(std),
-    "eer": float(metrics.eer(scores, same)),
-    "auc": float(metrics.auc(fpr, tpr)),
-    "tar_at_far": {f"{far:g}": float(t) for far, t in zip(fars, tars)},
+    **roc_summary(scores, same, fars),
     "num_pairs": int(len(scores)),
   }
 
