@@ -6,6 +6,7 @@
 | :mod:`jfr.report.tables` | ``markdown_table``, ``percent`` |
 | :mod:`jfr.report.results` | ``write_results``, ``write_json`` |
 | :mod:`jfr.report.timer` | ``PhaseTimer`` |
+| :mod:`jfr.report.intervals` | ``bootstrap``, ``paired_difference``, ``mean_interval``, ``paired_mean_difference``, ``with_ci95``, ``comparison``, ``comparisons_table``, ``format_interval`` |
 """
 
 from jfr.report.figures import (  # noqa: F401
