@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import jax
 import numpy as np
 import tensorflow as tf
 
@@ -25,6 +24,8 @@ def array_batches(
   seed: int,
   start_batch: int = 0,
   augment_options: Mapping[str, Any] | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> tf.data.Dataset:
   """Infinite shuffled batches from in-memory stills.
 
@@ -39,6 +40,10 @@ def array_batches(
     seed: shuffle and augmentation seed.
     start_batch: batches already consumed.
     augment_options: see :func:`jfr.data.pipelines.augment_image`; None: no augmentation.
+    process_index, process_count: which rows of each global batch this process yields
+      (default: JAX's); every process shuffles the whole set alike and keeps its rows
+      (:func:`jfr.data.pipelines.keep_process_rows`), so the global batches do not depend on
+      the number of processes.
 
   Returns:
     Dataset of ``{'image': float32 [b, H, W, 3] in [-1, 1], 'label': int32 [b]}``.
@@ -52,13 +57,14 @@ def array_batches(
       f"images/labels: expected [N, H, W, 3] and [N] with N >= 1, got "
       f"{images.shape} and {np.shape(labels)}"
     )
-  b = pipelines.host_batch_size(batch_size)
+  index, count = pipelines.process_slot(process_index, process_count)
+  b = pipelines.host_batch_size(batch_size, count)
   ds = tf.data.Dataset.from_tensor_slices(
     {"image": images, "label": np.asarray(labels).astype(np.int32)}
   )
-  ds = ds.shard(jax.process_count(), jax.process_index())
   ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
-  ds = ds.enumerate().skip(start_batch * b)
+  ds = ds.enumerate().skip(start_batch * batch_size)  # global example indices
+  ds = pipelines.keep_process_rows(ds, batch_size, index, count)
 
   def prepare(index, ex):
     image = pipelines.to_model_range(ex["image"])

@@ -25,9 +25,17 @@ stateless seed from ``(seed, global example index)``. Resuming at ``start_batch`
 the serialized (still undecoded) records already consumed, so an interrupted run sees
 exactly the batches an uninterrupted one would.
 
-Multi-host: each process reads ``tfds.split_for_jax_process(split)`` (its own, disjoint,
-equal slice) and builds batches of ``global_batch // jax.process_count()`` examples; the
-engine then splits the per-host batch over local devices.
+Multi-host, topology-independent: every training stream is defined as a sequence of
+*global* batches, identical whatever the number of processes and devices. Every process
+builds the same global stream (the whole split, the same seeded shuffle, the same global
+example indices, so the same augmentation seeds) and keeps only its rows
+``[i * b, (i + 1) * b)`` of each global batch (``b = global_batch // process_count``,
+:func:`keep_process_rows`), before decoding: each process decodes and augments only its own
+examples, but reads and shuffles the whole stream of serialized records. One process with
+four devices and two processes with two devices each therefore train on the same global
+batches, and a checkpoint written by one topology resumes exactly on another. Every
+builder takes ``process_index`` / ``process_count`` (default: ``jax.process_index()`` /
+``jax.process_count()``) so that the slicing can be tested in one process.
 """
 
 from __future__ import annotations
@@ -101,9 +109,22 @@ def prepare_builder(name: str, data_dir: str | None = None) -> tfds.core.Dataset
   return builder
 
 
-def host_batch_size(global_batch_size: int) -> int:
+def process_slot(
+  process_index: int | None = None, process_count: int | None = None
+) -> tuple[int, int]:
+  """``(process_index, process_count)``, each defaulting to JAX's (ValueError if out of range)."""
+  count = jax.process_count() if process_count is None else int(process_count)
+  index = jax.process_index() if process_index is None else int(process_index)
+  if count < 1 or not 0 <= index < count:
+    raise ValueError(
+      f"process_index={index}, process_count={count}: expected 0 <= process_index < process_count"
+    )
+  return index, count
+
+
+def host_batch_size(global_batch_size: int, process_count: int | None = None) -> int:
   """The per-process share of a global batch (ValueError if it does not divide)."""
-  count = jax.process_count()
+  count = jax.process_count() if process_count is None else int(process_count)
   if global_batch_size <= 0 or global_batch_size % count:
     raise ValueError(
       f"batch_size={global_batch_size} must be a positive multiple of "
@@ -144,6 +165,24 @@ def _read(
       )
     ds = ds.map(lambda ex: {k: ex[k] for k in features}, num_parallel_calls=AUTOTUNE)
   return ds
+
+
+def keep_process_rows(
+  ds: tf.data.Dataset, global_batch_size: int, process_index: int, process_count: int
+) -> tf.data.Dataset:
+  """This process's rows of a global stream of ``(global example index, example)`` elements.
+
+  The global stream's batch ``s`` is its elements ``[s * B, (s + 1) * B)`` (``B =
+  global_batch_size``); process ``i`` of ``n`` keeps rows ``[i * b, (i + 1) * b)`` of each
+  (``b = B / n``), i.e. the elements whose index ``k`` has ``(k // b) % n == i``. The
+  stream must start at a multiple of ``B`` (``skip(start_batch * B)``). Batching the result
+  by ``b`` gives this process's share of each global batch, in order; with one process the
+  stream is returned unchanged.
+  """
+  b = host_batch_size(global_batch_size, process_count)
+  if process_count == 1:
+    return ds
+  return ds.filter(lambda k, _: tf.equal((k // b) % process_count, process_index))
 
 
 def _example_seed(seed: int, index: tf.Tensor, salt: int = 0) -> tf.Tensor:
@@ -196,6 +235,8 @@ def image_batches(
   features: Sequence[str] = ("image", "label", "attributes"),
   augment_options: Mapping[str, Any] | None = None,
   shuffle_buffer: int = 10_000,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> tf.data.Dataset:
   """Infinite shuffled training batches of still images.
 
@@ -208,17 +249,22 @@ def image_batches(
     features: which features to carry (``image`` is always converted to float [-1, 1]).
     augment_options: see :func:`augment_image`; ``None`` disables augmentation.
     shuffle_buffer: examples in the shuffle buffer.
+    process_index, process_count: which share of each global batch to yield (default:
+      JAX's); see :func:`keep_process_rows`.
 
   Returns:
     Dataset of dicts: ``image`` float32 [b, H, W, 3] plus the other requested features,
-    batched with ``drop_remainder=True`` (b = per-process batch).
+    batched with ``drop_remainder=True`` (b = per-process batch): rows ``[i * b, (i + 1) *
+    b)`` of global batch ``start_batch, start_batch + 1, ...``.
   """
-  b = host_batch_size(batch_size)
+  index, count = process_slot(process_index, process_count)
+  b = host_batch_size(batch_size, count)
   if "image" not in features:
     raise ValueError(f"features must include 'image', got {features}")
-  ds = _read(builder, split, per_process=True, features=features, skip_image_decoding=True)
+  ds = _read(builder, split, per_process=False, features=features, skip_image_decoding=True)
   ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-  ds = ds.enumerate().skip(start_batch * b)
+  ds = ds.enumerate().skip(start_batch * batch_size)  # global example indices
+  ds = keep_process_rows(ds, batch_size, index, count)  # before decoding
   image_feature = builder.info.features["image"]
 
   def prepare(index, ex):
@@ -346,6 +392,8 @@ def set_batches(
   start_batch: int = 0,
   min_set_size: int | None = None,
   augment_options: Mapping[str, Any] | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> tf.data.Dataset:
   """Infinite batches of aggregation sets (the FAN's training input).
 
@@ -357,21 +405,24 @@ def set_batches(
   Args:
     videos: output of :func:`group_videos` (uint8 frames in memory).
     stills: ``image`` uint8 [M, H, W, 3] and ``label`` [M]: the positive/negative pool.
-    batch_size: global batch size (each process yields its share; videos are drawn at
-      random, so processes use different seeds derived from ``jax.process_index()``).
+    batch_size: global batch size (each process yields its rows of each global batch).
     set_size: N, the padded set length.
-    seed: RNG seed; example ``i`` is a pure function of (seed, process, i).
+    seed: RNG seed; the example at global index ``k`` (row ``k % B`` of global batch
+      ``k // B``) is a pure function of (seed, k), whatever the number of processes.
     start_batch: resume position.
     min_set_size: if given, each set's length is uniform in [min_set_size, N]
       (bounded by the video's length); default: min(N, video length).
     augment_options: per-frame (and positive/negative) augmentation, see
       :func:`augment_image`.
+    process_index, process_count: which share of each global batch to yield (default:
+      JAX's).
   """
   if set_size <= 0:
     raise ValueError(f"set_size N must be >= 1, got {set_size}")
   if min_set_size is not None and not 1 <= min_set_size <= set_size:
     raise ValueError(f"min_set_size must be in [1, {set_size}], got {min_set_size}")
-  b = host_batch_size(batch_size)
+  p_index, p_count = process_slot(process_index, process_count)
+  b = host_batch_size(batch_size, p_count)
   frames = np.asarray(videos["frames"])
   lengths = np.asarray(videos["lengths"], np.int32)
   labels = np.asarray(videos["labels"], np.int64)
@@ -385,7 +436,7 @@ def set_batches(
   still_images = still_images[order]
   t_max = frames.shape[1]
   num_videos, num_stills = len(labels), len(still_labels)
-  seed = seed * 7919 + jax.process_index()
+  seed = seed * 7919  # (was + jax.process_index(): one process keeps its stream)
 
   frames_t = tf.constant(frames)
   lengths_t, labels_t = tf.constant(lengths), tf.constant(labels)
@@ -441,7 +492,9 @@ def set_batches(
       ex["negative"] = augment_image(ex["negative"], aug_seeds[set_size + 1], augment_options)
     return ex
 
+  # Local example j of this process is row p_index * b + j % b of global batch j // b.
   ds = tf.data.Dataset.range(start_batch * b, np.iinfo(np.int64).max)
+  ds = ds.map(lambda j: (j // b) * batch_size + p_index * b + j % b)
   ds = ds.map(make, num_parallel_calls=AUTOTUNE, deterministic=True)
   return ds.batch(b, drop_remainder=True).prefetch(AUTOTUNE)
 
@@ -460,15 +513,22 @@ def occlusion_pair_batches(
   fill: str = "black",
   augment_options: Mapping[str, Any] | None = None,
   shuffle_buffer: int = 10_000,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> tf.data.Dataset:
   """Infinite batches of (clean, occluded) pairs sharing one semantic occluder per batch.
 
-  One rectangle is placed on the frontal template face per (per-process) batch
+  One rectangle is placed on the frontal template face per global batch
   (``mode='static'``: 32x12 at 96 px scale; ``'dynamic'``: sides in [12, 32]) and warped
   to every face through barycentric coordinates of the 68-landmark mesh
   (:func:`jfr.data.augment.occlude_batch`); ``fill`` is ``'black'`` (BlaS) or ``'noise'``
   (GauD). Flip augmentation is not applied (it would break the landmark-based warp);
   colour jitter is, before occlusion.
+
+  With several processes each yields its rows of every global batch (see
+  :func:`image_batches`); the rectangle is drawn from the global batch index, and the
+  ``'noise'`` fill is drawn for the whole global batch and sliced, so the pairs do not
+  depend on the number of processes.
 
   Returns dicts: ``image`` and ``occluded`` float32 [b, H, W, 3], ``occlusion_mask`` bool
   [b, H, W], ``label`` [b], ``landmarks`` [b, 68, 2].
@@ -479,6 +539,8 @@ def occlusion_pair_batches(
     raise ValueError(f"fill must be 'black' or 'noise', got {fill!r}")
   opts = dict(augment_options or {})
   opts["flip"] = False
+  p_index, p_count = process_slot(process_index, process_count)
+  b = host_batch_size(batch_size, p_count)
   ds = image_batches(
     builder,
     split,
@@ -488,20 +550,27 @@ def occlusion_pair_batches(
     features=("image", "label", "landmarks"),
     augment_options=opts,
     shuffle_buffer=shuffle_buffer,
+    process_index=p_index,
+    process_count=p_count,
   )
   image_size = builder.info.features["image"].shape[0]
   template = augment.default_template_landmarks(image_size)
 
   def occlude(batch_index, batch):
     batch_seed = _example_seed(seed, batch_index + start_batch, salt=2)
+    images, landmarks = batch["image"], batch["landmarks"]
+    if fill == "noise" and p_count > 1:  # the noise of the global batch, then our rows
+      before, after = p_index * b, (p_count - 1 - p_index) * b
+      images = tf.pad(images, [[before, after], [0, 0], [0, 0], [0, 0]])
+      filler = tf.constant(template, tf.float32)[None]
+      landmarks = tf.concat(
+        [tf.tile(filler, [before, 1, 1]), landmarks, tf.tile(filler, [after, 1, 1])], 0
+      )
     occluded, mask = augment.occlude_batch(
-      batch["image"],
-      batch["landmarks"],
-      batch_seed,
-      mode=mode,
-      fill=fill,
-      template_landmarks=template,
+      images, landmarks, batch_seed, mode=mode, fill=fill, template_landmarks=template
     )
+    if fill == "noise" and p_count > 1:
+      occluded, mask = occluded[before : before + b], mask[before : before + b]
     return {**batch, "occluded": occluded, "occlusion_mask": mask}
 
   return ds.enumerate().map(occlude, num_parallel_calls=AUTOTUNE, deterministic=True)
