@@ -34,6 +34,7 @@ EVALUATORS: dict[str, str] = {
   "pointing_game": "jfr.eval.pointing_protocol:evaluate",
   "cmc_with_distractors": "jfr.eval.cmc_distractors:identification_with_distractors",
   "cam_region_mass": "jfr.eval.cam_region_mass:cam_region_mass",
+  "fan_quality": "jfr.eval.fan_quality:fan_quality",
   # File benchmarks (context None; python -m jfr.evaluate --benchmark=...)
   "insightface_bin": "jfr.eval.benchmarks.verification:insightface_bin",
   "lfw": "jfr.eval.benchmarks.lfw:lfw",
