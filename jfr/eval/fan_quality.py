@@ -276,10 +276,12 @@ def fan_quality(
   *,
   seed: int,
   aggregators: Mapping[str, AggregateFn] | None = None,
+  videos: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
   """Evaluator ``fan_quality``: :func:`evaluate_quality` on the run's data set (module
   docstring). ``aggregators`` default: the model's ``extras['aggregate_<variant>']``, else
-  ``extras['aggregate_model_range']`` as ``aggregated``."""
+  ``extras['aggregate_model_range']`` as ``aggregated``; ``videos``: the split already
+  loaded by :func:`jfr.eval.video_protocols.load_videos` (default: load it)."""
   check_settings(settings, SETTINGS, "fan_quality")
   model.require(NEEDS, "fan_quality")
   if aggregators is None:
@@ -291,7 +293,8 @@ def fan_quality(
     if not aggregators and "aggregate_model_range" in model.extras:
       aggregators = {"aggregated": model.extras["aggregate_model_range"]}
   builder = context.builder
-  videos = vp.load_videos(builder, settings["split"])
+  if videos is None:
+    videos = vp.load_videos(builder, settings["split"])
   canonical = load_canonical(builder, settings["split"], videos["video_ids"])
   embed = model.extras["embed_model_range"]
   stills = pipelines.load_arrays(builder, settings["still_split"], ("image", "label"))

@@ -4,8 +4,10 @@ paper's protocols (``config.evals``) wired to the shared evaluators.
 ``video_pairs`` (:mod:`jfr.eval.video_pairs`) and ``mixed_media``
 (:mod:`jfr.eval.mixed_media`) entries compare feature averaging with the aggregator of every
 variant in ``config.eval_variants.<entry>`` (default: all of ``config.variants``), from one
-load of the video split; other evaluator types run on the main model (the extractor with the
-first variant's aggregator). Each entry writes ``eval/<name>.json``; the summary
+load of the video split; so do ``fan_quality`` entries (:mod:`jfr.eval.fan_quality`:
+aggregated-face quality against the canonical faces, ``eval/<name>.md`` and
+``figures/<name>_faces.png``); other evaluator types run on the main model (the extractor with
+the first variant's aggregator). Each entry writes ``eval/<name>.json``; the summary
 ``eval/fan.json`` / ``eval/fan.md`` (Tables 1, 4, 3 analogs) and the figures
 ``figures/fan_*.png`` (aggregated faces, blur curve) follow.
 """
@@ -20,6 +22,7 @@ from absl import logging
 
 from jfr.context import RunContext
 from jfr.data import pipelines
+from jfr.eval import fan_quality
 from jfr.eval import mixed_media
 from jfr.eval import registry
 from jfr.eval import still_images
@@ -123,12 +126,27 @@ def evaluate(
           seed=config.seed,
           set_models=set_models,
         )
+      elif type_name == "fan_quality":
+        aggregators = {v: m.extras["aggregate_model_range"] for v, m in set_models.items()}
+        table = fan_quality.fan_quality(
+          base,
+          context,
+          settings,
+          seed=config.seed,
+          aggregators=aggregators,
+          videos=videos_of(settings["split"]),
+        )
       else:
         table = registry.evaluate(
           type_name, models[config.variants[0]], context, settings, seed=config.seed
         )
     _log(name, table)
-    results_lib.write_results(workdir, name, table, checkpoint=checkpoints)
+    markdown, figures = None, None
+    if type_name == "fan_quality":
+      markdown, figures = fan_quality.markdown(table), {"faces": fan_quality.figure(table)}
+    results_lib.write_results(
+      workdir, name, table, markdown=markdown, figures=figures, checkpoint=checkpoints
+    )
     results[name] = table
   with timer.phase("figures"):
     summary(config, workdir, results, features, models, videos_of, checkpoints)
@@ -169,6 +187,8 @@ def summary(
       blur_settings = blur_settings or settings
     elif type_name == "mixed_media":
       lines += report.identification_lines(table, settings, [chosen[0], "avg_media", *chosen[1:]])
+    elif type_name == "fan_quality":
+      lines += ["", *fan_quality.markdown(table).split("\n")]
   videos = videos_of(config.dataset.video_split)
   (set_size, _) = (
     blur_settings["set_configs"][0] if blur_settings else (config.aggregator.set_size, 1)
