@@ -71,9 +71,17 @@ latents and attributes), :mod:`~.nuisances` (stills and video clips),
 :mod:`~.geometry` (face layout, loft profiles, ray / loft intersection),
 :mod:`~.albedo` (palettes and painted decals), :mod:`~.layers` (hair, neck, head, ears,
 nose), :mod:`~.accessories` (eyeglasses, scarf), :mod:`~.landmarks` (iBUG-68, frontal
-template), :mod:`~.compositing` (buffers, shading, background, blur, noise, :func:`render`).
+template), :mod:`~.compositing` (buffers, shading, background, blur, noise, :func:`render`),
+:mod:`~.canonical` (each identity's canonical face, :func:`canonical_face`, for evaluation).
 """
 
+from jfr.data.face_renderer.canonical import (
+  FACE_REGION_PARTS,
+  canonical_face,
+  canonical_nuisances,
+  clip_framing,
+  image_framing,
+)
 from jfr.data.face_renderer.compositing import render
 from jfr.data.face_renderer.constants import (
   ATTRIBUTE_NAMES,
@@ -89,14 +97,19 @@ from jfr.data.face_renderer.nuisances import neutral_nuisances, sample_nuisances
 
 __all__ = [
   "ATTRIBUTE_NAMES",
+  "FACE_REGION_PARTS",
   "IDENTITY_ATTRIBUTES",
   "NUM_LANDMARKS",
   "NUM_MARKS",
   "OCCLUDER_KINDS",
   "PART_NAMES",
+  "canonical_face",
+  "canonical_nuisances",
+  "clip_framing",
   "frontal_landmarks",
   "identity_attributes",
   "identity_latents",
+  "image_framing",
   "mean_latents",
   "neutral_nuisances",
   "render",

@@ -3,7 +3,7 @@ sensor noise and the final image: :func:`render`."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -215,13 +215,16 @@ def _pixel_grid(nui, size):
   return cr * dx + sr * dy, -sr * dx + cr * dy + _CENTER_Y
 
 
-def _render_chunk(lat, nui, size, base_seed):
+def _render_chunk(lat, nui, size, base_seed, background=None):
   n = len(nui["yaw"])
   table = _param_table(lat, nui, size)
   u, v = _pixel_grid(nui, size)
   img = np.repeat(np.arange(n), size * size)
   px = _Pixels(np.arange(n * size * size), u.ravel(), v.ravel(), _Params(table, img))
-  buf = _Buffers(_background(nui, size).reshape(-1, 3))
+  if background is None:
+    buf = _Buffers(_background(nui, size).reshape(-1, 3))
+  else:  # a flat grey (canonical faces); no background_seed is read
+    buf = _Buffers(np.full((n * size * size, 3), background, _F32))
   hair, hair_alpha = _draw_hair_and_neck(buf, px)
   _draw_head(buf, px)
   buf.put(hair["px"], hair_alpha, _hair_albedo(hair, False), hair["n"], 0.15, hair["w"], _HAIR)
@@ -269,6 +272,7 @@ def render(
   image_size: int,
   *,
   seed_or_rng,
+  background: float | None = None,
 ) -> dict[str, np.ndarray]:
   """Renders faces.
 
@@ -279,6 +283,8 @@ def render(
     seed_or_rng: int or numpy Generator giving the base of the sensor-noise streams;
       image i's noise comes from ``default_rng([base, nuisances['noise_seed'][i]])``,
       so with an int seed an image does not depend on the other images of the batch.
+    background: None (default) for the clutter of ``nuisances['background_seed']``, or a
+      grey level in [0, 1] for a flat background (unlit; used by canonical faces).
 
   Returns:
     dict: ``image`` uint8 [n,S,S,3]; ``landmarks`` float32 [n,68,2]; ``segmentation``
@@ -293,6 +299,10 @@ def render(
     raise ValueError(f"nuisances['occluder'] must index OCCLUDER_KINDS {OCCLUDER_KINDS}")
   if not isinstance(image_size, (int, np.integer)) or not 16 <= image_size <= 512:
     raise ValueError(f"image_size must be an int in [16, 512], got {image_size}")
+  if background is not None and not (
+    isinstance(background, (int, float, np.integer, np.floating)) and 0.0 <= background <= 1.0
+  ):
+    raise ValueError(f"background must be None or a grey level in [0, 1], got {background!r}")
   if isinstance(seed_or_rng, np.random.Generator):
     base = int(seed_or_rng.integers(0, 2**32))
   elif isinstance(seed_or_rng, (int, np.integer)) and seed_or_rng >= 0:
@@ -311,6 +321,7 @@ def render(
         {k: np.asarray(v)[sl] for k, v in nuisances.items()},
         int(image_size),
         base,
+        background,
       )
     )
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
