@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl.testing import parameterized
 
-from jfr.models.conv_transpose import SubpixelConvTranspose, subpixel_conv_transpose
+from jfr.models.conv_transpose import SubpixelConvTranspose, icnr_init, subpixel_conv_transpose
 
 
 def _flax(features, kernel_size):
@@ -120,3 +120,27 @@ class SubpixelConvTransposeTest(chex.TestCase):
   def test_bad_input_rank_raises(self):
     with self.assertRaisesRegex(ValueError, "inputs"):
       jax.eval_shape(lambda: SubpixelConvTranspose(2).init(jax.random.key(0), jnp.ones((4, 4, 2))))
+
+  @parameterized.parameters((4, 4), (2, 6))
+  def test_icnr_init_gives_equal_subpixel_kernels_and_no_checkerboard(self, kh, kw):
+    kernel = np.asarray(icnr_init()(jax.random.key(0), (kh, kw, 3, 5)))
+    # The four phases read the taps (a::2, b::2) for a, b in {0, 1} (module docstring).
+    phases = [kernel[a::2, b::2] for a in (0, 1) for b in (0, 1)]
+    for phase in phases[1:]:
+      np.testing.assert_array_equal(phase, phases[0])
+    self.assertGreater(np.abs(phases[0]).max(), 0.0)
+    module = SubpixelConvTranspose(5, (kh, kw), kernel_init=icnr_init())
+    x = jnp.full((1, 8, 8, 3), 0.7)
+    out = np.asarray(module.apply(module.init(jax.random.key(1), x), x))
+    interior = out[0, kh:-kh, kw:-kw]  # away from the zero padding
+    np.testing.assert_allclose(
+      interior, np.broadcast_to(interior[:1, :1], interior.shape), atol=1e-5
+    )
+    # A default (random) kernel gives a period-2 pattern on the same input.
+    default = SubpixelConvTranspose(5, (kh, kw))
+    out = np.asarray(default.apply(default.init(jax.random.key(1), x), x))[0, kh:-kh, kw:-kw]
+    self.assertGreater(np.abs(out[0::2, 0::2] - out[1::2, 1::2]).max(), 1e-2)
+
+  def test_icnr_init_rejects_odd_kernels(self):
+    with self.assertRaisesRegex(ValueError, "icnr_init"):
+      icnr_init()(jax.random.key(0), (3, 3, 2, 2))

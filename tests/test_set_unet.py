@@ -114,6 +114,28 @@ class SetUNetTest(chex.TestCase):
     got = jax.jit(_model(transposed_conv="flax").apply)(self.params, self.frames, self.mask)
     chex.assert_trees_all_close(got, self.out, atol=1e-4)
 
+  def test_icnr_upsampling_and_mean_residual_options(self):
+    frames = _frames(2, batch=2, members=3, size=SIZE)
+    mask = np.array([[True, True, False], [True, True, True]])
+    model = _model(upsample_init="icnr", residual="mean")
+    variables = jax.jit(model.init)(jax.random.key(0), frames, mask)
+    ups = [v["kernel"] for k, v in variables["params"].items() if k.endswith("_up")]
+    self.assertLen(ups, 4)
+    for kernel in ups:  # every sub-pixel phase starts equal (no checkerboard)
+      np.testing.assert_array_equal(kernel[0::2, 0::2], kernel[1::2, 1::2])
+    # At initialisation the aggregate is the masked pixel mean of the members.
+    out = np.asarray(jax.jit(model.apply)(variables, frames, mask))
+    want = np.stack([frames[0, :2].mean(0), frames[1].mean(0)])
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    # Trained (non-zero) parameters add the network's output to the mean.
+    plain = np.asarray(self.apply(self.params, self.frames, self.mask))
+    res = np.asarray(jax.jit(model.apply)(self.params, self.frames, self.mask))
+    np.testing.assert_allclose(res, plain + self.frames.mean(1), atol=1e-4)
+    with self.assertRaisesRegex(ValueError, "upsample_init"):
+      _model(upsample_init="zeros").apply(self.params, self.frames, self.mask)
+    with self.assertRaisesRegex(ValueError, "residual"):
+      _model(residual="max").apply(self.params, self.frames, self.mask)
+
   @parameterized.parameters(1, 8)
   def test_any_set_size_up_to_max(self, members):
     frames = _frames(1, batch=1, members=members, size=16)

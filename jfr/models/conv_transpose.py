@@ -39,6 +39,37 @@ from flax.linen import initializers
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
+def icnr_init(base_init: initializers.Initializer = nn.linear.default_kernel_init):
+  """ICNR initialiser of a stride-2 transposed-conv kernel (checkerboard-free start).
+
+  Aitken et al., "Checkerboard artifact free sub-pixel convolution" (2017): start the
+  layer as "nearest-neighbour upsampling, then a convolution", so that all four output
+  phases (the sub-pixel kernels ``K[f_a::2, f_b::2]`` of the module docstring) are equal.
+  A kernel ``[kh, kw, c_in, c_out]`` (even ``kh``, ``kw``) is drawn as
+  ``k = base_init([kh/2, kw/2, c_in, c_out])`` (the fan-in of one phase) and every tap
+  repeated twice along both spatial axes, ``K[2i + a, 2j + b] = k[i, j]``. Since phase
+  ``a`` uses the taps ``f_a, f_a + 2, ...`` with ``f_a`` in {0, 1}, each phase's kernel is
+  ``k``: a constant input gives a constant output (away from the zero-padded border),
+  i.e. no checkerboard at initialisation. Training may then move the phases apart.
+
+  Args:
+    base_init: initialiser of the per-phase kernel ``k`` (default: flax's conv default).
+
+  Returns:
+    ``init(key, shape, dtype) -> [kh, kw, c_in, c_out]``.
+  """
+
+  def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+    if len(shape) != 4 or shape[0] % 2 or shape[1] % 2:
+      raise ValueError(
+        f"icnr_init: shape must be [kh, kw, c_in, c_out] with even kh, kw; got {shape}."
+      )
+    small = base_init(key, (shape[0] // 2, shape[1] // 2) + tuple(shape[2:]), dtype)
+    return jnp.repeat(jnp.repeat(small, 2, axis=0), 2, axis=1)
+
+  return init
+
+
 def _phase(half_kernel: int, phase: int) -> tuple[slice, tuple[int, int]]:
   """Kernel taps and input padding of one output phase along one axis.
 

@@ -41,6 +41,17 @@ compiles a new program under ``jit``. To serve sets of varying size with one
 program, pad every set to a fixed ``N_max`` (``pad_set``) and pass the mask: padded
 members are zeroed at the input, never enter a global concatenation or the final
 max-pool, and so cannot change the output (they only cost compute).
+
+Options beyond the paper (both off by default and in ``configs/fan.py:paper``):
+
+* ``upsample_init='icnr'``: the transposed convolutions start from an ICNR kernel
+  (:func:`jfr.models.conv_transpose.icnr_init`: all four sub-pixel phases equal), so the
+  untrained decoder upsamples without the checkerboard that a random 4x4 stride-2 kernel
+  prints on every level.
+* ``residual='mean'``: the output is the masked pixel mean of the members plus the
+  network's output, and the last conv starts at zero, so the untrained aggregator returns
+  the pixel mean of the set and training learns a correction of it (the paper's U-Net
+  generates the face from scratch).
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ import numpy as np
 from flax.linen import dtypes as flax_dtypes
 
 from jfr.models import layers
-from jfr.models.conv_transpose import SubpixelConvTranspose
+from jfr.models.conv_transpose import SubpixelConvTranspose, icnr_init
 
 _OUTPUT_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
   "linear": lambda x: x,
@@ -67,6 +78,8 @@ _TRANSPOSED_CONVS: dict[str, Callable[..., nn.Module]] = {
     features, (4, 4), strides=(2, 2), padding="SAME", **kw
   ),
 }
+_UPSAMPLE_INITS = ("default", "icnr")
+_RESIDUALS = ("none", "mean")
 _NUM_LEVELS = 4  # encoder/decoder blocks; the input size must be a multiple of 2**4.
 
 
@@ -203,6 +216,10 @@ class SetUNet(nn.Module):
       'elu' (the paper's literal "ELU after every conv").
     transposed_conv: 'subpixel' (``SubpixelConvTranspose``, default) or 'flax'
       (``nn.ConvTranspose``); same function and parameters, different speed.
+    upsample_init: initialiser of the transposed convs' kernels: 'default' (flax's
+      LeCun normal) or 'icnr' (all sub-pixel phases equal; module docstring).
+    residual: 'none' (the paper: the network's output is the face) or 'mean' (the
+      masked pixel mean of the members plus the output, last conv zero-initialised).
     dtype: computation dtype (params stay ``param_dtype``; the output is float32).
     param_dtype: parameter dtype.
   """
@@ -211,6 +228,8 @@ class SetUNet(nn.Module):
   max_members: int = 64
   output_activation: str = "linear"
   transposed_conv: str = "subpixel"
+  upsample_init: str = "default"
+  residual: str = "none"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -240,6 +259,12 @@ class SetUNet(nn.Module):
       raise ValueError(
         f"transposed_conv must be one of {sorted(_TRANSPOSED_CONVS)}; got {self.transposed_conv!r}."
       )
+    if self.upsample_init not in _UPSAMPLE_INITS:
+      raise ValueError(
+        f"upsample_init must be one of {_UPSAMPLE_INITS}; got {self.upsample_init!r}."
+      )
+    if self.residual not in _RESIDUALS:
+      raise ValueError(f"residual must be one of {_RESIDUALS}; got {self.residual!r}.")
     _check_shapes(tuple(frames.shape), tuple(mask.shape), self.max_members)
     if mask.dtype != jnp.bool_:
       raise ValueError(f"mask must be boolean; got dtype {mask.dtype}.")
@@ -251,8 +276,9 @@ class SetUNet(nn.Module):
     conv = lambda feats, size, name, strides=1: nn.Conv(  # noqa: E731
       feats, (size, size), strides=(strides, strides), padding="SAME", name=name, **kw
     )
+    up_kw = dict(kernel_init=icnr_init()) if self.upsample_init == "icnr" else {}
     deconv = lambda feats, name: _TRANSPOSED_CONVS[self.transposed_conv](  # noqa: E731
-      feats, name=name, **kw
+      feats, name=name, **kw, **up_kw
     )
     merge = lambda feats, name: SetMergeConv(feats, name=name, **kw)  # noqa: E731
 
@@ -281,5 +307,14 @@ class SetUNet(nn.Module):
 
     x = layers.masked_set_max(as_sets(x), mask)
     x = nn.elu(conv(c, 3, name="head_conv")(x))
-    x = _OUTPUT_ACTIVATIONS[self.output_activation](conv(3, 3, name="head_rgb")(x))
+    if self.residual == "mean":
+      rgb = nn.Conv(
+        3, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros, name="head_rgb", **kw
+      )
+      x = _OUTPUT_ACTIVATIONS[self.output_activation](rgb(x))
+      count = jnp.maximum(jnp.sum(mask, axis=1), 1).astype(self.dtype)
+      mean = jnp.sum(jnp.where(mask[:, :, None, None, None], frames, 0), axis=1)
+      x = x + mean.astype(self.dtype) / count[:, None, None, None]
+    else:
+      x = _OUTPUT_ACTIVATIONS[self.output_activation](conv(3, 3, name="head_rgb")(x))
     return x.astype(jnp.float32)

@@ -47,6 +47,9 @@ def build_generator(config: ml_collections.ConfigDict) -> SetUNet:
     max_members=a.max_members,
     output_activation=a.output_activation,
     transposed_conv=a.transposed_conv,
+    # Options beyond the paper; configs written before they existed lack them.
+    upsample_init=a.get("upsample_init", "default"),
+    residual=a.get("residual", "none"),
   )
 
 
