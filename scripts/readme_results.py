@@ -1,0 +1,521 @@
+r"""Writes the README's result sections from the committed results: ``python scripts/readme_results.py``.
+
+Every accuracy figure of the README's "Method results on the synthetic face world" comes
+from the JSON files under ``results/<method>/`` (the ``eval/*.json`` of a run of the current
+code, copied there with the run's ``command.txt``; see ``results/README.md``). Each generated
+block sits between two markers in README.md::
+
+  <!-- results:NAME begin -->
+  ... (generated; edits here are overwritten) ...
+  <!-- results:NAME end -->
+
+and NAME is one of :data:`SECTIONS`: ``claims`` (one table of every paper claim compared in
+any results file's ``comparisons`` dict, with the paired 95 % interval of the difference and
+the verdict) and one block per method. A method whose ``results/<method>/`` is missing gets a
+line saying so, never older figures. Prose around the markers carries no figures.
+
+``--collect WORKDIR NAME`` first copies a finished run's results files into
+``results/NAME/``. ``--check`` changes nothing and exits 1 (printing a diff) when README.md differs from what
+this script writes; the tests run it. Speed figures ("Measured figures") are hand-written:
+they depend on the machine and are not generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPERS = {
+  "fan": "FAN (Rao et al.)",
+  "templates": "Activation patterns (templates)",
+  "attributes": "Attribute-enhanced identification",
+  "explain": "Explainable FR (Xu et al.)",
+  "interpretable": "Interpretable FR (Yin et al.)",
+}
+SECTIONS = ("claims", "templates", "explain", "attributes", "interpretable", "fan", "curves")
+_MARKER = re.compile(r"<!-- results:([A-Za-z0-9_-]+) (begin|end) -->")
+
+
+# ----------------------------------------------------------------------- verdict and cells
+
+
+def verdict(ci95: Any) -> str:
+  """The verdict of a paired difference oriented so that > 0 means the paper's claim holds:
+  ``'reproduced'`` when the 95 % interval's lo > 0, ``'not reproduced'`` when hi < 0,
+  ``'inconclusive'`` otherwise (the interval spans zero, or is missing / not finite)."""
+  if not isinstance(ci95, (list, tuple)) or len(ci95) != 2:
+    return "inconclusive"
+  lo, hi = ci95
+  if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+    return "inconclusive"
+  if lo > 0:
+    return "reproduced"
+  if hi < 0:
+    return "not reproduced"
+  return "inconclusive"
+
+
+def fmt_interval(value: Any, ci95: Any, fmt: Callable[[float], str]) -> str:
+  """``'95.5 [93.0, 97.5]'``; the bare value without a (finite) interval; ``''`` for None."""
+  if value is None:
+    return ""
+  text = fmt(value)
+  if isinstance(ci95, (list, tuple)) and len(ci95) == 2 and None not in ci95:
+    text += f" [{fmt(ci95[0])}, {fmt(ci95[1])}]"
+  return text
+
+
+def pct(x: float) -> str:
+  return f"{100 * x:.1f}"
+
+
+def dec3(x: float) -> str:
+  return f"{x:.3f}"
+
+
+def cell(d: Mapping | None, key: Any, fmt: Callable[[float], str] = pct) -> str:
+  """``d[key]`` formatted with its interval ``d[key + '_ci95']`` when there is one."""
+  if not isinstance(d, Mapping) or d.get(str(key), d.get(key)) is None:
+    return ""
+  value = d.get(str(key), d.get(key))
+  return fmt_interval(value, d.get(f"{key}_ci95"), fmt)
+
+
+def dig(d: Any, *path: Any) -> Any:
+  """``d[p0][p1]...`` or None where a key is missing."""
+  for p in path:
+    if not isinstance(d, Mapping) or p not in d:
+      return None
+    d = d[p]
+  return d
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+  lines += ["| " + " | ".join(r) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- results on disk
+
+
+class Run:
+  """One committed run: ``results/<name>/`` (its ``eval/*.json`` tree and ``command.txt``)."""
+
+  def __init__(self, root: Path):
+    self.root = root
+
+  def json(self, rel: str) -> dict:
+    path = self.root / rel
+    return json.loads(path.read_text()) if path.exists() else {}
+
+  def command(self) -> str:
+    """The run's command line (``command.txt``'s last line) as a user types it."""
+    path = self.root / "command.txt"
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines = [line for line in lines if line.strip() and not line.startswith("#")]
+    text = lines[-1] if lines else ""
+    text = re.sub(r"^\S*python\S*\s+(-m\s+jfr\.main|\S*jfr/main\.py)", "python -m jfr.main", text)
+    return re.sub(r"--workdir=\S+", "--workdir=/tmp/run", text)
+
+  def header(self) -> str:
+    """The command, the commit the run's code was at (``commit.txt``) and the folder."""
+    path = self.root / "commit.txt"
+    commit = path.read_text().strip()[:8] if path.exists() else "unrecorded"
+    rel = self.root.relative_to(self.root.parents[1])
+    return f"`{self.command()}` (code at commit {commit}; results in `{rel}/`)"
+
+
+def load_runs(results_dir: Path) -> dict[str, Run]:
+  """``{method: Run}`` for each ``results_dir/<method>/`` holding ``eval/*.json``."""
+  runs = {}
+  for d in sorted(p for p in results_dir.glob("*") if p.is_dir()):
+    if any(d.rglob("eval/*.json")):
+      runs[d.name] = Run(d)
+  return runs
+
+
+def all_comparisons(results_dir: Path) -> list[tuple[str, dict]]:
+  """``(name, entry)`` of every ``comparisons`` dict in any results JSON (first one of a
+  name wins; files in sorted path order), ordered by paper then name."""
+  found: dict[str, dict] = {}
+  for path in sorted(results_dir.rglob("eval/*.json")):
+    if "curves" in path.relative_to(results_dir).parts:
+      continue
+    comps = json.loads(path.read_text()).get("comparisons") or {}
+    for name, entry in comps.items():
+      found.setdefault(name, entry)
+  order = list(PAPERS)
+  key = lambda kv: (order.index(kv[1].get("paper")) if kv[1].get("paper") in order else 99, kv[0])
+  return sorted(found.items(), key=key)
+
+
+# ----------------------------------------------------------------------- sections
+
+
+def claims_section(results_dir: Path, runs: Mapping[str, Run]) -> str:
+  comps = all_comparisons(results_dir)
+  if not comps:
+    return "No committed results file carries paired comparisons yet."
+  rows = []
+  for name, e in comps:
+    f = (lambda x: f"{x:.2f}") if abs(e.get("value_a") or 0) < 2 else (lambda x: f"{x:.1f}")
+    ours = (
+      f"{e['metric']}: {e['a']} {f(e['value_a'])} vs {e['b']} {f(e['value_b'])}; "
+      f"difference {fmt_interval(e['diff'], e.get('ci95'), f)}"
+    )
+    rows.append(
+      [PAPERS.get(e.get("paper"), str(e.get("paper"))), e["claim"], ours, verdict(e.get("ci95"))]
+    )
+  counts = {
+    v: sum(r[3] == v for r in rows) for v in ("reproduced", "not reproduced", "inconclusive")
+  }
+  missing = [m for m in PAPERS if m not in runs]
+  note = (
+    f"{len(rows)} claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not "
+    f"reproduced, {counts['inconclusive']} inconclusive."
+  )
+  if missing:
+    note += " No committed run yet for: " + ", ".join(missing) + "."
+  return (
+    table(["paper", "claim", "our figure (difference [95 % interval])", "verdict"], rows)
+    + "\n\n"
+    + note
+  )
+
+
+def _missing(name: str) -> str:
+  return f"No committed run of the current code yet (`results/{name}/` is empty)."
+
+
+def templates_section(run: Run) -> str:
+  r = run.json("eval/templates.json")
+  metrics = ["TPIR@FPIR=0.1", "TPIR@FPIR=0.01", "Rank-1", "1:1 TAR@FAR=0.01"]
+  rows = []
+  for row in r.get("rows", []):
+    label = f"{row['method']} (Table {row['table']}), m = {row['m']}"
+    rows.append([label] + [cell(row.get("mean"), k, dec3) for k in metrics])
+  proto = r.get("protocol", {})
+  head = (
+    f"{run.header()}: descriptors `{r.get('source', '')}`, k = {r.get('k')}; "
+    f"{proto.get('splits')} IJB-A-like splits, mean over splits"
+    + (
+      " [95 % interval]"
+      if any("_ci95" in json.dumps(x.get("mean", {})) for x in r.get("rows", []))
+      else ""
+    )
+    + ":"
+  )
+  effects = [
+    f"- {e['claim']}: difference {e['difference']:+.3f}, the claimed sign in "
+    f"{e['splits_with_claimed_sign']}/{e['splits']} splits"
+    for e in r.get("effects", [])
+  ]
+  return "\n\n".join(
+    [head, table(["descriptors"] + metrics, rows)] + (["\n".join(effects)] if effects else [])
+  )
+
+
+def explain_section(run: Run) -> str:
+  ours = run.json("eval/recognition.json")
+  plain = run.json("baseline/eval/recognition.json")
+  ex = run.json("eval/explain.json")
+  rows = []
+  for label, r in (("ours: max pool + decoder", ours), ("plain ArcFace", plain)):
+    v = r.get("verification", {})
+    rows.append(
+      [
+        label,
+        cell(v, "accuracy"),
+        cell(v, "eer"),
+        cell(v, "auc", dec3),
+        cell(v.get("tar_at_far"), "0.01", dec3),
+      ]
+    )
+  rec = table(["model", "10-fold accuracy %", "EER %", "AUC", "TAR@FAR 1e-2"], rows)
+  names = ex.get("method_names", {})
+  hiding = sorted(ex.get("hiding_game", {}).items(), key=lambda kv: -kv[1]["auc"])
+  sigma = next(iter(ex.get("hiding_game", {}).values()), {}).get("blur_sigma")
+  hide = table(
+    ["map", "hiding game AUC x 100"],
+    [[names.get(k, k), cell(g, "auc", lambda x: f"{100 * x:.1f}")] for k, g in hiding],
+  )
+  pg = ex.get("pointing_game", {})
+  area = pg.get("area_share", {})
+  point_rows = [
+    [names.get(k, k), cell(m, "share_mean", dec3), cell(m, "hit_rate", dec3)]
+    for k, m in pg.get("methods", {}).items()
+  ]
+  dis = pg.get("dissimilarity_mean", {})
+  point_note = (
+    "Area share of the differing part (chance): "
+    + ", ".join(f"{p} {a:.3f}" for p, a in area.items())
+    + "; mean 1 − cos of the part pairs: "
+    + ", ".join(f"{p} {d:.1e}" for p, d in dis.items())
+    + "."
+  )
+  return "\n\n".join(
+    [
+      f"{run.header()}. Verification on the test identities (Table I analog):",
+      rec,
+      f"Hiding game (blur σ = {sigma} px), sorted by AUC:",
+      hide,
+      "Pointing game on rendered pairs that differ in one part (mass of the map in the part):",
+      table(["map", "share of mass in the part", "hit rate"], point_rows),
+      point_note,
+    ]
+  )
+
+
+def attributes_section(run: Run) -> str:
+  r = run.json("eval/attributes.json")
+  labels = {
+    "separate": "Ours-S (separate)",
+    "joint": "Ours-J (joint, Kronecker)",
+    "concat": "concat [u, v]",
+  }
+  variants = r.get("variants", {})
+  counts: list[str] = []
+  for v in variants.values():
+    for c in dig(v, "pretrained", "identification", "rank1_by_distractors") or {}:
+      if not c.endswith("_ci95") and c not in counts:
+        counts.append(c)
+  rows = []
+  for name, v in variants.items():
+    for stage in ("pretrained", "finetuned"):
+      by = dig(v, stage, "identification", "rank1_by_distractors")
+      rows.append([labels.get(name, name), stage] + [cell(by, c) for c in counts])
+  ident = table(["variant", "stage"] + [f"rank-1 % ({c} distractors)" for c in counts], rows)
+  attr_rows = [
+    [labels.get(n, n), cell(dig(v, "pretrained", "attributes_test"), "mean_accuracy")]
+    for n, v in variants.items()
+  ]
+  return "\n\n".join(
+    [
+      f"{run.header()}:",
+      ident,
+      "Mean attribute accuracy on the test identities (stage 1):",
+      table(["variant", "mean attribute accuracy %"], attr_rows),
+    ]
+  )
+
+
+def interpretable_section(run: Run) -> str:
+  top = run.json("eval/interpretable.json")
+  rows, retr = [], []
+  for v in top.get("variants", []):
+    p = run.json(f"{v}/eval/peak_spread.json")
+    rec = run.json(f"{v}/eval/recognition.json")
+    std = None
+    if dig(p, "pos", "mean_std") is not None and dig(p, "neg", "mean_std") is not None:
+      std = (p["pos"]["mean_std"] + p["neg"]["mean_std"]) / 2
+    on_face = f"{pct(dig(p, 'pos', 'on_face') or 0)} / {pct(dig(p, 'neg', 'on_face') or 0)}"
+    r1 = [
+      cell(dig(rec, s, "identification", "cmc"), "rank1")
+      for s in ("original", "synthetic_occlusion", "natural_occlusion")
+    ]
+    tar = [
+      cell(dig(rec, s, "verification", "tar_at_far"), "0.01")
+      for s in ("original", "synthetic_occlusion")
+    ]
+    rows.append(
+      [v, cell(p, "spreadness", lambda x: f"{x:.1f}"), "" if std is None else f"{std:.1f}", on_face]
+      + [" / ".join(r1), " / ".join(tar)]
+    )
+    pr = run.json(f"{v}/eval/partial_retrieval.json")
+    if pr:
+      retr.append(
+        [v] + [cell(pr, k) for k in ("eyes", "nose", "mouth", "random_filters", "all_filters")]
+      )
+  main = table(
+    [
+      "variant", "d̄ px", "peak std px", "peaks on face % (pos / neg)",
+      "rank-1 % clean / occluded / glasses-scarf", "TAR@1e-2 % clean / occluded",
+    ],
+    rows,
+  )  # fmt: skip
+  parts = [f"{run.header()}. Test identities:", main]
+  if retr:
+    parts += [
+      "Partial-face retrieval by part filters (rank-1 %):",
+      table(["variant", "eyes", "nose", "mouth", "random filter subsets", "all filters"], retr),
+    ]
+  return "\n\n".join(parts)
+
+
+def fan_section(run: Run) -> str:
+  ytf = run.json("eval/fan_ytf.json")
+  blur = run.json("eval/fan_blur.json")
+  parts = [f"{run.header()}:"]
+  if ytf:
+    cols = sorted(
+      {k for v in ytf.values() if isinstance(v, Mapping) for k in v if isinstance(v[k], Mapping)}
+    )
+    rows = []
+    for method, by in ytf.items():
+      if not isinstance(by, Mapping) or method == "checkpoint":
+        continue
+      rows.append(
+        [method]
+        + [
+          f"{cell(by.get(c), 'accuracy')} ({cell(by.get(c), 'eer_all_pairs')})" if by.get(c) else ""
+          for c in cols
+        ]
+      )
+    parts += ["YTF-like accuracy % (EER over all pairs %):", table(["method"] + cols, rows)]
+  if blur:
+    parts += [
+      "Motion blur: see `"
+      + str(run.root.relative_to(run.root.parents[1]))
+      + "/eval/fan_blur.json`."
+    ]
+  return "\n\n".join(parts)
+
+
+def curves_section(results_dir: Path) -> str:
+  curves = results_dir / "curves"
+  files = sorted(curves.glob("*/curve.json")) if curves.is_dir() else []
+  if not files:
+    return "No learning curve has been run yet."
+  out = []
+  for path in files:
+    c = json.loads(path.read_text())
+    rows = [
+      [
+        str(p["steps"]),
+        fmt_interval(p["diff"], p.get("ci95"), lambda x: f"{x:.2f}"),
+        verdict(p.get("ci95")),
+      ]
+      for p in c["points"]
+    ]
+    out += [
+      f"{c['claim']} ({c['metric']}; `{path.parent.relative_to(results_dir.parent)}/`):",
+      table(["training steps", "difference [95 % interval]", "verdict"], rows),
+    ]
+  return "\n\n".join(out)
+
+
+def sections(results_dir: Path) -> dict[str, str]:
+  """``{NAME: generated Markdown}`` for every name of :data:`SECTIONS`."""
+  runs = load_runs(results_dir)
+  makers = {
+    "templates": templates_section,
+    "explain": explain_section,
+    "attributes": attributes_section,
+    "interpretable": interpretable_section,
+    "fan": fan_section,
+  }
+  out = {"claims": claims_section(results_dir, runs), "curves": curves_section(results_dir)}
+  for name, make in makers.items():
+    out[name] = make(runs[name]) if name in runs else _missing(name)
+  return out
+
+
+# ----------------------------------------------------------------------- README rewriting
+
+
+def rewrite(text: str, blocks: Mapping[str, str]) -> str:
+  """``text`` with the body between each ``<!-- results:NAME begin/end -->`` pair replaced by
+  ``blocks[NAME]``. Raises ``ValueError`` naming the markers when a name of ``blocks`` has no
+  (or more than one) begin/end pair, when an end precedes its begin, or when the text holds a
+  marker of a name that ``blocks`` lacks."""
+  found: dict[str, list[tuple[str, int, int]]] = {}
+  for m in _MARKER.finditer(text):
+    found.setdefault(m.group(1), []).append((m.group(2), m.start(), m.end()))
+  unknown = sorted(set(found) - set(blocks))
+  if unknown:
+    raise ValueError(f"README markers: unknown section(s) {unknown}; known: {sorted(blocks)}")
+  bad = [n for n in blocks if [k for k, _, _ in found.get(n, [])] != ["begin", "end"]]
+  if bad:
+    raise ValueError(
+      "README markers: each of " + ", ".join(f"results:{n}" for n in bad) + " needs exactly one "
+      "'<!-- results:NAME begin -->' followed by one '<!-- results:NAME end -->'"
+    )
+  spans = sorted((found[n][0][2], found[n][1][1], n) for n in blocks)
+  out, pos = [], 0
+  for start, end, name in spans:
+    if start < pos:
+      raise ValueError(f"README markers: results:{name} overlaps another section")
+    out += [text[pos:start], "\n", blocks[name].rstrip("\n"), "\n"]
+    pos = end
+  out.append(text[pos:])
+  return "".join(out)
+
+
+RUN_FILES = ("command.txt", "config.json")
+
+
+def collect(workdir: Path, target: Path, commit: str) -> list[Path]:
+  """Replaces ``target`` (``results/<method>/``) by the run's ``eval/*.json`` files (at their
+  paths relative to ``workdir``, incl. sub-runs such as ``baseline/eval``), ``command.txt`` and
+  ``config.json``, and writes ``commit.txt`` (the commit of the code the run used); checkpoints,
+  figures and logs stay in the workdir. Returns the files."""
+  files = sorted(workdir.rglob("eval/*.json")) + [workdir / f for f in RUN_FILES]
+  files = [f for f in files if f.is_file()]
+  if not any(f.suffix == ".json" and f.parent.name == "eval" for f in files):
+    raise ValueError(f"workdir: no eval/*.json under {workdir}")
+  if target.exists():
+    shutil.rmtree(target)
+  out = []
+  for f in files:
+    dest = target / f.relative_to(workdir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(f, dest)
+    out.append(dest)
+  (target / "commit.txt").write_text(commit.strip() + "\n")
+  return out + [target / "commit.txt"]
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+  parser.add_argument("--results", type=Path, default=ROOT / "results")
+  parser.add_argument("--check", action="store_true", help="exit 1 if README.md would change")
+  parser.add_argument(
+    "--collect",
+    nargs=2,
+    metavar=("WORKDIR", "NAME"),
+    help="first copy a finished run's results files into results/NAME/ (replacing it)",
+  )
+  parser.add_argument(
+    "--commit",
+    default=None,
+    help="with --collect: the commit the run's code was at (default: git HEAD now)",
+  )
+  args = parser.parse_args(argv)
+  if args.collect:
+    commit = (
+      args.commit
+      or subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+      ).stdout
+    )
+    collect(Path(args.collect[0]), args.results / args.collect[1], commit)
+  text = args.readme.read_text(encoding="utf-8")
+  new = rewrite(text, sections(args.results))
+  if args.check:
+    if new != text:
+      diff = difflib.unified_diff(
+        text.splitlines(), new.splitlines(), "README.md", "generated", lineterm=""
+      )
+      print("\n".join(list(diff)[:200]))
+      print("README.md is out of date: run python scripts/readme_results.py")
+      return 1
+    return 0
+  if new != text:
+    args.readme.write_text(new, encoding="utf-8")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
