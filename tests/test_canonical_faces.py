@@ -74,6 +74,17 @@ def test_mask_covers_the_face_region():
     assert 0.15 < mask[i].mean() < 0.6
 
 
+def test_mask_leaves_out_a_bald_scalp():
+  lat = fr.identity_latents(3, np.array([1]))  # a bald identity
+  assert lat["hair_style"][0] == 0
+  out = fr.canonical_face(lat, 64)
+  skin_rows = np.flatnonzero((out["segmentation"][0] == fr.PART_NAMES.index("skin")).any(1))
+  mask_rows = np.flatnonzero(out["mask"][0].any(1))
+  brow_top = out["landmarks"][0, 17:27, 1].min()
+  assert skin_rows[0] < mask_rows[0] - 5  # the scalp is skin but not face
+  assert mask_rows[0] < brow_top - 5  # the forehead is face
+
+
 def test_framing_follows_the_clip_mean():
   clip = fr.video_nuisances(np.random.default_rng(1), 10)
   framing = fr.clip_framing(clip)
@@ -137,3 +148,130 @@ def test_existing_renders_are_unchanged_by_canonical_faces():
   assert rng.bit_generator.state == state
   for key in before:
     np.testing.assert_array_equal(before[key], after[key])
+
+
+# ------------------------------------------------------------- synthetic_faces 1.1.0
+
+EXISTING_FEATURES = (
+  "image",
+  "label",
+  "attributes",
+  "landmarks",
+  "segmentation",
+  "occluder_mask",
+  "video_id",
+  "frame_index",
+)
+
+
+def _generated(version, split):
+  """{key: example} of synthetic_faces/tiny at ``version``, straight from its generator."""
+  import tempfile
+
+  from jfr.data import synthetic_faces
+
+  builder = synthetic_faces.SyntheticFaces(
+    config="tiny", version=version, data_dir=tempfile.mkdtemp()
+  )
+  return dict(builder._generate_examples(split))
+
+
+def _sort_key(ex):
+  return (int(ex["label"]), int(ex["video_id"]), int(ex["frame_index"]), ex["image"].tobytes())
+
+
+@pytest.mark.parametrize("split", ["train", "test", "train_video", "video"])
+def test_version_1_1_keeps_every_existing_feature_byte_identical(split, tiny_data_dir):
+  import tensorflow_datasets as tfds
+
+  old, new = _generated("1.0.0", split), _generated("1.1.0", split)
+  assert sorted(old) == sorted(new) and old
+  for key, ex in old.items():
+    assert set(ex) == set(EXISTING_FEATURES)
+    assert set(new[key]) == set(EXISTING_FEATURES) | {"canonical_face", "canonical_mask"}
+    for name in EXISTING_FEATURES:
+      a, b = np.asarray(ex[name]), np.asarray(new[key][name])
+      assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+  # ... and after the tfds round trip of the prepared 1.1.0 data (the session's tiny data)
+  builder = tfds.builder("synthetic_faces/tiny", data_dir=tiny_data_dir)
+  assert str(builder.version) == "1.1.0"
+  loaded = sorted(tfds.as_numpy(builder.as_dataset(split=split)), key=_sort_key)
+  expected = sorted(
+    ({k: np.asarray(v) for k, v in ex.items()} for ex in old.values()), key=_sort_key
+  )
+  assert len(loaded) == len(expected)
+  for ex, want in zip(loaded, expected):
+    for name in EXISTING_FEATURES:
+      assert np.asarray(ex[name]).tobytes() == want[name].astype(ex[name].dtype).tobytes(), name
+
+
+def test_dataset_canonical_faces(tiny_data_dir):
+  import collections
+
+  import tensorflow_datasets as tfds
+
+  from jfr.data import synthetic_faces
+
+  builder = tfds.builder("synthetic_faces/tiny", data_dir=tiny_data_dir)
+  c = builder.builder_config
+  s = c.image_size
+  assert builder.info.features["canonical_face"].shape == (s, s, 3)
+  for split in ("train", "train_video"):  # never a training target: zeros
+    for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+      assert not ex["canonical_face"].any() and not ex["canonical_mask"].any()
+  lat = fr.identity_latents(c.seed, np.arange(c.num_train_identities + c.num_test_identities))
+  one = lambda i: {k: v[i : i + 1] for k, v in lat.items()}  # noqa: E731
+  stills = list(tfds.as_numpy(builder.as_dataset(split="test")))
+  assert {int(e["label"]) for e in stills} == set(
+    range(c.num_train_identities, c.num_train_identities + c.num_test_identities)
+  )
+  jobs = {}  # the still's own framing: found by its image among the renderer's jobs
+  for job_key, ex in synthetic_faces._render_jobs(
+    c, "test", list(synthetic_faces._jobs(c, "test", np.arange(14, 20))), canonical=True
+  ):
+    jobs[ex["image"].tobytes()] = ex
+  for ex in stills:
+    want = jobs[ex["image"].tobytes()]
+    np.testing.assert_array_equal(ex["canonical_face"], want["canonical_face"])
+    np.testing.assert_array_equal(ex["canonical_mask"], want["canonical_mask"])
+    assert ex["canonical_mask"].mean() > 0.1
+  frames = collections.defaultdict(list)
+  for ex in tfds.as_numpy(builder.as_dataset(split="video")):
+    frames[int(ex["video_id"])].append(ex)
+  assert len(frames) == c.num_test_identities * c.videos_per_identity
+  for video_id, clip in frames.items():
+    for ex in clip[1:]:  # one canonical face per clip
+      np.testing.assert_array_equal(ex["canonical_face"], clip[0]["canonical_face"])
+    ident, k = divmod(video_id, c.videos_per_identity)
+    rng = np.random.default_rng(
+      np.random.SeedSequence([c.seed, synthetic_faces.SPLIT_CODES["video"], ident, 1000 + k])
+    )
+    nui = fr.video_nuisances(
+      rng,
+      c.frames_per_video,
+      eyeglasses_prob=synthetic_faces.EYEGLASSES_PROB,
+      motion_blur_prob=c.video_motion_blur_prob,
+    )
+    want = fr.canonical_face(one(ident), s, framing=fr.clip_framing(nui))
+    np.testing.assert_array_equal(clip[0]["canonical_face"], want["image"][0])
+    np.testing.assert_array_equal(clip[0]["canonical_mask"], want["mask"][0])
+
+
+def test_version_1_0_data_still_loads(tmp_path, monkeypatch):
+  """A data_dir prepared at 1.0.0 (as before this version) loads as ``tiny:1.0.0``."""
+  import tensorflow_datasets as tfds
+
+  from jfr.data import pipelines
+  from jfr.data import synthetic_faces
+
+  with monkeypatch.context() as m:  # generate 1.0.0 as the code before 1.1.0 did
+    m.setattr(synthetic_faces.SyntheticFaces, "VERSION", tfds.core.Version("1.0.0"))
+    m.setattr(synthetic_faces.SyntheticFaces, "SUPPORTED_VERSIONS", [])
+    tfds.builder("synthetic_faces/tiny", data_dir=str(tmp_path)).download_and_prepare()
+  assert (tmp_path / "synthetic_faces" / "tiny" / "1.0.0").is_dir()
+  builder = pipelines.prepare_builder("synthetic_faces/tiny:1.0.0", str(tmp_path))
+  assert str(builder.version) == "1.0.0"
+  assert set(builder.info.features) == set(EXISTING_FEATURES)
+  assert not (tmp_path / "synthetic_faces" / "tiny" / "1.1.0").exists()
+  batch = pipelines.load_arrays(builder, "test")
+  assert batch["image"].shape[0] == 24

@@ -12,6 +12,17 @@ Splits:
   Clips drift smoothly in pose, light and expression, have a fixed background and,
   with probability ``video_motion_blur_prob``, per-frame motion blur.
 
+Canonical faces (version 1.1.0): every example has ``canonical_face`` (uint8 [S, S, 3])
+and ``canonical_mask`` (bool [S, S], its face region), filled in the evaluation splits
+``test`` and ``video`` only: the identity's canonical face
+(:func:`jfr.data.face_renderer.canonical_face`: frontal, neutral, even light, no occluder,
+blur or noise, flat grey background) at the framing (scale, shift, roll) of the still
+itself, and for a video frame at its clip's mean framing (the same face in every frame
+of a clip). In ``train`` and ``train_video`` both are zeros: canonical faces are an
+evaluation reference (quality of aggregated faces), never a training target. They read
+no random stream, so every other feature of every example is byte-identical to version
+1.0.0 (``synthetic_faces/<config>:1.0.0`` still loads a 1.0.0 data directory).
+
 Examples are stored in tfds's default (key-hashed, deterministic) shuffled order: group
 video frames by ``video_id`` and order them by ``frame_index``.
 
@@ -58,6 +69,8 @@ IDENTITY_ATTRIBUTES = face_renderer.IDENTITY_ATTRIBUTES
 PART_NAMES = face_renderer.PART_NAMES
 OCCLUDER_KINDS = face_renderer.OCCLUDER_KINDS
 SPLIT_CODES = {"train": 0, "test": 1, "train_video": 2, "video": 3}
+EVALUATION_SPLITS = ("test", "video")  # the splits whose canonical faces are filled in
+CANONICAL_VERSION = "1.1.0"  # first version with canonical_face / canonical_mask
 EYEGLASSES_PROB = 0.1
 _CLIP_OFFSET = 1000  # clip k uses index 1000 + k in its SeedSequence
 _RENDER_BATCH = 64  # images rendered per call (memory bound only; same examples)
@@ -97,8 +110,13 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   """Procedural faces with identities, attributes, landmarks, parts and videos."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version(CANONICAL_VERSION)
+  SUPPORTED_VERSIONS = [tfds.core.Version("1.0.0")]  # loads; only VERSION is generated
+  RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": "canonical_face and canonical_mask features (filled in test and video; zeros "
+    "in train and train_video); every 1.0.0 feature of every example is unchanged.",
+  }
   BUILDER_CONFIGS = [
     SyntheticFacesConfig(
       name="tiny",
@@ -155,10 +173,17 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       frames_per_video=c.frames_per_video,
       landmark_order="iBUG-68, (x, y) pixels, pixel centres at integers",
     )
+    canonical = {}
+    if self._canonical:
+      canonical = {
+        "canonical_face": tfds.features.Image(shape=(s, s, 3)),
+        "canonical_mask": tfds.features.Tensor(shape=(s, s), dtype=np.bool_, encoding="zlib"),
+      }
     return self.dataset_info_from_configs(
       description=__doc__,
       features=tfds.features.FeaturesDict(
         {
+          **canonical,
           "image": tfds.features.Image(shape=(s, s, 3)),
           "label": tfds.features.ClassLabel(
             num_classes=c.num_train_identities + c.num_test_identities
@@ -175,6 +200,11 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       metadata=metadata,
     )
 
+  @property
+  def _canonical(self) -> bool:
+    """Whether this version has the canonical-face features."""
+    return self.version >= tfds.core.Version(CANONICAL_VERSION)
+
   def _split_generators(self, dl_manager):
     del dl_manager  # generated locally
     return {name: self._generate_examples(name) for name in SPLIT_CODES}
@@ -188,7 +218,23 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     jobs = list(_jobs(c, split, identities))
     batches = [jobs[i : i + _RENDER_BATCH] for i in range(0, len(jobs), _RENDER_BATCH)]
     processes = render_processes() if len(batches) > _PARALLEL_MIN_BATCHES else 1
-    yield from render_batches(c, split, batches, processes)
+    examples = render_batches(c, split, batches, processes, canonical=self._canonical)
+    if not self._canonical:
+      yield from examples
+      return
+    # PNG-encode each canonical face once: zeros in training splits, once per clip in video
+    feature = self.info.features["canonical_face"]
+    zeros = feature.encode_example(np.zeros(feature.shape, np.uint8))
+    last_video, last_png = None, None
+    for key, ex in examples:
+      if split not in EVALUATION_SPLITS:
+        ex["canonical_face"] = zeros
+      elif ex["video_id"] >= 0 and ex["video_id"] == last_video:
+        ex["canonical_face"] = last_png
+      else:
+        ex["canonical_face"] = feature.encode_example(ex["canonical_face"])
+        last_video, last_png = ex["video_id"], ex["canonical_face"]
+      yield key, ex
 
 
 def render_processes() -> int:
@@ -202,19 +248,26 @@ def render_processes() -> int:
 
 
 def render_batches(
-  c: SyntheticFacesConfig, split: str, batches: Sequence[list], processes: int
+  c: SyntheticFacesConfig,
+  split: str,
+  batches: Sequence[list],
+  processes: int,
+  *,
+  canonical: bool = True,
 ) -> Iterator[tuple[str, dict]]:
   """The examples of ``batches`` (chunks of :func:`_jobs`), in order.
 
   With ``processes > 1`` the chunks are rendered by that many spawned worker processes,
   at most ``2 * processes`` chunks ahead of the consumer (bounded memory); the examples
-  are identical to rendering in this process.
+  are identical to rendering in this process. ``canonical``: add ``canonical_face``
+  (uint8 array; zeros outside :data:`EVALUATION_SPLITS`) and ``canonical_mask``
+  (version 1.1.0).
   """
   if processes < 1:
     raise ValueError(f"processes: expected >= 1, got {processes}")
   if processes == 1:
     for batch in batches:
-      yield from _render_jobs(c, split, batch)
+      yield from _render_jobs(c, split, batch, canonical)
     return
   done = 0  # chunks yielded so far
   try:
@@ -222,7 +275,7 @@ def render_batches(
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
       pending = collections.deque()
       for batch in batches:
-        pending.append(pool.submit(_render_chunk, c.seed, c.image_size, split, batch))
+        pending.append(pool.submit(_render_chunk, c.seed, c.image_size, split, batch, canonical))
         if len(pending) >= 2 * processes:
           yield from pending.popleft().result()
           done += 1
@@ -241,12 +294,14 @@ def render_batches(
       len(batches),
     )
     for batch in batches[done:]:
-      yield from _render_jobs(c, split, batch)
+      yield from _render_jobs(c, split, batch, canonical)
 
 
-def _render_chunk(seed: int, image_size: int, split: str, batch: list) -> list[tuple[str, dict]]:
+def _render_chunk(
+  seed: int, image_size: int, split: str, batch: list, canonical: bool
+) -> list[tuple[str, dict]]:
   """Worker side of :func:`render_batches` (module level, so that it pickles)."""
-  return list(_render_jobs(_RenderSpec(seed, image_size), split, batch))
+  return list(_render_jobs(_RenderSpec(seed, image_size), split, batch, canonical))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +313,9 @@ class _RenderSpec:
 
 
 def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
-  """(identity, video_id, frame_index, nuisances of one image) for every example."""
+  """(identity, video_id, frame_index, nuisances of one image, canonical framing) for
+  every example; the framing is the still's own or the clip's mean
+  (:func:`face_renderer.clip_framing`), computed from the nuisances already drawn."""
   code = SPLIT_CODES[split]
   for ident in identities:
     ident = int(ident)
@@ -269,7 +326,7 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
         nui = face_renderer.sample_nuisances(
           rng, 1, occluder_prob=c.occluder_prob, eyeglasses_prob=EYEGLASSES_PROB
         )
-        yield ident, -1, k, nui
+        yield ident, -1, k, nui, face_renderer.image_framing(nui)
     else:
       for k in range(c.videos_per_identity):
         rng = np.random.default_rng(np.random.SeedSequence([c.seed, code, ident, _CLIP_OFFSET + k]))
@@ -279,33 +336,57 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
           eyeglasses_prob=EYEGLASSES_PROB,
           motion_blur_prob=c.video_motion_blur_prob,
         )
+        framing = face_renderer.clip_framing(clip)
         for t in range(c.frames_per_video):
           yield (
             ident,
             ident * c.videos_per_identity + k,
             t,
             {key: v[t : t + 1] for key, v in clip.items()},
+            framing,
           )
 
 
-def _render_jobs(c: SyntheticFacesConfig, split: str, batch):
+def _render_jobs(c: SyntheticFacesConfig, split: str, batch, canonical: bool = True):
   idents = np.array([j[0] for j in batch])
   nui = {k: np.concatenate([j[3][k] for j in batch]) for k in batch[0][3]}
   out = face_renderer.render(
     face_renderer.identity_latents(c.seed, idents), nui, c.image_size, seed_or_rng=c.seed
   )
-  for i, (ident, video_id, index, _) in enumerate(batch):
+  faces = _canonical_faces(c, batch) if canonical and split in EVALUATION_SPLITS else None
+  for i, (ident, video_id, index, *_) in enumerate(batch):
     key = f"{split}_{ident:06d}_{max(video_id, 0):07d}_{index:04d}"
-    yield (
-      key,
-      {
-        "image": out["image"][i],
-        "label": ident,
-        "attributes": out["attributes"][i],
-        "landmarks": out["landmarks"][i],
-        "segmentation": out["segmentation"][i],
-        "occluder_mask": out["occluder_mask"][i],
-        "video_id": video_id,
-        "frame_index": index if video_id >= 0 else -1,
-      },
-    )
+    example = {
+      "image": out["image"][i],
+      "label": ident,
+      "attributes": out["attributes"][i],
+      "landmarks": out["landmarks"][i],
+      "segmentation": out["segmentation"][i],
+      "occluder_mask": out["occluder_mask"][i],
+      "video_id": video_id,
+      "frame_index": index if video_id >= 0 else -1,
+    }
+    if canonical:
+      s = c.image_size
+      example["canonical_face"] = faces["image"][i] if faces else np.zeros((s, s, 3), np.uint8)
+      example["canonical_mask"] = faces["mask"][i] if faces else np.zeros((s, s), bool)
+    yield key, example
+
+
+def _canonical_faces(c: SyntheticFacesConfig, batch) -> dict[str, np.ndarray]:
+  """Canonical ``image`` [n, S, S, 3] and ``mask`` [n, S, S] of the jobs of ``batch`` at
+  their framing; the frames of one clip share one render."""
+  keys = [(j[0], j[1]) if j[1] >= 0 else (j[0], -1, j[2]) for j in batch]
+  first = {}  # key -> index of its first job, in order
+  for i, key in enumerate(keys):
+    first.setdefault(key, i)
+  rows = list(first.values())
+  framing = {k: np.concatenate([batch[i][4][k] for i in rows]) for k in batch[rows[0]][4]}
+  faces = face_renderer.canonical_face(
+    face_renderer.identity_latents(c.seed, np.array([batch[i][0] for i in rows])),
+    c.image_size,
+    framing=framing,
+  )
+  slot = {key: n for n, key in enumerate(first)}
+  take = np.array([slot[key] for key in keys])
+  return {"image": faces["image"][take], "mask": faces["mask"][take]}

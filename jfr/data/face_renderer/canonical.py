@@ -44,6 +44,7 @@ CANONICAL_LIGHT = {  # frontal light at the mean strength of sample_nuisances
   "ambient": 0.435,
 }
 FACE_REGION_PARTS: tuple[str, ...] = ("skin", "brows", "eyes", "nose", "mouth")
+FOREHEAD_TOP = -0.65  # face y where the face region starts (eyes at ~-0.15, chin at ~1)
 _CLOTHING = 0.3
 _FRAMING_FIELDS = ("scale", "shift", "roll")
 
@@ -107,8 +108,9 @@ def canonical_face(
   Returns:
     dict: ``image`` uint8 [n, S, S, 3] (flat background 128); ``mask`` bool [n, S, S],
     the face region: pixels whose part is one of :data:`FACE_REGION_PARTS` (skin, brows,
-    eyes, nose, mouth; not hair, background or neck) at or above the chin (face y <=
-    chin height; ears count as face); ``segmentation`` uint8 [n, S, S] (PART_NAMES ids);
+    eyes, nose, mouth; not hair or background) between the top of the forehead and the
+    chin (:data:`FOREHEAD_TOP` <= face y <= chin height: no neck, and no scalp of a bald
+    head; ears count as face); ``segmentation`` uint8 [n, S, S] (PART_NAMES ids);
     ``landmarks`` float32 [n, 68, 2] (pixels, as :func:`render`).
   """
   n = _check_batch("latents", latents, _LATENT_FIELDS)
@@ -119,7 +121,7 @@ def canonical_face(
   chin = _face_params({k: np.asarray(v) for k, v in latents.items()}, nui)["y_chin"]
   _, v = _pixel_grid(nui, int(image_size))
   parts = np.isin(out["segmentation"], [PART_NAMES.index(p) for p in FACE_REGION_PARTS])
-  mask = parts & (v <= chin.reshape(n, 1, 1))
+  mask = parts & (v >= FOREHEAD_TOP) & (v <= chin.reshape(n, 1, 1))
   return {
     "image": out["image"],
     "mask": mask,
