@@ -204,16 +204,13 @@ def templates_section(run: Run) -> str:
   rows = []
   for row in r.get("rows", []):
     label = f"{row['method']} (Table {row['table']}), m = {row['m']}"
-    rows.append([label] + [cell(row.get("mean"), k, dec3) for k in metrics])
+    ci = row.get("mean_ci95") or {}
+    rows.append([label] + [fmt_interval(dig(row, "mean", k), ci.get(k), dec3) for k in metrics])
   proto = r.get("protocol", {})
   head = (
     f"{run.header()}: descriptors `{r.get('source', '')}`, k = {r.get('k')}; "
     f"{proto.get('splits')} IJB-A-like splits, mean over splits"
-    + (
-      " [95 % interval]"
-      if any("_ci95" in json.dumps(x.get("mean", {})) for x in r.get("rows", []))
-      else ""
-    )
+    + (" [95 % interval]" if any(x.get("mean_ci95") for x in r.get("rows", [])) else "")
     + ":"
   )
   effects = [
@@ -382,31 +379,110 @@ def fan_section(run: Run) -> str:
   return "\n\n".join(parts)
 
 
-def curves_section(results_dir: Path) -> str:
+def _point(folder: Path, spec: Mapping) -> dict | None:
+  """One learning-curve point from a run's results folder: the comparison ``spec['comparison']``
+  of any of its ``eval/*.json`` (with its interval), else the templates ``effects`` entry whose
+  claim starts with ``spec['effect']`` (difference and splits with the claimed sign)."""
+  config = (
+    json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+  )
+  for path in sorted(folder.rglob("eval/*.json")):
+    r = json.loads(path.read_text())
+    entry = (r.get("comparisons") or {}).get(spec.get("comparison", ""))
+    if entry:
+      return {
+        "steps": config.get("num_train_steps"),
+        "diff": entry["diff"],
+        "ci95": entry.get("ci95"),
+      }
+    for e in r.get("effects", []):
+      if spec.get("effect") and e["claim"].startswith(spec["effect"]):
+        return {
+          "steps": config.get("num_train_steps"),
+          "diff": e["difference"],
+          "sign": f"{e['splits_with_claimed_sign']}/{e['splits']}",
+        }
+  return None
+
+
+def curve_points(results_dir: Path, name: str) -> tuple[dict, list[dict]]:
+  """``(spec, points)`` of ``results/curves/<name>/``: ``spec.json`` names the method, the
+  comparison (or templates effect) and the default run (``results/<method>/``); each
+  sub-folder is one more training length. Points are sorted by training steps."""
+  folder = results_dir / "curves" / name
+  spec = json.loads((folder / "spec.json").read_text())
+  folders = [results_dir / spec["method"]] + sorted(p for p in folder.iterdir() if p.is_dir())
+  points = [p for p in (_point(f, spec) for f in folders if f.is_dir()) if p is not None]
+  return spec, sorted(points, key=lambda p: p["steps"] or 0)
+
+
+def curve_figure(spec: Mapping, points: list[dict], path: Path) -> None:
+  """The compared difference against training steps (log axis), 95 % intervals as error bars
+  where the results carry them, and the zero line (above: the paper's claim holds)."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+  x = [p["steps"] for p in points]
+  y = [p["diff"] for p in points]
+  ci = [p.get("ci95") for p in points]
+  if all(c is not None for c in ci):
+    err = [[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]
+    ax.errorbar(x, y, yerr=err, marker="o", capsize=3)
+  else:
+    ax.plot(x, y, marker="o")
+  ax.axhline(0.0, color="grey", lw=0.8)
+  ax.axvline(spec["default_steps"], color="grey", ls=":", lw=0.8)
+  ax.set_xscale("log", base=2)
+  ax.set_xticks(x, [str(v) for v in x])
+  ax.set_xlabel("training steps (dotted: the default)")
+  ax.set_ylabel(f"difference, {spec['metric']}")
+  ax.set_title(spec["title"], fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, metadata={"Software": None})
+  plt.close(fig)
+
+
+def curves_section(results_dir: Path, figures: bool = False) -> str:
+  """The learning curves of ``results/curves/*/spec.json``; ``figures`` also (re)writes each
+  ``curve.png`` next to its spec."""
   curves = results_dir / "curves"
-  files = sorted(curves.glob("*/curve.json")) if curves.is_dir() else []
-  if not files:
+  specs = sorted(curves.glob("*/spec.json")) if curves.is_dir() else []
+  if not specs:
     return "No learning curve has been run yet."
   out = []
-  for path in files:
-    c = json.loads(path.read_text())
-    rows = [
-      [
-        str(p["steps"]),
-        fmt_interval(p["diff"], p.get("ci95"), lambda x: f"{x:.2f}"),
-        verdict(p.get("ci95")),
-      ]
-      for p in c["points"]
-    ]
+  for spec_path in specs:
+    name = spec_path.parent.name
+    spec, points = curve_points(results_dir, name)
+    if figures and len(points) > 1:
+      curve_figure(spec, points, spec_path.parent / "curve.png")
+    rows = []
+    for p in points:
+      shown = fmt_interval(p["diff"], p.get("ci95"), lambda x: f"{x:+.3f}")
+      if "sign" in p:
+        rows.append([str(p["steps"]), shown, f"claimed sign in {p['sign']} splits"])
+      else:
+        rows.append([str(p["steps"]), shown, verdict(p.get("ci95"))])
+    rel = spec_path.parent.relative_to(results_dir.parent)
     out += [
-      f"{c['claim']} ({c['metric']}; `{path.parent.relative_to(results_dir.parent)}/`):",
-      table(["training steps", "difference [95 % interval]", "verdict"], rows),
+      (
+        f"{spec['title']} ({spec['metric']}; default {spec['default_steps']} steps; "
+        f"`{rel}/`, figure `{rel}/curve.png`):"
+      ),
+      table(["training steps", "difference a − b [95 % interval]", "verdict"], rows),
     ]
+    if len(points) > 1:
+      out.append(f"![{spec['title']}]({rel}/curve.png)")
+    if spec.get("not_run"):
+      out.append("Not run: " + spec["not_run"])
   return "\n\n".join(out)
 
 
-def sections(results_dir: Path) -> dict[str, str]:
-  """``{NAME: generated Markdown}`` for every name of :data:`SECTIONS`."""
+def sections(results_dir: Path, figures: bool = False) -> dict[str, str]:
+  """``{NAME: generated Markdown}`` for every name of :data:`SECTIONS` (``figures``: also
+  write the learning-curve figures)."""
   runs = load_runs(results_dir)
   makers = {
     "templates": templates_section,
@@ -415,7 +491,10 @@ def sections(results_dir: Path) -> dict[str, str]:
     "interpretable": interpretable_section,
     "fan": fan_section,
   }
-  out = {"claims": claims_section(results_dir, runs), "curves": curves_section(results_dir)}
+  out = {
+    "claims": claims_section(results_dir, runs),
+    "curves": curves_section(results_dir, figures),
+  }
   for name, make in makers.items():
     out[name] = make(runs[name]) if name in runs else _missing(name)
   return out
@@ -502,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     collect(Path(args.collect[0]), args.results / args.collect[1], commit)
   text = args.readme.read_text(encoding="utf-8")
-  new = rewrite(text, sections(args.results))
+  new = rewrite(text, sections(args.results, figures=not args.check))
   if args.check:
     if new != text:
       diff = difflib.unified_diff(

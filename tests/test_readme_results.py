@@ -111,3 +111,36 @@ def test_missing_method_says_so_instead_of_figures(tmp_path):
   got = readme_results.sections(tmp_path)
   assert got["fan"].startswith("No committed run")
   assert got["claims"].startswith("No committed results file")
+
+
+def test_learning_curve_points_from_comparisons_sorted_by_steps(tmp_path):
+  def write(rel, obj):
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+  comp = lambda d, lo, hi: {"comparisons": {"c": _comparison(d, lo, hi)}}  # noqa: E731
+  write("templates/eval/t.json", comp(-1.0, -2.0, -0.5))
+  write("templates/config.json", {"num_train_steps": 100})
+  write("curves/k/400/eval/t.json", comp(1.0, 0.5, 1.5))
+  write("curves/k/400/config.json", {"num_train_steps": 400})
+  write("curves/k/200/eval/t.json", comp(0.0, -1.0, 1.0))
+  write("curves/k/200/config.json", {"num_train_steps": 200})
+  spec = {
+    "title": "T",
+    "method": "templates",
+    "comparison": "c",
+    "metric": "m",
+    "default_steps": 100,
+  }
+  write("curves/k/spec.json", spec)
+  _, points = readme_results.curve_points(tmp_path, "k")
+  assert [p["steps"] for p in points] == [100, 200, 400]
+  text = readme_results.sections(tmp_path, figures=True)["curves"]
+  verdicts = [
+    line.rstrip(" |").split(" | ")[-1]
+    for line in text.splitlines()
+    if "| 1" in line or "| 2" in line or "| 4" in line
+  ]
+  assert verdicts == ["not reproduced", "inconclusive", "reproduced"]
+  assert (tmp_path / "curves/k/curve.png").stat().st_size > 1000
