@@ -22,6 +22,13 @@ Variants:
   start), the ablation variants train for ``ablation_num_train_steps`` steps, the
   evaluation uses N x n_avg <= 20 (the clips have 20 frames).
 * ``tiny``: ``synthetic_faces/tiny`` (32 px), a few steps of everything (tests).
+* ``pretrained112``: stage 2 only, against a pretrained 112 px recognizer given as
+  ``--config.extractor.workdir=RUN`` (required; e.g. an arcface_torch / insightface IResNet
+  converted by ``python -m jfr.convert``); 112 px ``synthetic_faces/default`` data, the
+  paper's N = 10 and U-Net width, the default's CPU-sized schedule and Adam 1.5e-3.
+  beta = 32, the paper's margin, which is 32 * D / 512 for the released models' D = 512
+  (set ``--config.loss.beta=32*D/512`` for another D; ``eval/fan_features.json`` reports
+  the converted network's measured squared feature norms, ~D after its feature BatchNorm).
 * ``paper``: 112 px, ResNet-50 (bottleneck, 512-d) with ArcFace (s = 64, m = 0.5),
   N = 10, batch 6, Adam 5e-5 -> 1.25e-5 after half of training, 6 epochs expressed in
   steps as ``epochs * train_sets_per_epoch // batch_size`` (set
@@ -44,7 +51,7 @@ import ml_collections
 
 from jfr.train import config_blocks as blocks
 
-VARIANTS = ("default", "tiny", "paper")
+VARIANTS = ("default", "tiny", "paper", "pretrained112")
 
 
 def _extractor(num_train_steps: int, batch_size: int) -> ml_collections.ConfigDict:
@@ -66,6 +73,10 @@ def _extractor(num_train_steps: int, batch_size: int) -> ml_collections.ConfigDi
   )
   ext.augment = blocks.augment()
   ext.evals = ml_collections.ConfigDict(dict(extractor=blocks.still_images("test")))
+  # A run to take the frozen extractor from instead of training stage 1 (a jfr.convert run, a
+  # baseline run or a FAN run; jfr.methods.fan.extractor_source): its recorded model and
+  # input size win over ext.model, and the data must have its input size.
+  ext.workdir = ml_collections.FieldReference(None, field_type=str)
   return ext
 
 
@@ -155,6 +166,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           max_set_size=config.aggregator.get_ref("max_members"),
         )
       ),
+      # Aggregated-face quality against the clips' canonical faces (jfr.eval.fan_quality):
+      # PSNR, SSIM, identity cosine, sharpness, checkerboard of every variant and baseline.
+      fan_quality=ml_collections.ConfigDict(
+        dict(
+          type="fan_quality",
+          split=config.dataset.get_ref("video_split"),
+          still_split=config.dataset.get_ref("test_split"),  # identity centres
+          set_size=config.aggregator.get_ref("set_size"),  # N frames per clip
+          flip=False,  # as the video protocols (no flip averaging)
+          num_resamples=1000,  # bootstrap over identities
+          figure_clips=4,
+          max_db=100.0,  # PSNR cap (a perfect copy)
+        )
+      ),
     )
   )
   # Which variants each protocol compares with feature averaging (fan_ytf: all of them).
@@ -197,6 +222,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.evals.fan_ijb.fpirs = (0.1,)
     config.figures.sets = 2
     config.figures.blur_kernel = 7
+    config.evals.fan_quality.num_resamples = 200
+    config.evals.fan_quality.figure_clips = 2
   elif variant == "paper":
     config.dataset.name = "synthetic_faces/default"
     config.extractor = _extractor(num_train_steps=40_000, batch_size=256)
@@ -226,4 +253,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.evals.fan_blur.set_configs = ((10, 4),)
     config.eval_variants.fan_blur = ("full", "no_adv", "rec_avg")
     config.eval_variants.fan_ijb = ("full", "no_adv", "rec_avg")
+  elif variant == "pretrained112":
+    config.dataset.name = "synthetic_faces/default"  # 112 px, arcface_torch's input size
+    config.extractor.num_train_steps = 0  # not trained: extractor.workdir is required
+    config.aggregator.base_features = 32
+    config.aggregator.max_members = 64
+    config.discriminator.features = (32, 64, 64, 32)
+    config.loss.beta = 32.0  # 32 * D / 512 with D = 512 (the released IResNets)
   return config.lock()

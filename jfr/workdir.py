@@ -88,7 +88,8 @@ def _diff(a: Any, b: Any, prefix: str) -> Iterable[str]:
   if isinstance(a, dict) and isinstance(b, dict):
     for k in sorted(set(a) | set(b)):
       if k not in a or k not in b:
-        yield f"{prefix}{k}"
+        if (a[k] if k in a else b[k]) is not None:  # a field added later and unset: same model
+          yield f"{prefix}{k}"
       else:
         yield from _diff(a[k], b[k], f"{prefix}{k}.")
   elif a != b:

@@ -1,6 +1,7 @@
 """Face Aggregation Network run (``configs/fan.py``). Modes:
 
-* ``train``: stage 1 (the extractor, ``<workdir>/extractor``) and stage 2 (one aggregator per
+* ``train``: stage 1 (the extractor, ``<workdir>/extractor``; skipped when
+  ``config.extractor.workdir`` names a run to take it from) and stage 2 (one aggregator per
   variant, ``<workdir>/aggregator_<variant>``), see :mod:`jfr.methods.fan.trainer`; each
   resumes from its checkpoints; ``eval/fan_features.json`` holds the feature scale;
 * ``eval``: restores the newest checkpoints of both stages and runs the evaluations of
@@ -19,6 +20,7 @@ from jfr.context import RunContext
 from jfr.data import pipelines
 from jfr.methods import registry
 from jfr.methods.fan import evaluate
+from jfr.methods.fan import extractor_source
 from jfr.methods.fan import settings
 from jfr.methods.fan import trainer
 from jfr.report import results as results_lib
@@ -31,6 +33,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring)."""
   registry.check_mode(mode, MODES)
   settings.check_config(config)
+  config = extractor_source.effective_config(config)  # extractor.workdir's model, if set
   timer = PhaseTimer()
   with timer.phase("context"):
     context = RunContext.from_config(config)
@@ -75,7 +78,7 @@ def eval_model(
 
   del batch_size
   context = registry.recorded_shape(workdir)
-  config = registry.allowing_older(config, allow_older)
+  config = extractor_source.effective_config(registry.allowing_older(config, allow_older))
   extractor, generators, infos = trainer.restore(config, workdir, context)
   models = {
     name: aggregator.eval_model(config, extractor, params, context.image_size)

@@ -9,7 +9,8 @@ from jfr.methods.fan.constants import VARIANTS
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError for unknown or missing variants and inconsistent set sizes."""
+  """Raises ValueError for unknown or missing variants, inconsistent set sizes and a config
+  without stage 1 (``extractor.num_train_steps <= 0``) that names no ``extractor.workdir``."""
   names = tuple(config.variants)
   if not names:
     raise ValueError("config.variants: expected at least one variant")
@@ -26,6 +27,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(
         f"config.eval_variants.{field}: {missing} are not in config.variants {names}"
       )
+  if config.extractor.num_train_steps <= 0 and not config.extractor.get("workdir"):
+    raise ValueError(
+      f"config.extractor.workdir: required when extractor.num_train_steps="
+      f"{config.extractor.num_train_steps} (no stage 1; e.g. configs/fan.py:pretrained112 takes "
+      "a converted recognizer: --config.extractor.workdir=RUN)"
+    )
   agg = config.aggregator
   if not 1 <= agg.min_set_size <= agg.set_size <= agg.max_members:
     raise ValueError(

@@ -4,6 +4,9 @@
    stills (``dataset.train_split``) by :func:`jfr.methods.recognition.trainer.train` in
    ``<workdir>/extractor`` (its own checkpoints and resume), from the derived config
    :func:`jfr.methods.fan.settings.extractor_config`. It is then frozen (inference mode).
+   With ``config.extractor.workdir`` set, stage 1 is skipped and the extractor is restored
+   from that run instead (a converted or trained recognizer, or another FAN run's stage 1;
+   :mod:`jfr.methods.fan.extractor_source`, recorded in ``extractor_source.json``).
 2. **Face aggregator** (Secs. 3.1.1-3.2, 4.1): for every name in ``config.variants`` (a key of
    :data:`~jfr.methods.fan.constants.VARIANTS`, the loss combinations of Table 1), a
    :class:`~jfr.models.set_unet.SetUNet` generator and a
@@ -40,6 +43,7 @@ from jfr.context import RunContext
 from jfr.data import pipelines
 from jfr.eval import protocols
 from jfr.methods.fan import aggregator
+from jfr.methods.fan import extractor_source
 from jfr.methods.fan import settings
 from jfr.methods.fan import step
 from jfr.eval.video_protocols import VIDEO_FEATURES
@@ -263,9 +267,14 @@ def train(
 ) -> dict:
   """Stages 1 and 2 (module docstring), resuming each from its checkpoints; writes and
   returns the feature statistics of :func:`identity_centers` (``eval/fan_features.json``)."""
-  ext_cfg = settings.extractor_config(config)
-  with timer.phase("stage1_extractor"):
-    extractor = recognition_trainer.train(ext_cfg, Path(workdir) / "extractor", context)
+  if config.extractor.get("workdir"):  # a pretrained extractor: stage 1 is skipped
+    with timer.phase("extractor_restore"):
+      source, extractor, info = extractor_source.restore(config, context.image_size)
+      extractor_source.record(workdir, source, info)
+  else:
+    ext_cfg = settings.extractor_config(config)
+    with timer.phase("stage1_extractor"):
+      extractor = recognition_trainer.train(ext_cfg, Path(workdir) / "extractor", context)
   with timer.phase("load_training_data"):
     data = load_training_data(config, context)
     initial = initial_variables(config, context.image_size)
@@ -283,13 +292,17 @@ def restore(
   config: ml_collections.ConfigDict, workdir: str | os.PathLike, context: RunContext
 ) -> tuple[Any, dict[str, Any], dict[str, dict]]:
   """``(extractor variables, {variant: generator params}, {stage: checkpoint info})`` of the
-  newest checkpoints (stages ``extractor`` and ``aggregator_<variant>``)."""
-  extractor, info = recognition_trainer.restore(
-    settings.extractor_config(config),
-    Path(workdir) / "extractor",
-    context.num_classes,
-    context.image_size,
-  )
+  newest checkpoints (stages ``extractor`` and ``aggregator_<variant>``); the extractor comes
+  from ``config.extractor.workdir`` when set (:mod:`jfr.methods.fan.extractor_source`)."""
+  if config.extractor.get("workdir"):
+    _, extractor, info = extractor_source.restore(config, context.image_size)
+  else:
+    extractor, info = recognition_trainer.restore(
+      settings.extractor_config(config),
+      Path(workdir) / "extractor",
+      context.num_classes,
+      context.image_size,
+    )
   infos = {"extractor": info}
   generators = {}
   for name in config.variants:
