@@ -18,6 +18,7 @@ from jfr import templates
 from jfr.eval import ijb
 from jfr.methods.templates import report
 from jfr.report import PhaseTimer
+from jfr.report import intervals
 from jfr.report import write_results
 
 
@@ -157,6 +158,111 @@ def paper_effects(rows: list[dict], names: list[str]) -> list[dict]:
   return effects
 
 
+def _split_values(row: dict, names: list[str]) -> np.ndarray:
+  """``[splits]``: per split, the mean over ``names`` of the row's figures."""
+  return np.array([np.mean([v[n] for n in names]) for v in row["per_split"]])
+
+
+def add_intervals(rows: list[dict], names: list[str], seed: int = 0) -> None:
+  """Sets ``row['mean_ci95'] = {metric: [lo, hi]}`` on every row (in place): the 95 %
+  bootstrap interval of the mean over the protocol's splits, resampling splits."""
+  for row in rows:
+    row["mean_ci95"] = {
+      n: intervals.mean_interval(_split_values(row, [n]), seed=seed).as_list() for n in names
+    }
+
+
+def claim_metrics(names: list[str]) -> list[str]:
+  """The 1:N figures the paper's claims are about: TPIR@FPIR, identification TAR@FAR, rank-1."""
+  return [n for n in _one_to_n(names) if not n.startswith("Rank-") or n == "Rank-1"]
+
+
+def comparisons(rows: list[dict], names: list[str], seed: int = 0) -> dict:
+  """The paper's comparisons (contract of :mod:`jfr.report.intervals`), paired over splits:
+
+  * ``masked_m<m>_vs_original/<metric>``: top-m masked (Eq. 1) vs original descriptors, each
+    :func:`claim_metrics` figure and their mean (``1:N mean``), every m < k (Table I);
+  * ``binary_m<m>_vs_original`` and ``binary_m<m>_vs_masked_m<m>`` on the 1:N mean (Table II;
+    the masked row of the same m, when Table I has one);
+  * ``masked_m<m>_vs_random_m<m>``: the negative control, top-m vs random-m masks of the
+    same m, mean over all figures (the paper: random masks lose accuracy).
+  Rows with m = k are left out (masking all bins is the original by construction).
+  """
+  original = next(r for r in rows if r["method"] == "original")
+  k = original["m"]
+  by = {(r["method"], r["m"]): r for r in rows}
+  metrics = claim_metrics(names)
+  resamples = intervals.DEFAULT_RESAMPLES
+  out = {}
+
+  def add(name, claim, metric, a_label, a, b_label, b, figures):
+    paired = intervals.paired_mean_difference(
+      _split_values(a, figures), _split_values(b, figures), seed=seed
+    )
+    out[name] = intervals.comparison(
+      paper="templates",
+      claim=claim,
+      metric=metric,
+      a=a_label,
+      b=b_label,
+      paired=paired,
+      resampled="splits",
+      num_resamples=resamples,
+    )
+
+  for (method, m), row in by.items():
+    if m >= k or method == "original":
+      continue
+    if method == "masked":
+      for metric in [*metrics, "1:N mean"]:
+        figures = metrics if metric == "1:N mean" else [metric]
+        add(
+          f"masked_m{m}_vs_original/{metric}",
+          f"Table I: top-m masked descriptors (m = {m}) beat the original ones on 1:N",
+          metric,
+          f"masked m={m}",
+          row,
+          "original",
+          original,
+          figures,
+        )
+      if ("random", m) in by:
+        add(
+          f"masked_m{m}_vs_random_m{m}",
+          f"Table I (control): top-m masks beat random masks of the same m (m = {m})",
+          "mean of all figures",
+          f"masked m={m}",
+          row,
+          f"random m={m}",
+          by[("random", m)],
+          names,
+        )
+    elif method == "binary":
+      claim = f"Table II: binary masks (m = {m}) in place of the descriptors beat the original"
+      add(
+        f"binary_m{m}_vs_original",
+        claim,
+        "1:N mean",
+        f"binary m={m}",
+        row,
+        "original",
+        original,
+        metrics,
+      )
+      if ("masked", m) in by:
+        add(
+          f"binary_m{m}_vs_masked_m{m}",
+          f"Table II vs I: binary masks beat the masked descriptors (m = {m})",
+          "1:N mean",
+          f"binary m={m}",
+          row,
+          f"masked m={m}",
+          by[("masked", m)],
+          metrics,
+        )
+  return out
+
+
 def run_experiment(
   config: ml_collections.ConfigDict,
   workdir: str | os.PathLike,
@@ -205,7 +311,9 @@ def run_experiment(
     )
   summary = ijb.protocol_summary(splits)
   effects = paper_effects(rows, names)
-  markdown = report.markdown(source, k, summary, rows, names, effects, notes)
+  add_intervals(rows, names)
+  compared = comparisons(rows, names)
+  markdown = report.markdown(source, k, summary, rows, names, effects, notes, compared)
   logging.info("\n%s", markdown)
   title = f"{source}: {{}} vs m"
   figures = {
@@ -220,6 +328,7 @@ def run_experiment(
     "metrics": names,
     "rows": rows,
     "effects": effects,
+    "comparisons": compared,
     "notes": notes,
   }
   written = write_results(

@@ -8,6 +8,7 @@ import re
 from matplotlib.figure import Figure
 
 from jfr.report import curves_figure
+from jfr.report import intervals
 from jfr.report import markdown_table
 
 
@@ -18,11 +19,18 @@ def _label(row: dict, k: int) -> str:
   return f"{name[row['method']]}, m = {row['m']}" + (" (= k)" if row["m"] == k else "")
 
 
+def _cell(row: dict, name: str) -> str:
+  """``mean [lo, hi]`` (95 % bootstrap over splits) when the row has intervals, else
+  ``mean ± std``."""
+  if "mean_ci95" in row:
+    return intervals.format_interval(
+      row["mean"][name], row["mean_ci95"][name], lambda x: f"{x:.3f}"
+    )
+  return f"{row['mean'][name]:.3f} ± {row['std'][name]:.3f}"
+
+
 def _table(rows: list[dict], names: list[str], k: int) -> str:
-  cells = [
-    {"method": _label(r, k), **{n: f"{r['mean'][n]:.3f} ± {r['std'][n]:.3f}" for n in names}}
-    for r in rows
-  ]
+  cells = [{"method": _label(r, k), **{n: _cell(r, n) for n in names}} for r in rows]
   return markdown_table(cells, ["method"] + names)
 
 
@@ -39,6 +47,9 @@ def _effects_table(effects: list[dict]) -> str:
   return markdown_table(cells, ["claim", "difference", "splits", "reproduced"])
 
 
+_SPREAD = "mean over splits [95 % interval, bootstrap over splits]"
+
+
 def markdown(
   source: str,
   k: int,
@@ -47,20 +58,27 @@ def markdown(
   names: list[str],
   effects: list[dict],
   notes: list[str],
+  comparisons: dict | None = None,
 ) -> str:
-  """The report: protocol sizes, Tables I and II, the paper's effects, metric notes."""
+  """The report: protocol sizes, Tables I and II, the paper's effects, the paired comparisons
+  with their 95 % intervals, metric notes."""
   original = [r for r in rows if r["method"] == "original"]
   sections = [
     f"# Identity-specific activation patterns ({source}; k = {k})",
     "Protocol (means over splits): "
     + ", ".join(f"{key} {value:.1f}" for key, value in summary.items()),
-    "## Table I: masked descriptors (mean ± std over splits)",
+    f"## Table I: masked descriptors ({_SPREAD})",
     _table([r for r in rows if r["table"] == "I"], names, k),
-    "## Table II: binary masks in place of the descriptors (mean ± std over splits)",
+    f"## Table II: binary masks in place of the descriptors ({_SPREAD})",
     _table(original + [r for r in rows if r["table"] == "II"], names, k),
     "## The paper's effects on these descriptors",
     _effects_table(effects),
   ]
+  if comparisons:
+    sections += [
+      "## Paired comparisons (difference over the same splits, 95 % bootstrap over splits)",
+      intervals.comparisons_table(comparisons, digits=3),
+    ]
   if notes:
     sections += ["## Metric notes", "\n".join(f"- {n}" for n in notes)]
   return "\n\n".join(sections) + "\n"
