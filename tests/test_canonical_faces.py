@@ -272,6 +272,63 @@ def test_version_1_0_data_still_loads(tmp_path, monkeypatch):
   builder = pipelines.prepare_builder("synthetic_faces/tiny:1.0.0", str(tmp_path))
   assert str(builder.version) == "1.0.0"
   assert set(builder.info.features) == set(EXISTING_FEATURES)
+  assert set(builder.info.splits) == {"train", "test", "train_video", "video"}
   assert not (tmp_path / "synthetic_faces" / "tiny" / "1.1.0").exists()
   batch = pipelines.load_arrays(builder, "test")
   assert batch["image"].shape[0] == 24
+
+
+def test_video_extra_continues_the_clips_of_the_test_identities(tiny_data_dir):
+  import collections
+  import dataclasses
+
+  import tensorflow_datasets as tfds
+
+  from jfr.data import synthetic_faces
+
+  builder = tfds.builder("synthetic_faces/tiny", data_dir=tiny_data_dir)
+  c = builder.builder_config
+  vpi, extra = c.videos_per_identity, c.extra_test_videos_per_identity
+  assert extra == 2 and builder.info.metadata["extra_test_videos_per_identity"] == extra
+  clips = collections.defaultdict(list)
+  for ex in tfds.as_numpy(builder.as_dataset(split="video_extra")):
+    clips[int(ex["video_id"])].append(ex)
+  assert len(clips) == c.num_test_identities * extra
+  others = {
+    int(ex["video_id"])
+    for split in ("video", "train_video")
+    for ex in tfds.as_numpy(builder.as_dataset(split=split))
+  }
+  assert not set(clips) & others
+  test_ids = set(range(c.num_train_identities, c.num_train_identities + c.num_test_identities))
+  assert {int(clip[0]["label"]) for clip in clips.values()} == test_ids
+  for clip in clips.values():
+    assert sorted(int(e["frame_index"]) for e in clip) == list(range(c.frames_per_video))
+    assert clip[0]["canonical_mask"].any()
+  # clip `vpi` of the first test identity is the clip that `video` would hold as clip `vpi`
+  # with vpi + extra clips per identity
+  more = dataclasses.replace(c, videos_per_identity=vpi + extra)
+  ident = c.num_train_identities
+  jobs = [
+    j
+    for j in synthetic_faces._jobs(more, "video", np.array([ident]))
+    if j[1] % (vpi + extra) == vpi
+  ]
+  want = dict(synthetic_faces._render_jobs(more, "video", jobs))
+  first = (c.num_train_identities + c.num_test_identities) * vpi
+  got = sorted(clips[first], key=lambda e: int(e["frame_index"]))
+  want = sorted(want.values(), key=lambda e: int(e["frame_index"]))
+  for a, b in zip(got, want):
+    for name in ("landmarks", "segmentation", "occluder_mask", "canonical_face"):
+      np.testing.assert_array_equal(a[name], b[name])
+    # blur pads by the largest kernel of its render batch, and the batches differ here
+    diff = np.abs(a["image"].astype(int) - b["image"])
+    assert diff.mean() < 0.3 and diff.max() <= 8
+  # ... exactly: the same nuisances
+  mine = [j for j in synthetic_faces._jobs(c, "video_extra", np.array([ident])) if j[1] == first]
+  assert len(mine) == len(jobs) == c.frames_per_video
+  for a, b in zip(mine, jobs):
+    for name in a[3]:
+      np.testing.assert_array_equal(a[3][name], b[3][name])
+    for name in a[4]:
+      np.testing.assert_array_equal(a[4][name], b[4][name])

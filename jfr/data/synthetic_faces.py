@@ -9,12 +9,15 @@ Splits:
     occluders (eyeglasses with probability 0.1, scarves with ``occluder_prob``).
   * ``train_video``: clips of the train identities (for training set aggregators).
   * ``video``: clips of the test identities (YouTube-Faces-like evaluation).
+  * ``video_extra`` (1.1.0): ``extra_test_videos_per_identity`` more clips per test identity
+    (clip ``k >= videos_per_identity`` with the seeds ``video`` would use), video ids after
+    all others. ``video+video_extra``: for ``small`` 400 clips, 600 same-identity pairs.
   Clips drift smoothly in pose, light and expression, have a fixed background and,
   with probability ``video_motion_blur_prob``, per-frame motion blur.
 
 Canonical faces (version 1.1.0): every example has ``canonical_face`` (uint8 [S, S, 3])
 and ``canonical_mask`` (bool [S, S], its face region), filled in the evaluation splits
-``test`` and ``video`` only: the identity's canonical face
+``test``, ``video`` and ``video_extra`` only: the identity's canonical face
 (:func:`jfr.data.face_renderer.canonical_face`: frontal, neutral, even light, no occluder,
 blur or noise, flat grey background) at the framing (scale, shift, roll) of the still
 itself, and for a video frame at its clip's mean framing (the same face in every frame
@@ -33,7 +36,8 @@ noise depends only on ``seed`` and the image's ``noise_seed``. Preparing twice g
 same examples in the same order (equal decoded arrays; the record bytes may differ in
 protobuf field order), whatever the rendering chunk size or number of processes.
 
-Rendering processes: a split of more than ``_PARALLEL_MIN_BATCHES`` chunks of
+Rendering processes (this module is a little over 400 lines: builder and renderer jobs
+belong together): a split of more than ``_PARALLEL_MIN_BATCHES`` chunks of
 ``_RENDER_BATCH`` images is rendered by worker processes (``spawn``: safe next to
 TensorFlow's threads), in order; their number is the environment variable
 ``JFR_RENDER_PROCESSES`` (a positive integer; ``1`` renders in this process) or else the
@@ -69,7 +73,8 @@ IDENTITY_ATTRIBUTES = face_renderer.IDENTITY_ATTRIBUTES
 PART_NAMES = face_renderer.PART_NAMES
 OCCLUDER_KINDS = face_renderer.OCCLUDER_KINDS
 SPLIT_CODES = {"train": 0, "test": 1, "train_video": 2, "video": 3}
-EVALUATION_SPLITS = ("test", "video")  # the splits whose canonical faces are filled in
+EXTRA_VIDEO_SPLIT = "video_extra"  # version 1.1.0: more clips of the test identities
+EVALUATION_SPLITS = ("test", "video", EXTRA_VIDEO_SPLIT)  # canonical faces filled in
 CANONICAL_VERSION = "1.1.0"  # first version with canonical_face / canonical_mask
 EYEGLASSES_PROB = 0.1
 _CLIP_OFFSET = 1000  # clip k uses index 1000 + k in its SeedSequence
@@ -89,6 +94,8 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
     images_per_train_identity: stills per train identity.
     images_per_test_identity: stills per test identity.
     videos_per_identity: clips per identity (train and test).
+    extra_test_videos_per_identity: further clips per test identity, in the split
+      ``video_extra`` (version 1.1.0; 0: no such split).
     frames_per_video: frames per clip.
     occluder_prob: probability of a scarf on a still (eyeglasses: 0.1 on top).
     video_motion_blur_prob: probability that a clip has motion blur.
@@ -101,6 +108,7 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   images_per_train_identity: int = 16
   images_per_test_identity: int = 16
   videos_per_identity: int = 2
+  extra_test_videos_per_identity: int = 2
   frames_per_video: int = 20
   occluder_prob: float = 0.1
   video_motion_blur_prob: float = 0.3
@@ -173,6 +181,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       frames_per_video=c.frames_per_video,
       landmark_order="iBUG-68, (x, y) pixels, pixel centres at integers",
     )
+    if self._canonical:
+      metadata["extra_test_videos_per_identity"] = c.extra_test_videos_per_identity
     canonical = {}
     if self._canonical:
       canonical = {
@@ -207,7 +217,10 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # generated locally
-    return {name: self._generate_examples(name) for name in SPLIT_CODES}
+    names = list(SPLIT_CODES)
+    if self._canonical and self.builder_config.extra_test_videos_per_identity > 0:
+      names.append(EXTRA_VIDEO_SPLIT)
+    return {name: self._generate_examples(name) for name in names}
 
   def _generate_examples(self, split: str) -> Iterator[tuple[str, dict]]:
     c = self.builder_config
@@ -316,7 +329,10 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
   """(identity, video_id, frame_index, nuisances of one image, canonical framing) for
   every example; the framing is the still's own or the clip's mean
   (:func:`face_renderer.clip_framing`), computed from the nuisances already drawn."""
-  code = SPLIT_CODES[split]
+  code = SPLIT_CODES["video" if split == EXTRA_VIDEO_SPLIT else split]
+  vpi, extra = c.videos_per_identity, c.extra_test_videos_per_identity
+  clips = range(vpi, vpi + extra) if split == EXTRA_VIDEO_SPLIT else range(vpi)
+  first_extra_id = (c.num_train_identities + c.num_test_identities) * vpi
   for ident in identities:
     ident = int(ident)
     if split in ("train", "test"):
@@ -328,7 +344,10 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
         )
         yield ident, -1, k, nui, face_renderer.image_framing(nui)
     else:
-      for k in range(c.videos_per_identity):
+      for k in clips:
+        video_id = ident * vpi + k
+        if k >= vpi:
+          video_id = first_extra_id + (ident - c.num_train_identities) * extra + k - vpi
         rng = np.random.default_rng(np.random.SeedSequence([c.seed, code, ident, _CLIP_OFFSET + k]))
         clip = face_renderer.video_nuisances(
           rng,
@@ -340,7 +359,7 @@ def _jobs(c: SyntheticFacesConfig, split: str, identities: np.ndarray):
         for t in range(c.frames_per_video):
           yield (
             ident,
-            ident * c.videos_per_identity + k,
+            video_id,
             t,
             {key: v[t : t + 1] for key, v in clip.items()},
             framing,
