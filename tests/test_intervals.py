@@ -172,3 +172,20 @@ def test_vectorized_rank1_of_many_probes_is_fast():
   iv = intervals.mean_interval(correct, groups, num_resamples=1000)
   assert time.perf_counter() - t < 5.0
   assert iv.lo < iv.value < iv.hi
+
+
+def test_vector_replicates_share_resamples_and_match_bootstrap():
+  rng = np.random.default_rng(5)
+  groups = rng.integers(0, 12, size=60)
+  x = rng.normal(size=60)
+  value, reps = intervals.replicates(
+    lambda i: [x[i].mean(), x[i].max()], groups, num_resamples=100, seed=2
+  )
+  assert value.shape == (2,) and reps.shape == (100, 2)
+  single = intervals.bootstrap(lambda i: x[i].mean(), groups, num_resamples=100, seed=2)
+  got = intervals.interval_from(value[0], reps[:, 0])
+  assert got == single
+  p = intervals.paired_from(value[1], reps[:, 1], value[0], reps[:, 0])
+  assert p.diff.lo >= 0  # the max is never below the mean on the same resample
+  with pytest.raises(ValueError, match="reps_b"):
+    intervals.paired_from(0.0, np.zeros(3), 0.0, np.zeros(4))

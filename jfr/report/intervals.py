@@ -192,6 +192,49 @@ def paired_difference(
   )
 
 
+def replicates(
+  statistic: Callable,
+  groups: Sequence[Any] | np.ndarray | int,
+  *,
+  num_resamples: int = DEFAULT_RESAMPLES,
+  seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+  """``(value [M], reps [R, M])``: a vector-valued loop statistic (``items [m] -> [M]``, e.g.
+  rank-1 and each TPIR of one row) on all items and on each resample. Rows of two calls with
+  the same ``groups``, ``num_resamples`` and ``seed`` share their resamples, so
+  :func:`paired_from` of them is a paired difference."""
+  _check_common(num_resamples, 0.5)
+  inverse, num_groups = group_index(groups)
+  counts = resample_counts(num_groups, num_resamples, seed)
+  items = np.arange(inverse.size)
+  value = np.asarray(statistic(items), np.float64).reshape(-1)
+  reps = np.empty((num_resamples, value.size))
+  for r in range(num_resamples):
+    reps[r] = np.asarray(
+      statistic(np.repeat(items, counts[r, inverse].astype(np.int64))), np.float64
+    ).reshape(-1)
+  return value, reps
+
+
+def interval_from(value: float, reps: np.ndarray, level: float = 0.95) -> Interval:
+  """``Interval(value, percentile interval of reps [R])``."""
+  return Interval(float(value), *percentile_interval(reps, level))
+
+
+def paired_from(
+  value_a: float, reps_a: np.ndarray, value_b: float, reps_b: np.ndarray, level: float = 0.95
+) -> Paired:
+  """:class:`Paired` of two statistics' replicates ``[R]`` from the same resamples."""
+  reps_a, reps_b = np.asarray(reps_a, np.float64), np.asarray(reps_b, np.float64)
+  if reps_a.shape != reps_b.shape:
+    raise ValueError(f"reps_b: expected shape {reps_a.shape} like reps_a, got {reps_b.shape}")
+  return Paired(
+    interval_from(value_a, reps_a, level),
+    interval_from(value_b, reps_b, level),
+    interval_from(value_a - value_b, reps_a - reps_b, level),
+  )
+
+
 def group_sums(values: np.ndarray, groups: Sequence[Any] | np.ndarray) -> np.ndarray:
   """``[G]`` the sum of ``values [n]`` in each group (order of ``np.unique(groups)``)."""
   inverse, num_groups = group_index(groups)
