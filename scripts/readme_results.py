@@ -350,32 +350,50 @@ def interpretable_section(run: Run) -> str:
   return "\n\n".join(parts)
 
 
+def _fan_grid(results: Mapping, title: str, cols_label: Callable[[str], str]) -> list[str]:
+  """Rows = aggregation methods, columns = the settings of each (N, or a blur kernel): the
+  10-fold accuracy % (all-pairs EER %), with intervals where the results carry them."""
+  methods = {m: by for m, by in results.items() if m != "checkpoint" and isinstance(by, Mapping)}
+  cols: list[str] = []
+  for by in methods.values():
+    cols += [c for c, v in by.items() if isinstance(v, Mapping) and c not in cols]
+  rows = []
+  for m, by in methods.items():
+    row = [m]
+    for c in cols:
+      r = by.get(c)
+      row.append(f"{cell(r, 'accuracy')} ({cell(r.get('all_pairs'), 'eer')})" if r else "")
+    rows.append(row)
+  return [title, table(["method"] + [cols_label(c) for c in cols], rows)]
+
+
 def fan_section(run: Run) -> str:
   ytf = run.json("eval/fan_ytf.json")
   blur = run.json("eval/fan_blur.json")
+  ijb = run.json("eval/fan_ijb.json")
   parts = [f"{run.header()}:"]
   if ytf:
-    cols = sorted(
-      {k for v in ytf.values() if isinstance(v, Mapping) for k in v if isinstance(v[k], Mapping)}
-    )
-    rows = []
-    for method, by in ytf.items():
-      if not isinstance(by, Mapping) or method == "checkpoint":
-        continue
-      rows.append(
-        [method]
-        + [
-          f"{cell(by.get(c), 'accuracy')} ({cell(by.get(c), 'eer_all_pairs')})" if by.get(c) else ""
-          for c in cols
-        ]
-      )
-    parts += ["YTF-like accuracy % (EER over all pairs %):", table(["method"] + cols, rows)]
+    parts += _fan_grid(ytf, "YTF-like accuracy % (EER over all clip pairs %):", str)
   if blur:
+    title = "Motion blur on all but one frame of each clip, accuracy % (all-pairs EER %):"
+    parts += _fan_grid(blur, title, lambda c: f"kernel {c}")
+  if ijb:
+    rows = []
+    for m, r in ijb.items():
+      mean = dig(r, "mean")
+      if isinstance(mean, Mapping):
+        tpir = mean.get("tpir_at_fpir", {})
+        rows.append([m, cell(mean, "rank1"), cell(tpir, "0.1"), cell(tpir, "0.01")])
+    cost = ijb.get("extraction_cost", {})
     parts += [
-      "Motion blur: see `"
-      + str(run.root.relative_to(run.root.parents[1]))
-      + "/eval/fan_blur.json`."
+      "IJB-like 1:N (mixed stills and clips, mean of the galleries), %:",
+      table(["method", "rank-1", "TPIR@FPIR 0.1", "TPIR@FPIR 0.01"], rows),
     ]
+    if cost:
+      parts.append(
+        f"Feature extractions: {cost.get('extractions_aggregated')} with the aggregator against "
+        f"{cost.get('extractions_avg')} for `avg`."
+      )
   return "\n\n".join(parts)
 
 
