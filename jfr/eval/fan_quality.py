@@ -236,8 +236,8 @@ def evaluate_quality(
       )
       comparisons[f"fan_quality_{name}_vs_pixel_mean_{m}"] = intervals.comparison(
         paper="fan",
-        claim=f"the aggregated face ({name}) is {'better' if higher else 'no worse'} than "
-        f"the pixel mean of the frames in {label}",
+        claim=f"{name}'s aggregated face {'beats' if higher else 'has less of it than'} "
+        "the pixel mean of the frames",
         metric=label,
         a=name,
         b="pixel_mean",
