@@ -59,6 +59,23 @@ def test_canonical_face_removes_nuisances_and_keeps_identity():
   np.testing.assert_array_equal(still["image"][0], out["image"][0])
 
 
+def test_canonical_light_is_as_bright_as_the_stills_on_average():
+  ids = np.arange(100, 140)
+  lat = fr.identity_latents(0, np.repeat(ids, 4))
+  nui = fr.sample_nuisances(np.random.default_rng(3), len(ids) * 4)
+  stills = fr.render(lat, nui, 32, seed_or_rng=0)
+  canon = fr.canonical_face(fr.identity_latents(0, ids), 32)
+  parts = [fr.PART_NAMES.index(p) for p in fr.FACE_REGION_PARTS]
+
+  def face_mean(out):
+    m = np.isin(out["segmentation"], parts)
+    if "occluder_mask" in out:
+      m &= ~out["occluder_mask"]
+    return np.mean([im[k].mean() for im, k in zip(out["image"], m)])
+
+  assert 0.92 < face_mean(canon) / face_mean(stills) < 1.08
+
+
 def test_mask_covers_the_face_region():
   out = fr.canonical_face(_latents(), SIZE)
   seg, mask, lm = out["segmentation"], out["mask"], out["landmarks"]
