@@ -122,6 +122,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       transposed_conv="subpixel",
       set_size=10,  # N of the training sets (the paper trains with constant N = 10)
       min_set_size=10,  # each training set has uniform length in [min_set_size, N]
+      # Beyond the paper (jfr.models.set_unet docstring; 'default' / 'none' in :paper):
+      upsample_init="default",  # 'icnr': every sub-pixel phase of a transposed conv starts equal
+      residual="none",  # 'mean': output = masked pixel mean of the set + the U-Net's output
     )
   )
   config.discriminator = ml_collections.ConfigDict(
