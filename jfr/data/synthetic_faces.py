@@ -122,8 +122,9 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   SUPPORTED_VERSIONS = [tfds.core.Version("1.0.0")]  # loads; only VERSION is generated
   RELEASE_NOTES = {
     "1.0.0": "Initial release.",
-    "1.1.0": "canonical_face and canonical_mask features (filled in test and video; zeros "
-    "in train and train_video); every 1.0.0 feature of every example is unchanged.",
+    "1.1.0": "canonical_face and canonical_mask features (filled in test, video and "
+    "video_extra; zeros in train and train_video); split video_extra (more clips of the test "
+    "identities); every 1.0.0 feature of every example of the 1.0.0 splits is unchanged.",
   }
   BUILDER_CONFIGS = [
     SyntheticFacesConfig(
