@@ -9,7 +9,10 @@ all their stills plus every ``video_frame_stride``-th frame of their clips in
 ``video_split`` (0: no frames). Probes are ranked by cosine similarity of ``embed``
 features against the gallery plus ``distractor_counts`` distractors (-1 = all; nested
 seeded subsets, :func:`jfr.eval.protocols.cmc_with_distractors`); results: the CMC up to
-``max_rank`` and rank-1 for each count.
+``max_rank`` and rank-1 for each count, rank-1 with its 95 % interval
+(``rank1_by_distractors_ci95``: bootstrap over the probes' identities, seed 0; in memory
+``_rank1_hits`` count -> ``[P]`` 0/1 and ``_probe_labels`` ``[P]`` for paired comparisons
+of models scored on the same protocol).
 
 Settings: ``split``, ``video_split``, ``probe_identity_fraction``, ``finetune_per_identity``,
 ``gallery_per_identity``, ``distractor_counts``, ``video_frame_stride``, ``max_rank``,
@@ -28,6 +31,7 @@ from jfr.data import pipelines
 from jfr.eval import embedding, protocols
 from jfr.eval.identity_protocol import IdentityProtocol, identity_protocol
 from jfr.eval.still_images import check_settings
+from jfr.report import intervals
 
 NEEDS = ("embed",)
 SETTINGS = (
@@ -117,13 +121,21 @@ def identification(
     seed=seed,
   )
   curves = result["cmc_by_distractors"]
+  probe_labels = labels[protocol.probe]
+  hits = {k: (r == 1).astype(np.float64) for k, r in result["_probe_ranks"].items()}
+  ci = {}
+  if np.unique(probe_labels).size >= 2:
+    ci = {k: intervals.mean_interval(h, probe_labels).as_list() for k, h in hits.items()}
   return {
     "num_probes": int(len(protocol.probe)),
     "num_gallery": int(len(protocol.gallery)),
     "num_distractors": int(len(distractors)),
     "ranks": ranks,
     "rank1_by_distractors": {k: v[0] for k, v in curves.items()},
+    "rank1_by_distractors_ci95": ci,
     "cmc_by_distractors": curves,
+    "_rank1_hits": hits,
+    "_probe_labels": probe_labels,
   }
 
 

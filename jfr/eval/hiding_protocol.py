@@ -30,6 +30,7 @@ from jfr.eval import protocols
 from jfr.eval.still_images import check_settings
 from jfr.explain import hiding_game as hiding
 from jfr.report import figures
+from jfr.report import intervals
 
 NEEDS = ("verify", "saliency")
 SETTINGS = ("split", "num_pairs", "fractions", "blur_sigma", "methods")
@@ -57,16 +58,29 @@ def hiding_games(
     fractions, blur_sigma: see :func:`jfr.explain.hiding_game.hiding_game`.
 
   Returns:
-    name -> the game's results plus ``genuine``/``impostor`` ``{accuracy, auc}``.
+    name -> the game's results plus ``genuine``/``impostor`` ``{accuracy, auc}``, each
+    ``auc`` with ``auc_ci95`` (95 % bootstrap over the pairs of each pair's area under its
+    correct(p) curve, seed 0); in memory ``_pair_auc`` (name -> ``[P]``) and ``_same``
+    ``[P]`` for paired comparisons of methods (same pairs).
   """
   missing = [m for m in methods if m not in maps]
   if missing:
     raise ValueError(f"methods: {missing} are not maps of the model; maps: {sorted(maps)}")
-  results = {}
+  results, pair_auc = {}, {}
   for name in methods:
     res = hiding.hiding_game(
-      verify, images_a, images_b, same, maps[name], fractions=fractions, blur_sigma=blur_sigma
+      verify,
+      images_a,
+      images_b,
+      same,
+      maps[name],
+      fractions=fractions,
+      blur_sigma=blur_sigma,
+      per_pair=True,
     )
+    pair_auc[name] = res.pop("pair_auc")
+    if len(pair_auc[name]) >= 2:
+      res["auc_ci95"] = intervals.mean_interval(pair_auc[name]).as_list()
     for kind, sel in (("genuine", same), ("impostor", ~same)):
       sub = hiding.hiding_game(
         verify,
@@ -79,14 +93,22 @@ def hiding_games(
         threshold=res["threshold"],
       )
       res[kind] = {"accuracy": sub["accuracy"], "auc": sub["auc"]}
+      if sel.sum() >= 2:
+        res[kind]["auc_ci95"] = intervals.mean_interval(pair_auc[name][sel]).as_list()
     results[name] = res
+  results["_pair_auc"] = pair_auc
+  results["_same"] = np.asarray(same, bool)
   return results
 
 
 def curves(results: Mapping[str, dict], names: Mapping[str, str], title: str):
   """Accuracy against the hidden fraction, one line per method (``names``: display names)."""
   return figures.curves_figure(
-    {names.get(k, k): (r["fractions"], r["accuracy"]) for k, r in results.items()},
+    {
+      names.get(k, k): (r["fractions"], r["accuracy"])
+      for k, r in results.items()
+      if not k.startswith("_")
+    },
     "fraction of pixels of A blurred (least important first)",
     "verification accuracy",
     title,

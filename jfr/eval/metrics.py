@@ -380,6 +380,13 @@ def verification_accuracy_kfold(
     ``(mean, std)`` of the per-fold accuracies (population std, ddof = 0,
     as in the LFW evaluation code).
   """
+  accuracies = verification_fold_accuracies(scores, labels, folds, fold_ids)
+  return float(accuracies.mean()), float(accuracies.std())
+
+
+def verification_fold_accuracies(scores, labels, folds: int = 10, fold_ids=None) -> np.ndarray:
+  """``[folds]`` the per-fold accuracies of :func:`verification_accuracy_kfold` (same
+  arguments): the units its mean averages, and the ones a bootstrap over folds resamples."""
   s = _as_scores(scores, "scores")
   y = _as_binary_labels(labels, "labels", s.shape[0])
   fold = _fold_assignment(s.shape[0], folds, fold_ids)
@@ -389,7 +396,7 @@ def verification_accuracy_kfold(
     t = _best_threshold(s[~test], y[~test])
     predicted = (s[test] >= t) & ~np.isneginf(s[test])
     accuracies[k] = np.mean(predicted == y[test])
-  return float(accuracies.mean()), float(accuracies.std())
+  return accuracies
 
 
 # ----------------------------------------------------------------------------
@@ -444,6 +451,18 @@ def cmc(similarity, probe_labels, gallery_labels, ranks) -> np.ndarray:
     )
   _, probe_rank = _mated_ranks(sim[has_mate], mated[has_mate])
   return np.mean(probe_rank[:, None] <= r[None, :], axis=0)
+
+
+def probe_ranks(similarity, probe_labels, gallery_labels) -> np.ndarray:
+  """``[P]`` each probe's rank as in :func:`cmc` (pessimistic ties), 0 for a probe without a
+  mated gallery entry: the per-probe units whose mean ``rank <= k`` over the mated probes
+  is the CMC (for a bootstrap over probes or identities)."""
+  sim, mated = _mated_matrix(similarity, probe_labels, gallery_labels)
+  has_mate = mated.any(axis=1)
+  out = np.zeros(sim.shape[0], np.int64)
+  if has_mate.any():
+    out[has_mate] = _mated_ranks(sim[has_mate], mated[has_mate])[1]
+  return out
 
 
 def tpir_at_fpir(similarity, probe_labels, gallery_labels, fpirs, rank: int = 1) -> np.ndarray:

@@ -21,20 +21,27 @@ searched in both (rank-k, TPIR@FPIR, and their mean); 1:1 (``verification``): ev
   image), named ``aggregated`` or as given to :func:`evaluate_templates`.
 
 Also ``extraction_cost`` (feature extractions of ``avg`` vs one per set) and ``templates``
-(gallery/probe counts).
+(gallery/probe counts). Each row's ``mean`` has its 95 % interval ``mean_ci95`` (same nest),
+a bootstrap over the probes' subjects (:func:`identification_replicates`, galleries fixed);
+the replicates stay in memory under ``_bootstrap`` (row -> (names, value, reps)) for paired
+comparisons of rows (same resamples in every row).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import warnings
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from jfr.data import pipelines
 from jfr.eval import embedding
+from jfr.eval import metrics
+from jfr.eval import protocols
 from jfr.eval import mixed_media_templates as mm
 from jfr.eval import video_protocols as vp
 from jfr.eval.still_images import check_settings
+from jfr.report import intervals
 
 NEEDS = ("embed",)
 SETTINGS = (
@@ -47,6 +54,62 @@ SETTINGS = (
   "fars",
   "max_set_size",
 )
+
+
+def metric_names(ranks: Sequence[int], fpirs: Sequence[float]) -> list[str]:
+  """The bootstrapped figures of a row's ``mean``: ``rank<k>`` and ``tpir_at_fpir/<f>``."""
+  return [f"rank{r}" for r in ranks] + [f"tpir_at_fpir/{f:g}" for f in fpirs]
+
+
+def identification_replicates(
+  gallery_features: np.ndarray,
+  gallery_labels: np.ndarray,
+  probe_features: np.ndarray,
+  probe_labels: np.ndarray,
+  subject_halves: Sequence[np.ndarray],
+  *,
+  ranks: Sequence[int],
+  fpirs: Sequence[float],
+  num_resamples: int = intervals.DEFAULT_RESAMPLES,
+  seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+  """``(value [M], reps [R, M])`` of the two-gallery mean of :func:`metric_names`: the probe
+  templates are resampled by subject (every template of a drawn subject, once per draw),
+  the galleries stay fixed (:func:`jfr.report.intervals.replicates`). A resample without
+  mated or non-mated probes gives NaN for the figures it cannot define (left out of the
+  percentiles)."""
+  gallery_labels, probe_labels = np.asarray(gallery_labels), np.asarray(probe_labels)
+  sims, labels = [], []
+  for half in subject_halves:
+    keep = np.isin(gallery_labels, half)
+    sims.append(protocols.cosine_similarity_matrix(probe_features, gallery_features[keep]))
+    labels.append(gallery_labels[keep])
+  ranks = [r for r in ranks if all(r <= g.size for g in labels)]
+
+  def statistic(items: np.ndarray) -> np.ndarray:
+    out = []
+    for sim, g in zip(sims, labels):
+      s, p = sim[items], probe_labels[items]
+      out.append(
+        np.concatenate([metrics.cmc(s, p, g, ranks), metrics.tpir_at_fpir(s, p, g, fpirs)])
+      )
+    return np.mean(out, axis=0)
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", metrics.MetricWarning)
+    return intervals.replicates(statistic, probe_labels, num_resamples=num_resamples, seed=seed)
+
+
+def _mean_ci95(names: list[str], reps: np.ndarray) -> dict:
+  """``mean_ci95`` in the nest of a row's ``mean``."""
+  out: dict = {}
+  for name, column in zip(names, reps.T):
+    lo_hi = list(intervals.percentile_interval(column))
+    if name.startswith("tpir_at_fpir/"):
+      out.setdefault("tpir_at_fpir", {})[name.split("/", 1)[1]] = lo_hi
+    else:
+      out[name] = lo_hi
+  return out
 
 
 def evaluate_templates(
@@ -101,7 +164,24 @@ def evaluate_templates(
     report["verification"] = mm.template_verification(
       g_feats, g_labels, p_feats, p_labels, fars=settings["fars"]
     )
+    if np.unique(p_labels).size >= 2:
+      value, reps = identification_replicates(
+        g_feats,
+        g_labels,
+        p_feats,
+        p_labels,
+        halves,
+        ranks=settings["ranks"],
+        fpirs=settings["fpirs"],
+      )
+      report["mean_ci95"] = _mean_ci95(names, reps)
+      report["_bootstrap"] = (names, value, reps)
     return report
+
+  names = metric_names(
+    [r for r in settings["ranks"] if r <= min(np.isin(g_labels, h).sum() for h in halves)],
+    settings["fpirs"],
+  )
 
   g_sets = mm.template_frame_sets(gallery, settings["max_set_size"])
   p_sets = mm.template_frame_sets(probes, settings["max_set_size"])
@@ -131,6 +211,9 @@ def evaluate_templates(
       for templates, sets in ((gallery, g_sets), (probes, p_sets))
     ]
     table[name] = compare(*feats)
+  table["_bootstrap"] = {
+    row: table[row].pop("_bootstrap") for row in list(table) if "_bootstrap" in table[row]
+  }
   return table
 
 

@@ -14,7 +14,10 @@
   the part's template landmarks plus ``margin`` of the side, warped to every face
   (:func:`occlude_part`), filled with ``fill``; raw and for the unit-RMS features
   ``√K f / ‖f‖``. Settings: ``split``, ``batch_size``, ``images``, ``parts``, ``margin``,
-  ``fill``.
+  ``fill``. Also per part ``top10_share`` (the share of the normalised curve's total carried
+  by its 10 % largest elements) and 95 % intervals (bootstrap over the faces' identities,
+  seed 0) of it and of both curves' means; in memory ``_replicates`` (part -> ``[R]`` top
+  shares) for paired comparisons of models on the same faces.
 
 Both need ``embed``; the seeds derive from the evaluator's ``seed``.
 """
@@ -32,6 +35,7 @@ from jfr.eval import faces
 from jfr.eval import interpretability as interp
 from jfr.eval import still_images
 from jfr.losses import diversity
+from jfr.report import intervals
 
 NEEDS = ("embed",)
 SCENARIOS = ("original", "synthetic_occlusion", "natural_occlusion")
@@ -90,6 +94,37 @@ def occlude_part(
   masks = augment.occlusion_masks(quads, size)
   part_seed = tf.constant([seed, list(interp.PART_LANDMARKS).index(part) + 1], tf.int64)
   return augment.apply_occlusion(images, masks, fill, part_seed).numpy()
+
+
+def top_share(curves: np.ndarray) -> np.ndarray:
+  """``[...]`` the share of each curve's (last axis, ``K``) total in its ``max(1, K // 10)``
+  largest elements."""
+  k = curves.shape[-1]
+  top = max(1, k // 10)
+  largest = -np.partition(-curves, top - 1, axis=-1)[..., :top]
+  return largest.sum(axis=-1) / np.maximum(curves.sum(axis=-1), 1e-12)
+
+
+def difference_intervals(
+  raw: np.ndarray, normalised: np.ndarray, identities: np.ndarray, seed: int = 0
+) -> tuple[dict, np.ndarray]:
+  """Intervals of one part's Fig. 6 figures from the per-face ``|f(I) − f(Î)|`` ``[N, K]``
+  (raw and normalised), resampling faces by identity; returns ``(fields, top-share reps
+  [R])``."""
+  inverse, num_groups = intervals.group_index(identities)
+  counts = intervals.resample_counts(num_groups, intervals.DEFAULT_RESAMPLES, seed)
+  mult = counts[:, inverse]
+  curves = (mult @ normalised) / mult.sum(axis=1, keepdims=True)  # [R, K]
+  reps = top_share(curves)
+  fields = {
+    "top10_share": float(top_share(normalised.mean(axis=0))),
+    "top10_share_ci95": list(intervals.percentile_interval(reps)),
+    "raw_mean_ci95": intervals.mean_interval(raw.mean(axis=1), identities, seed=seed).as_list(),
+    "normalised_mean_ci95": intervals.mean_interval(
+      normalised.mean(axis=1), identities, seed=seed
+    ).as_list(),
+  }
+  return fields, reps
 
 
 def _public(results: Mapping[str, Any]) -> dict:
@@ -153,16 +188,27 @@ def feature_difference(
     raise ValueError(f"images: expected >= 1 faces, got {settings['images']}")
   clean = model.embed(data["image"][:n])
   out: dict[str, Any] = {}
+  reps: dict[str, np.ndarray] = {}
   for part in settings["parts"]:
     occluded = occlude_part(
       data["image"][:n], data["landmarks"][:n], part, settings["margin"], settings["fill"], seed
     )
     f_occluded = model.embed(occluded)
+    unit_clean = np.asarray(diversity.unit_features(clean))
+    unit_occluded = np.asarray(diversity.unit_features(f_occluded))
     out[part] = {
       "raw": interp.mean_feature_difference(clean, f_occluded),
-      "normalised": interp.mean_feature_difference(
-        np.asarray(diversity.unit_features(clean)), np.asarray(diversity.unit_features(f_occluded))
-      ),
+      "normalised": interp.mean_feature_difference(unit_clean, unit_occluded),
     }
+    identities = data["label"][:n]
+    if np.unique(identities).size >= 2:
+      fields, reps[part] = difference_intervals(
+        np.abs(np.asarray(clean, np.float64) - np.asarray(f_occluded, np.float64)),
+        np.abs(unit_clean.astype(np.float64) - unit_occluded.astype(np.float64)),
+        identities,
+      )
+      out[part].update(fields)
   out["images"] = n
+  if reps:
+    out["_replicates"] = reps
   return out

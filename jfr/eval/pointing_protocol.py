@@ -27,6 +27,7 @@ from jfr.data import pipelines
 from jfr.eval import embedding
 from jfr.eval.still_images import check_settings
 from jfr.explain import hiding_game as hiding
+from jfr.report import intervals
 
 NEEDS = ("verify", "saliency")
 SETTINGS = ("split", "parts", "pairs_per_part", "max_yaw", "region_dilation", "methods")
@@ -47,13 +48,19 @@ def pointing_games(
   Returns:
     ``area_share`` (part -> region's mean area), ``methods`` (name -> ``parts`` (part ->
     ``share_mean``, ``share_std``, ``hit_rate``, ``num_pairs``), ``share_mean``,
-    ``hit_rate``).
+    ``hit_rate``), each ``share_mean`` / ``hit_rate`` with its 95 % bootstrap interval over
+    the pairs (``*_ci95``; the overall ones pool the parts' pairs, seed 0); in memory
+    ``_pair_shares`` (name -> ``[n_total]``, parts concatenated) and ``_pair_area``
+    (``[n_total]``, each pair's region area share) for paired comparisons.
   """
-  out: dict[str, Any] = {"area_share": {}, "methods": {}}
+  out: dict[str, Any] = {"area_share": {}, "methods": {}, "_pair_shares": {}}
   for part, region in regions.items():
     out["area_share"][part] = float(region.mean())
+  out["_pair_area"] = np.concatenate(
+    [r.reshape(len(r), -1).mean(axis=1, dtype=np.float64) for r in regions.values()]
+  )
   for name in methods:
-    per_part = {}
+    per_part, all_shares, all_hits = {}, [], []
     for part, region in regions.items():
       sal = maps_by_part[part][name].astype(np.float64)
       share = hiding.pointing_game(sal, region)
@@ -65,6 +72,11 @@ def pointing_games(
         "hit_rate": float(hit.mean()),
         "num_pairs": int(len(sal)),
       }
+      if len(sal) >= 2:
+        per_part[part]["share_mean_ci95"] = intervals.mean_interval(share).as_list()
+        per_part[part]["hit_rate_ci95"] = intervals.mean_interval(hit).as_list()
+      all_shares.append(share)
+      all_hits.append(hit.astype(np.float64))
     shares = [v["share_mean"] for v in per_part.values()]
     hits = [v["hit_rate"] for v in per_part.values()]
     out["methods"][name] = {
@@ -72,6 +84,13 @@ def pointing_games(
       "share_mean": float(np.mean(shares)),
       "hit_rate": float(np.mean(hits)),
     }
+    pooled = np.concatenate(all_shares)
+    out["_pair_shares"][name] = pooled
+    if pooled.size >= 2:
+      out["methods"][name]["share_mean_ci95"] = intervals.mean_interval(pooled).as_list()
+      out["methods"][name]["hit_rate_ci95"] = intervals.mean_interval(
+        np.concatenate(all_hits)
+      ).as_list()
   return out
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jfr.eval import metrics
+from jfr.report import intervals
 
 
 # --------------------------------------------------------------------------- features
@@ -134,11 +135,20 @@ def roc_summary(scores: np.ndarray, same: np.ndarray, fars: Sequence[float]) -> 
 def verification_report(
   scores: np.ndarray, same: np.ndarray, fars: Sequence[float] = (1e-1, 1e-2, 1e-3), folds: int = 10
 ) -> dict:
-  """k-fold accuracy, EER, AUC and TAR@FAR of a list of scored pairs."""
-  mean, std = metrics.verification_accuracy_kfold(scores, same, folds=folds)
+  """k-fold accuracy, EER, AUC and TAR@FAR of a list of scored pairs.
+
+  Also ``fold_accuracies`` ``[folds]`` and ``accuracy_ci95``: the 95 % bootstrap interval of
+  the accuracy over the folds (:func:`jfr.report.intervals.mean_interval`, seed 0; one
+  fold: ``[accuracy, accuracy]``).
+  """
+  accuracies = metrics.verification_fold_accuracies(scores, same, folds=folds)
+  mean, std = float(accuracies.mean()), float(accuracies.std())
+  ci = intervals.mean_interval(accuracies).as_list() if folds >= 2 else [mean, mean]
   return {
     "accuracy": float(mean),
     "accuracy_std": float(std),
+    "accuracy_ci95": ci,
+    "fold_accuracies": accuracies.tolist(),
     **roc_summary(scores, same, fars),
     "num_pairs": int(len(scores)),
   }
@@ -192,7 +202,8 @@ def identification_report(
   """Closed-set CMC at ``ranks`` (mated probes only) and open-set TPIR@FPIR (rank 1).
 
   Ranks beyond the gallery size are left out of the report (listed under
-  ``ranks_beyond_gallery``).
+  ``ranks_beyond_gallery``). ``cmc_ci95``: each CMC figure's 95 % interval, a bootstrap over
+  the mated probes' identities (seed 0; when they hold at least two identities).
   """
   probe_labels = np.asarray(probe_labels)
   beyond = [r for r in ranks if r > len(gallery_labels)]
@@ -208,6 +219,12 @@ def identification_report(
   if mated.any():
     cmc = metrics.cmc(similarity[mated], probe_labels[mated], gallery_labels, ranks)
     report["cmc"] = {f"rank{r}": float(v) for r, v in zip(ranks, cmc)}
+    if np.unique(probe_labels[mated]).size >= 2:
+      probe_rank = metrics.probe_ranks(similarity[mated], probe_labels[mated], gallery_labels)
+      report["cmc_ci95"] = {
+        f"rank{r}": intervals.mean_interval(probe_rank <= r, probe_labels[mated]).as_list()
+        for r in ranks
+      }
   if (~mated).any():
     tpir = metrics.tpir_at_fpir(similarity, probe_labels, gallery_labels, fpirs)
     report["tpir_at_fpir"] = {f"{f:g}": float(v) for f, v in zip(fpirs, tpir)}
@@ -293,10 +310,13 @@ def cmc_with_distractors(
   For each count in ``distractor_counts`` (``-1`` = all), that many distractor
   features (a seeded random subset, nested: smaller sets are prefixes of larger ones)
   join the gallery with a label no probe has.
+
+  ``_probe_ranks`` (in memory): count -> ``[P]`` each probe's rank
+  (:func:`jfr.eval.metrics.probe_ranks`), for intervals over the probes' identities.
   """
   rng = np.random.default_rng(seed)
   order = rng.permutation(distractor_features.shape[0])
-  out = {}
+  out, probe_ranks = {}, {}
   base_sim = cosine_similarity_matrix(probe_features, gallery_features)
   dis_sim = cosine_similarity_matrix(probe_features, distractor_features)[:, order]
   unseen = np.min(np.concatenate([np.asarray(probe_labels), np.asarray(gallery_labels)])) - 1
@@ -309,4 +329,5 @@ def cmc_with_distractors(
     sim = np.concatenate([base_sim, dis_sim[:, :c]], axis=1)
     labels = np.concatenate([gallery_labels, np.full(c, unseen)])
     out[str(c)] = [float(v) for v in metrics.cmc(sim, probe_labels, labels, ranks)]
-  return {"ranks": list(ranks), "cmc_by_distractors": out}
+    probe_ranks[str(c)] = metrics.probe_ranks(sim, probe_labels, labels)
+  return {"ranks": list(ranks), "cmc_by_distractors": out, "_probe_ranks": probe_ranks}

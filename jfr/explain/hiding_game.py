@@ -102,6 +102,8 @@ def hiding_game(
   fractions: Any = DEFAULT_FRACTIONS,
   blur_sigma: float = 4.0,
   threshold: float | None = None,
+  *,
+  per_pair: bool = False,
 ) -> dict:
   """Verification accuracy while the least salient pixels of image A are blurred.
 
@@ -125,11 +127,14 @@ def hiding_game(
     fractions: increasing shares of hidden pixels in [0, 1], at least two.
     blur_sigma: standard deviation of the Gaussian blur in pixels (> 0).
     threshold: verification threshold on the scores, or None to choose it as above.
+    per_pair: also return ``pair_auc`` ``[P]``: each pair's area under its correct(p)
+      (0/1) curve over the span, whose mean is ``auc`` (the units a bootstrap over pairs
+      resamples).
 
   Returns:
     dict with ``fractions`` and ``accuracy`` (lists), ``auc``, ``threshold``,
     ``threshold_source`` (``"given"`` / ``"best_on_unmodified"``), ``blur_sigma`` and
-    ``num_pairs``.
+    ``num_pairs`` (and ``pair_auc`` with ``per_pair``).
   """
   images_a = np.asarray(images_a, np.float32)
   images_b = np.asarray(images_b, np.float32)
@@ -176,11 +181,16 @@ def hiding_game(
     threshold, source = float(threshold), "given"
   blurred = ndimage.gaussian_filter(images_a, sigma=(0, blur_sigma, blur_sigma, 0), mode="reflect")
   ranks = _saliency_ranks(saliency_a)
-  accuracy = [
-    _accuracy(scores_of(hide_least_salient(images_a, blurred, ranks, p)), labels, threshold)
+  correct = [
+    (scores_of(hide_least_salient(images_a, blurred, ranks, p)) >= threshold) == labels
     for p in fractions
   ]
+  accuracy = [float(np.mean(c)) for c in correct]
   auc = np.trapezoid(accuracy, fractions) / (fractions[-1] - fractions[0])
+  extra = {}
+  if per_pair:
+    pair_auc = np.trapezoid(np.asarray(correct, np.float64), fractions, axis=0)
+    extra["pair_auc"] = pair_auc / (fractions[-1] - fractions[0])
   return {
     "fractions": fractions.tolist(),
     "accuracy": accuracy,
@@ -189,6 +199,7 @@ def hiding_game(
     "threshold_source": source,
     "blur_sigma": float(blur_sigma),
     "num_pairs": int(num_pairs),
+    **extra,
   }
 
 
