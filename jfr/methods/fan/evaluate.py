@@ -29,8 +29,10 @@ from jfr.eval import still_images
 from jfr.eval import video_pairs
 from jfr.eval import video_protocols as vp
 from jfr.methods.fan import aggregator
+from jfr.methods.fan import comparisons as comparisons_lib
 from jfr.methods.fan import report
 from jfr.methods.fan import settings as settings_lib
+from jfr.report import intervals
 from jfr.report import results as results_lib
 from jfr.report.timer import PhaseTimer
 
@@ -167,6 +169,7 @@ def summary(
   lines = report.header_lines(config.dataset.name, features)
   figures = {}
   blur_settings = None
+  compared: dict = {}
 
   def order(item) -> int:  # Table 1, Table 4, Table 3 (ConfigDict keys come sorted)
     type_name, settings = registry.settings_of(item[1])
@@ -178,6 +181,11 @@ def summary(
     type_name, settings = registry.settings_of(block)
     table = results[name]
     chosen = ["avg", *config.eval_variants.get(name, config.variants)]
+    if type_name == "video_pairs":
+      blurred = bool(settings["blur_kernel_sizes"])
+      compared.update(comparisons_lib.video_comparisons(name, table, blurred, config.seed))
+    elif type_name == "mixed_media":
+      compared.update(comparisons_lib.identification_comparisons(name, table))
     if type_name == "video_pairs" and not settings["blur_kernel_sizes"]:
       columns = [video_pairs.column(n, a) for n, a in settings["set_configs"]]
       lines += report.verification_lines(config, "YTF-like verification", table, columns)
@@ -206,11 +214,18 @@ def summary(
     )
   )
   steps = {v: settings_lib.variant_config(config, v).num_train_steps for v in config.variants}
+  if compared:
+    lines += [
+      "",
+      "## The paper's comparisons: paired differences [95 % bootstrap interval]",
+      "",
+      intervals.comparisons_table(compared),
+    ]
   markdown = "\n".join(lines)
   results_lib.write_results(
     workdir,
     "fan",
-    {"features": features, "train_steps": steps},
+    {"features": features, "train_steps": steps, "comparisons": compared},
     markdown=markdown,
     figures=figures,
     checkpoint=checkpoints,

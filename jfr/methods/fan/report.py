@@ -13,12 +13,36 @@ from jfr.eval import video_protocols as vp
 from jfr.methods.fan import settings as settings_lib
 from jfr.methods.fan.constants import VARIANTS
 from jfr.report import figures as figures_lib
+from jfr.report import intervals
 from jfr.report import tables
 
 
 def percent(report: dict) -> float:
   """k-fold accuracy in percent, rounded to 2 decimals."""
   return round(100.0 * report["accuracy"], 2)
+
+
+def _two(x: float) -> str:
+  return f"{x:.2f}"
+
+
+def accuracy_cell(report: dict) -> str:
+  """``'58.33 [50.00, 66.67]'``: :func:`percent` with its 95 % interval over the folds."""
+  ci = report.get("accuracy_ci95")
+  return intervals.format_interval(
+    percent(report), None if ci is None else [100.0 * v for v in ci], _two
+  )
+
+
+def mean_accuracy_cell(row: dict, columns: Sequence[str]) -> str:
+  """The mean over ``columns`` of a row's accuracies (%), with the 95 % interval of the
+  per-fold mean over the columns (bootstrap over folds)."""
+  mean = float(np.mean([percent(row[c]) for c in columns]))
+  if not all(len(row[c].get("fold_accuracies", ())) >= 2 for c in columns):
+    return _two(mean)
+  per_fold = np.mean([row[c]["fold_accuracies"] for c in columns], axis=0)
+  ci = intervals.mean_interval(100.0 * per_fold)
+  return intervals.format_interval(mean, [ci.lo, ci.hi], _two)
 
 
 def eer_percent(report: dict) -> float:
@@ -54,7 +78,7 @@ def verification_lines(
   header = ["method", "L_adv", "L_dis", "L_rec^avg", "L_rec^cen", "L_tv", "steps"]
   header += [*columns, "mean"]
   for name, value in (
-    (f"{title} accuracy [%] (Table 1 analog)", percent),
+    (f"{title} accuracy [%] [95 % interval, bootstrap over folds] (Table 1 analog)", percent),
     ("EER over all video pairs [%] (lower is better)", eer_percent),
   ):
     rows = []
@@ -65,10 +89,11 @@ def verification_lines(
         if method in VARIANTS
         else ""
       )
-      rows.append(
-        [method, *loss_flags(method), trained, *(f"{v:.2f}" for v in values)]
-        + [f"{np.mean(values):.2f}"]
-      )
+      if value is percent:
+        cells = [accuracy_cell(row[c]) for c in columns] + [mean_accuracy_cell(row, columns)]
+      else:
+        cells = [f"{v:.2f}" for v in values] + [f"{np.mean(values):.2f}"]
+      rows.append([method, *loss_flags(method), trained, *cells])
     lines += [f"## {name}", "", *_table(header, rows), ""]
   return lines
 
@@ -78,15 +103,24 @@ def blur_lines(table: dict, settings: Mapping) -> list[str]:
   (n, n_avg) = settings["set_configs"][0]
   sizes = [str(k) for k in settings["blur_kernel_sizes"]]
   rows = []
-  for label, value in (("accuracy [%]", percent), ("EER all pairs [%]", eer_percent)):
+  for label, value in (("accuracy [%]", accuracy_cell), ("EER all pairs [%]", eer_percent)):
     for method, row in table.items():
-      rows.append([f"{method}, {label}", *(f"{value(row[k]):.2f}" for k in sizes)])
+      rows.append([f"{method}, {label}", *(_cell_text(value(row[k])) for k in sizes)])
   return [
     f"## Motion blur, {n - settings['blur_sharp_frames']} of {n} frames blurred, "
-    f"n_avg = {n_avg} (Table 4 analog)",
+    f"n_avg = {n_avg} (Table 4 analog; accuracy [95 % interval, bootstrap over folds])",
     "",
     *_table(["filter size", *sizes], rows),
   ]
+
+
+def _cell_text(value) -> str:
+  return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def _ci_cell(value: float, ci) -> str:
+  """Percent with its interval (fractions in, ``None`` interval: just the value)."""
+  return intervals.format_interval(100 * value, None if ci is None else [100 * v for v in ci], _two)
 
 
 def identification_lines(table: dict, settings: Mapping, methods: Sequence[str]) -> list[str]:
@@ -96,18 +130,20 @@ def identification_lines(table: dict, settings: Mapping, methods: Sequence[str])
   rows = []
   for method in methods:
     mean = table[method]["mean"]
+    ci = table[method].get("mean_ci95", {})
     n = cost["extractions_avg"] if method.startswith("avg") else cost["extractions_aggregated"]
     rows.append(
       [method]
-      + [f"{100 * mean[f'rank{r}']:.2f}" for r in settings["ranks"]]
-      + [f"{100 * mean['tpir_at_fpir'][f]:.2f}" for f in fp]
+      + [_ci_cell(mean[f"rank{r}"], ci.get(f"rank{r}")) for r in settings["ranks"]]
+      + [_ci_cell(mean["tpir_at_fpir"][f], ci.get("tpir_at_fpir", {}).get(f)) for f in fp]
       + [str(n)]
     )
   header = ["method", *(f"rank-{r}" for r in settings["ranks"])]
   header += [*(f"TPIR@FPIR={f}" for f in fp), "feature extractions"]
   return [
     "",
-    "## IJB-like 1:N mixed media, mean of two galleries [%] (Table 3 analog)",
+    "## IJB-like 1:N mixed media, mean of two galleries [%] [95 % interval, bootstrap over "
+    "the probes' subjects] (Table 3 analog)",
     "",
     *_table(header, rows),
     "",
