@@ -36,6 +36,7 @@ from jfr.eval import registry
 from jfr.explain import hiding_game as hiding
 from jfr.explain import suite
 from jfr.losses.reconstruction import reconstruction_loss
+from jfr.methods.explain import comparisons as comparisons_lib
 from jfr.methods.explain import report
 from jfr.methods.explain import trainer
 from jfr.methods.explain.constants import BASELINE_NAME, OURS_NAME, SALIENCY_EVALUATORS
@@ -146,6 +147,9 @@ def evaluate_recognition(
       roc[label] = (fpr, tpr)
     fns = trainer.model_functions(config, ours[0], size)
     results[OURS_NAME]["reconstruction_mse"] = test_reconstruction_mse(config, context, fns)
+    results[OURS_NAME]["comparisons"] = comparisons_lib.recognition_comparison(
+      results[OURS_NAME], results[BASELINE_NAME]
+    )
     results_lib.write_results(
       trainer.baseline_workdir(workdir), name, results[BASELINE_NAME], checkpoint=baseline[1]
     )
@@ -253,12 +257,17 @@ def explain(
     "threshold": {"tau": tau, "T": threshold, "source": cfg.threshold_source, "channels": c}
   }
   extra: dict[str, Any] = {}
+  compared: dict = {}
   evals = _saliency_evals(config)
   for name, type_name, settings in evals:
     with timer.phase(name):
       res = registry.get(type_name)(model, context, settings, seed=config.seed, rng=rng)
     results[name] = {k: v for k, v in res.items() if not k.startswith("_")}
     extra[type_name] = (settings, res)
+    if type_name == "hiding_game":
+      compared.update(comparisons_lib.hiding_comparisons(name, res))
+    elif type_name == "pointing_game":
+      compared.update(comparisons_lib.pointing_comparisons(name, res))
 
   with timer.phase("figures"):
     fa, fb, fsame = figure_pairs(
@@ -275,6 +284,7 @@ def explain(
       test["image"], fa, fb, fsame, scores, maps_a, maps_b, extra, fns
     )
   results["method_names"] = report.METHOD_NAMES
+  results["comparisons"] = compared
   markdown = report.explain_markdown(results, {name: type_name for name, type_name, _ in evals})
   results_lib.write_results(
     workdir, "explain", results, markdown=markdown, figures=figures, checkpoint=checkpoint

@@ -19,6 +19,7 @@ from jfr.eval import hiding_protocol
 from jfr.explain import suite
 from jfr.methods.explain.constants import FIG2_METHODS, METHOD_NAMES, PART_FIGURE_METHODS
 from jfr.report import figures as fig_lib
+from jfr.report import intervals
 from jfr.report import markdown_table, new_figure, roc_figure, saliency_overlay, show_image
 
 __all__ = ["METHOD_NAMES"]
@@ -35,7 +36,11 @@ def recognition_markdown(results: Mapping[str, dict]) -> str:
     rows.append(
       {
         "model": name,
-        "verification acc": f"{v['accuracy']:.4f} ± {v['accuracy_std']:.4f}",
+        "verification acc": (
+          intervals.cell(v, "accuracy")
+          if "accuracy_ci95" in v
+          else f"{v['accuracy']:.4f} ± {v['accuracy_std']:.4f}"
+        ),
         "EER": v["eer"],
         "ROC AUC": v["auc"],
         "TAR@FAR=1e-2": v["tar_at_far"].get("0.01", float("nan")),
@@ -44,7 +49,12 @@ def recognition_markdown(results: Mapping[str, dict]) -> str:
       }
     )
   columns = ["model", "verification acc", "EER", "ROC AUC", "TAR@FAR=1e-2", "rank-1", "test L_rec"]
-  return "## Recognition (Table I analog)\n\n" + markdown_table(rows, columns)
+  text = "## Recognition (Table I analog)\n\n" + markdown_table(rows, columns)
+  text += "\n\nverification acc: k-fold accuracy [95 % interval, bootstrap over the folds]."
+  compared = {k: v for r in results.values() for k, v in r.get("comparisons", {}).items()}
+  if compared:
+    text += "\n\n" + intervals.comparisons_table(compared)
+  return text
 
 
 def roc(curves: Mapping[str, tuple], title: str) -> Figure:
@@ -54,16 +64,20 @@ def roc(curves: Mapping[str, tuple], title: str) -> Figure:
 
 def hiding_table(results: Mapping[str, dict]) -> str:
   """Markdown table of the hiding-game AUCs (x 100, as Table II)."""
+  x100 = lambda r: intervals.format_interval(  # noqa: E731
+    100 * r["auc"], [100 * v for v in r["auc_ci95"]] if "auc_ci95" in r else None, _two
+  )
   rows = [
     {
       "method": METHOD_NAMES.get(k, k),
-      "AUC x100 (all)": 100 * r["auc"],
-      "genuine": 100 * r["genuine"]["auc"],
-      "impostor": 100 * r["impostor"]["auc"],
+      "AUC x100 (all)": x100(r),
+      "genuine": x100(r["genuine"]),
+      "impostor": x100(r["impostor"]),
       "acc @ 50% blurred": float(np.interp(0.5, r["fractions"], r["accuracy"])),
       "acc @ 90% blurred": float(np.interp(0.9, r["fractions"], r["accuracy"])),
     }
     for k, r in results.items()
+    if not k.startswith("_")
   ]
   return markdown_table(rows, list(rows[0]))
 
@@ -84,12 +98,16 @@ def pointing_table(results: Mapping[str, Any]) -> str:
     rows.append(
       {
         "method": METHOD_NAMES.get(name, name),
-        **{p: r["parts"][p]["share_mean"] for p in parts},
-        "mean share": r["share_mean"],
+        **{p: intervals.cell(r["parts"][p], "share_mean") for p in parts},
+        "mean share": intervals.cell(r, "share_mean"),
         "peak hit rate": r["hit_rate"],
       }
     )
   return markdown_table(rows, ["method", *parts, "mean share", "peak hit rate"])
+
+
+def _two(x: float) -> str:
+  return f"{x:.2f}"
 
 
 def explain_markdown(results: Mapping[str, Any], types: Mapping[str, str]) -> str:
@@ -102,7 +120,8 @@ def explain_markdown(results: Mapping[str, Any], types: Mapping[str, str]) -> st
       pairs = next(iter(res.values()))["num_pairs"]
       sections.append(
         (
-          f"Hiding game ({pairs} test pairs, half genuine; AUC x 100; "
+          f"Hiding game ({pairs} test pairs, half genuine; AUC x 100 "
+          "[95 % interval, bootstrap over pairs]; "
           f"tau = {th['tau']:.3f}, T = tau / c = {th['T']:.5f})",
           hiding_table(res),
         )
@@ -111,11 +130,19 @@ def explain_markdown(results: Mapping[str, Any], types: Mapping[str, str]) -> st
       gaps = ", ".join(f"{p} {v:.2e}" for p, v in res["dissimilarity_mean"].items())
       sections.append(
         (
-          "Pointing game: pairs differing in one part, share of each map's mass inside the part",
+          "Pointing game: pairs differing in one part, share of each map's mass inside the part "
+          "[95 % interval, bootstrap over pairs]",
           pointing_table(res) + f"\n\nMean 1 - cosine similarity of the "
           f"part pairs (how different the model finds them): {gaps}.",
         )
       )
+  if results.get("comparisons"):
+    sections.append(
+      (
+        "The paper's comparisons: paired differences [95 % bootstrap interval over the pairs]",
+        intervals.comparisons_table(results["comparisons"]),
+      )
+    )
   return "".join(f"## {title}\n\n{body}\n\n" for title, body in sections)
 
 
