@@ -36,11 +36,13 @@ from jfr.eval import embedding
 from jfr.eval import registry as eval_registry
 from jfr.eval.cam_region_mass import kept_rows
 from jfr.losses import attributes as attribute_losses
+from jfr.methods.attributes import comparisons as comparisons_lib
 from jfr.methods.attributes import finetune as finetune_lib
 from jfr.methods.attributes import report, trainer
 from jfr.methods.attributes.constants import PROTOCOL_EVAL, RESULTS_NAME, STAGE1_ONLY_TYPES
 from jfr.models import attribute_net
 from jfr.report import PhaseTimer
+from jfr.report import intervals
 from jfr.report.results import write_results
 
 
@@ -105,13 +107,24 @@ def eval_model(
   )
 
 
-def attribute_report(logits: np.ndarray, targets: np.ndarray, names: Sequence[str]) -> dict:
-  """Per-attribute accuracy (logit > 0 = present) with positive rate and majority baseline."""
+def attribute_report(
+  logits: np.ndarray,
+  targets: np.ndarray,
+  names: Sequence[str],
+  identities: np.ndarray | None = None,
+) -> dict:
+  """Per-attribute accuracy (logit > 0 = present) with positive rate and majority baseline.
+
+  With ``identities`` ``[N]`` (the images' identity labels): 95 % intervals by a bootstrap
+  over the identities (``mean_accuracy_ci95`` and each ``accuracy_ci95``, seed 0) and, in
+  memory, ``_image_correct`` ``[N]`` (each image's share of attributes right, whose mean is
+  ``mean_accuracy``) for paired comparisons of models on the same images.
+  """
   accuracy = np.asarray(
     attribute_losses.attribute_accuracy(jnp.asarray(logits), jnp.asarray(targets))
   )
   positive = targets.mean(axis=0)
-  return {
+  out = {
     "num_images": int(len(targets)),
     "mean_accuracy": float(accuracy.mean()),
     "per_attribute": {
@@ -119,6 +132,15 @@ def attribute_report(logits: np.ndarray, targets: np.ndarray, names: Sequence[st
       for n, a, p in zip(names, accuracy, positive)
     },
   }
+  if identities is not None and np.unique(identities).size >= 2:
+    correct = (np.asarray(logits) > 0) == (np.asarray(targets) > 0.5)
+    for n, column in zip(names, correct.T):
+      out["per_attribute"][n]["accuracy_ci95"] = intervals.mean_interval(
+        column, identities
+      ).as_list()
+    out["_image_correct"] = correct.mean(axis=1)
+    out["mean_accuracy_ci95"] = intervals.mean_interval(out["_image_correct"], identities).as_list()
+  return out
 
 
 def evaluate_stage(
@@ -135,7 +157,7 @@ def evaluate_stage(
   """
   context = data.context
   model, variables = trainer.inference(config, mode, state, len(data.indices))
-  out, figures = {}, {}
+  out, figures, units = {}, {}, {}
   for name, block in config.evals.items():
     type_name, settings = eval_registry.settings_of(block)
     if stage != "pretrained" and type_name in STAGE1_ONLY_TYPES:
@@ -144,19 +166,27 @@ def evaluate_stage(
     result = eval_registry.evaluate(type_name, em, context, settings, seed=config.seed)
     if "_figure" in result:
       figures[name] = result.pop("_figure")
+    if "_rank1_hits" in result:
+      units[name] = (result.pop("_rank1_hits"), result.pop("_probe_labels"))
     out[name] = result
   batch = finetune_lib.protocol_settings(config)["batch_size"]
   em = eval_model(model, variables, context.image_size, batch)
   if stage == "pretrained":
     logits = em.extras["attribute_logits"](attributes["test_image"])
-    out["attributes_test"] = attribute_report(logits, attributes["test"], data.names)
+    out["attributes_test"] = attribute_report(
+      logits, attributes["test"], data.names, attributes["test_label"]
+    )
   else:
     # All of the split's stills, then the distractors' rows (batches as in stage 1).
     logits = em.extras["attribute_logits"](attributes["protocol_image"])
     logits = logits[attributes["distractor_stills"]]
     out["attributes_distractor_identities"] = attribute_report(
-      logits, attributes["distractor"], data.names
+      logits, attributes["distractor"], data.names, attributes["distractor_label"]
     )
+  for name in ("attributes_test", "attributes_distractor_identities"):
+    if "_image_correct" in out.get(name, {}):
+      units[name] = out[name].pop("_image_correct")
+  out["_units"] = units
   return out, figures
 
 
@@ -164,16 +194,18 @@ def attribute_targets(config: ml_collections.ConfigDict, data: trainer.Attribute
   """Stills and attribute targets ``[N, T]`` of the test split and of the protocol's
   distractor identities."""
   builder, columns = data.context.builder, np.asarray(data.indices)
-  test = pipelines.load_arrays(builder, data.context.test_split, ("image", "attributes"))
+  test = pipelines.load_arrays(builder, data.context.test_split, ("image", "label", "attributes"))
   settings = finetune_lib.protocol_settings(config)
   stills = pipelines.load_arrays(builder, settings["split"], ("image", "label", "attributes"))
   protocol = finetune_lib.protocol_of(stills["label"], settings)
   return {
     "test_image": test["image"],
     "test": test["attributes"][:, columns],
+    "test_label": test["label"],
     "protocol_image": stills["image"],
     "distractor_stills": protocol.distractor_stills,
     "distractor": stills["attributes"][protocol.distractor_stills][:, columns],
+    "distractor_label": stills["label"][protocol.distractor_stills],
   }
 
 
@@ -188,24 +220,32 @@ def evaluate(
   attributes = attribute_targets(config, data)
   results: dict[str, Any] = {"attributes": list(data.names), "variants": {}}
   cam_figures: dict[str, tuple] = {}
+  units: dict[str, dict] = {}
   timer = PhaseTimer()
   for mode, stage_states in states.items():
     with timer.phase(f"evaluate_{mode}"):
       out = {}
       for stage, state in stage_states.items():
         out[stage], figures = evaluate_stage(config, data, mode, stage, state, attributes)
+        units.setdefault(mode, {})[stage] = out[stage].pop("_units")
         if "protocol" in out[stage].get(PROTOCOL_EVAL, {}):
           results["protocol"] = out[stage][PROTOCOL_EVAL].pop("protocol")
         for name, figure in figures.items():
           cam_figures[f"{name}_{mode}"] = (name, mode, figure)
       results["variants"][mode] = out
   results["timing"] = timer.phases
+  results["comparisons"] = comparisons_lib.comparisons(units, attributes["test_label"])
   cam_entries = [
     name
     for name, block in config.evals.items()
     if eval_registry.settings_of(block)[0] == "cam_region_mass"
   ]
   markdown = report.markdown(results, data.names, cam_entries)
+  if results["comparisons"]:
+    markdown += (
+      "\n\n## The paper's comparisons: paired differences [95 % bootstrap interval over "
+      "identities]\n\n" + intervals.comparisons_table(results["comparisons"])
+    )
   figures = report.figures(results, cam_figures, data.names, config.cam.figure_columns)
   flat = {f"{v}/{s}": info for v, by_stage in checkpoints.items() for s, info in by_stage.items()}
   write_results(workdir, RESULTS_NAME, results, markdown=markdown, figures=figures, checkpoint=flat)

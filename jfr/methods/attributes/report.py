@@ -20,12 +20,20 @@ from matplotlib.figure import Figure
 from jfr.eval.face_regions import ATTRIBUTE_REGIONS, region_masks
 from jfr.methods.attributes.constants import PROTOCOL_EVAL, STAGES, VARIANT_LABELS, VARIANT_ORDER
 from jfr.report import figures as figures_lib
+from jfr.report import intervals
 from jfr.report.tables import markdown_table
 
 
 def percent(x: float | None) -> str:
   """``0.1234 -> '12.3'``; ``'n/a'`` for None or non-finite values."""
   return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
+
+
+def percent_ci(x: float | None, ci) -> str:
+  """:func:`percent` with its 95 % interval ``[lo, hi]`` (fractions) when there is one."""
+  if ci is None or x is None or not np.isfinite(x):
+    return percent(x)
+  return f"{percent(x)} [{percent(ci[0])}, {percent(ci[1])}]"
 
 
 def _order(variants: Mapping[str, Any]) -> list[str]:
@@ -40,7 +48,10 @@ def _identification_rows(variants: Mapping[str, Any], order: Sequence[str]) -> l
         continue
       ident = variants[v][stage][PROTOCOL_EVAL]
       row = {"variant": VARIANT_LABELS[v], "stage": stage}
-      row.update({f"{c} distr.": percent(r) for c, r in ident["rank1_by_distractors"].items()})
+      ci = ident.get("rank1_by_distractors_ci95", {})
+      row.update(
+        {f"{c} distr.": percent_ci(r, ci.get(c)) for c, r in ident["rank1_by_distractors"].items()}
+      )
       last = max(ident["cmc_by_distractors"], key=int)
       row[f"rank-{ident['ranks'][-1]} ({last})"] = percent(ident["cmc_by_distractors"][last][-1])
       rows.append(row)
@@ -64,7 +75,9 @@ def _attribute_rows(
     rows.append(row)
   mean = {"attribute": "mean", "positives": "", "majority": ""}
   for v in order:
-    mean[VARIANT_LABELS[v]] = percent(table(v)["mean_accuracy"])
+    mean[VARIANT_LABELS[v]] = percent_ci(
+      table(v)["mean_accuracy"], table(v).get("mean_accuracy_ci95")
+    )
   rows.append(mean)
   return rows
 
@@ -91,11 +104,20 @@ def markdown(results: Mapping[str, Any], names: Sequence[str], cam_entries: Sequ
   """The Markdown report of :func:`jfr.methods.attributes.evaluate.evaluate`'s results."""
   variants = results["variants"]
   order = _order(variants)
-  lines = ["## Identification: rank-1 (%) with distractors in the gallery", ""]
+  lines = [
+    "## Identification: rank-1 (%) with distractors in the gallery [95 % interval, bootstrap "
+    "over the probes' identities]",
+    "",
+  ]
   rows = _identification_rows(variants, order)
   if rows:
     lines.append(markdown_table(rows, list(rows[0])))
-  lines += ["", "## Attribute accuracy (%) on the test identities (stage 1; Table 1 analog)", ""]
+  lines += [
+    "",
+    "## Attribute accuracy (%) on the test identities (stage 1; Table 1 analog; mean with its "
+    "95 % interval, bootstrap over identities)",
+    "",
+  ]
   rows = _attribute_rows(variants, names, order)
   lines.append(markdown_table(rows, list(rows[0])))
   finetuned = [v for v in order if "finetuned" in variants[v]]
