@@ -25,6 +25,7 @@ from jfr.methods.interpretable.constants import (
   SCENARIOS,
 )
 from jfr.report import figures as figures_lib
+from jfr.report import intervals
 from jfr.report import tables
 
 RETRIEVAL_COLUMNS = ("eyes", "nose", "mouth", "random_filters", "all_filters")
@@ -88,7 +89,7 @@ def peak_locations_figure(peaks: Mapping[str, dict], size: int) -> Figure:
 
 
 def _parts(differences: Mapping[str, Any]) -> list[str]:
-  return [k for k, v in differences.items() if isinstance(v, Mapping)]
+  return [k for k, v in differences.items() if isinstance(v, Mapping) and not k.startswith("_")]
 
 
 def feature_difference_figure(differences: Mapping[str, dict]) -> Figure:
@@ -178,6 +179,16 @@ def _fmt(value: float | None, percent: bool = False) -> str:
   return tables.percent(value) if percent else f"{value:.2f}"
 
 
+def _ci(row: Mapping[str, Any], key: str, scale: float = 1.0, percent: bool = False) -> str:
+  """``_fmt(row[key] * scale)`` with ``[lo, hi]`` from ``row[key + '_ci95']`` when present."""
+  value = row.get(key)
+  ci = row.get(f"{key}_ci95")
+  if value is None or ci is None or None in ci:
+    return _fmt(None if value is None else value * scale, percent)
+  lo, hi = (_fmt(v * scale, percent) for v in ci)
+  return f"{_fmt(value * scale, percent)} [{lo}, {hi}]"
+
+
 def _peaks_rows(results: Mapping[str, dict], size: int) -> list[dict]:
   to96 = 96.0 / size
   rows = []
@@ -187,13 +198,13 @@ def _peaks_rows(results: Mapping[str, dict], size: int) -> list[dict]:
     rows.append(
       {
         "variant": name,
-        "pos": _fmt(p["pos"]["spreadness"]),
-        "neg": _fmt(p["neg"]["spreadness"]),
-        "mean": _fmt(p["spreadness"]),
-        "mean96": _fmt(p["spreadness"] * to96),
-        "std_pos": _fmt(p["pos"]["mean_std"]),
-        "std_neg": _fmt(p["neg"]["mean_std"]),
-        "std96": _fmt(mean_std * to96),
+        "pos": _ci(p["pos"], "spreadness"),
+        "neg": _ci(p["neg"], "spreadness"),
+        "mean": _ci(p, "spreadness"),
+        "mean96": _ci(p, "spreadness", to96),
+        "std_pos": _ci(p["pos"], "mean_std"),
+        "std_neg": _ci(p["neg"], "mean_std"),
+        "std96": _ci({"mean_std": mean_std, **p}, "mean_std", to96),
         "on_face": f"{100 * p['pos']['on_face']:.0f}% / {100 * p['neg']['on_face']:.0f}%",
       }
     )
@@ -207,8 +218,19 @@ def _recognition_value(report: Mapping[str, Any], metric: str) -> float | None:
   return report["identification"].get("cmc", {}).get(key)
 
 
+def _recognition_cell(report: Mapping[str, Any], metric: str) -> str:
+  """A figure (%) of a scenario, rank-k with its interval over identities when present."""
+  value = _recognition_value(report, metric)
+  kind, key = metric.split(":")
+  ci = report["identification"].get("cmc_ci95", {}).get(key) if kind == "rank" else None
+  return _ci({"v": value, "v_ci95": ci}, "v", percent=True)
+
+
 def markdown_report(
-  config: ml_collections.ConfigDict, results: Mapping[str, dict], timing: Mapping[str, dict]
+  config: ml_collections.ConfigDict,
+  results: Mapping[str, dict],
+  timing: Mapping[str, dict],
+  comparisons: Mapping[str, dict] | None = None,
 ) -> str:
   """The Markdown comparison: variant -> (eval name -> results) of
   :func:`jfr.methods.interpretable.evaluate.evaluate_variant`, and the phase timings."""
@@ -222,7 +244,8 @@ def markdown_report(
   ]
   if PEAK_SPREAD in first:
     lines += [
-      "## Spreadness of average peak locations (Fig. 5, Table 3)",
+      "## Spreadness of average peak locations (Fig. 5, Table 3) [95 % interval, bootstrap "
+      "over the faces' identities]",
       "",
       f"Pixels of the {size} px canonical face; '@96' scales to the paper's 96 px; "
       "'on face': share of the average locations inside the template landmarks' hull.",
@@ -254,9 +277,14 @@ def markdown_report(
       row = {"variant": name}
       for s in scenarios:
         for m, t in zip(metrics, titles):
-          row[f"{s} {t}"] = _fmt(_recognition_value(res[RECOGNITION][s], m), percent=True)
+          row[f"{s} {t}"] = _recognition_cell(res[RECOGNITION][s], m)
       rows.append(row)
-    lines += ["", "## Recognition (Tables 2, 4, 5 analogs; %)", ""]
+    lines += [
+      "",
+      "## Recognition (Tables 2, 4, 5 analogs; %; rank-k [95 % interval, bootstrap over "
+      "the probes' identities])",
+      "",
+    ]
     lines.append(tables.markdown_table(rows, ["variant", *columns]))
   if FEATURE_DIFFERENCE in first:
     parts = _parts(first[FEATURE_DIFFERENCE])
@@ -270,6 +298,9 @@ def markdown_report(
         row[f"{part} raw"] = f"{np.mean(d['raw']):.3g}"
         row[f"{part} norm"] = f"{np.mean(d['normalised']):.3f}"
         row[f"{part} top 10%"] = f"{100 * share:.0f}%"
+        if "top10_share_ci95" in d:
+          lo, hi = d["top10_share_ci95"]
+          row[f"{part} top 10%"] += f" [{100 * lo:.0f}%, {100 * hi:.0f}%]"
       rows.append(row)
     columns = [f"{p} {k}" for p in parts for k in ("raw", "norm", "top 10%")]
     lines += [
@@ -293,6 +324,13 @@ def markdown_report(
       f"## Partial-face retrieval, rank-1 % (Sec. 4.4; {count} filters per part)",
       "",
       tables.markdown_table(rows, ["variant", *RETRIEVAL_COLUMNS]),
+    ]
+  if comparisons:
+    lines += [
+      "",
+      "## The paper's comparisons: paired differences [95 % bootstrap interval over identities]",
+      "",
+      intervals.comparisons_table(comparisons),
     ]
   rows = [{"phase": k, "wall s": f"{v['wall_s']:.0f}"} for k, v in timing.items()]
   lines += ["", "## Time", "", tables.markdown_table(rows, ["phase", "wall s"])]

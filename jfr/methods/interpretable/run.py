@@ -25,6 +25,7 @@ from jfr.context import RunContext
 from jfr.data import resize
 from jfr.eval import faces as faces_lib
 from jfr.methods import registry
+from jfr.methods.interpretable import comparisons as comparisons_lib
 from jfr.methods.interpretable import evaluate
 from jfr.methods.interpretable import networks
 from jfr.methods.interpretable import report
@@ -91,7 +92,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, mode: str
       )
   with timer.phase("figures"):
     figures, figure_filters = comparison_figures(config, context, variables, results)
-  markdown = report.markdown_report(config, results, timer.phases)
+  compared = comparisons_lib.comparisons(results)
+  markdown = report.markdown_report(config, results, timer.phases, compared)
   results_lib.write_results(
     workdir,
     REPORT_NAME,
@@ -99,6 +101,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, mode: str
       "variants": list(config.run_variants),
       "figure_filters": figure_filters,
       "timing": timer.phases,
+      "comparisons": compared,
     },
     markdown=markdown,
     figures=figures,
