@@ -167,6 +167,8 @@ def add_intervals(rows: list[dict], names: list[str], seed: int = 0) -> None:
   """Sets ``row['mean_ci95'] = {metric: [lo, hi]}`` on every row (in place): the 95 %
   bootstrap interval of the mean over the protocol's splits, resampling splits."""
   for row in rows:
+    if len(row["per_split"]) < 2:
+      continue
     row["mean_ci95"] = {
       n: intervals.mean_interval(_split_values(row, [n]), seed=seed).as_list() for n in names
     }
@@ -189,6 +191,8 @@ def comparisons(rows: list[dict], names: list[str], seed: int = 0) -> dict:
   Rows with m = k are left out (masking all bins is the original by construction).
   """
   original = next(r for r in rows if r["method"] == "original")
+  if len(original["per_split"]) < 2:
+    return {}
   k = original["m"]
   by = {(r["method"], r["m"]): r for r in rows}
   metrics = claim_metrics(names)
