@@ -145,53 +145,82 @@ def load_runs(results_dir: Path) -> dict[str, Run]:
   return runs
 
 
-def all_comparisons(results_dir: Path) -> list[tuple[str, dict]]:
-  """``(name, entry)`` of every ``comparisons`` dict in any results JSON (first one of a
-  name wins; files in sorted path order), ordered by paper then name."""
-  found: dict[str, dict] = {}
+def all_comparisons(results_dir: Path) -> list[tuple[str, str, dict]]:
+  """``(method, name, entry)`` of every ``comparisons`` entry in any ``results/<method>/``
+  JSON (learning curves excluded; within a method the first file of a name wins, files in
+  sorted path order), ordered by paper, then method, then name."""
+  found: dict[tuple[str, str], dict] = {}
   for path in sorted(results_dir.rglob("eval/*.json")):
-    if "curves" in path.relative_to(results_dir).parts:
+    method = path.relative_to(results_dir).parts[0]
+    if method == "curves":
       continue
     comps = json.loads(path.read_text()).get("comparisons") or {}
     for name, entry in comps.items():
-      found.setdefault(name, entry)
+      found.setdefault((method, name), entry)
   order = list(PAPERS)
-  key = lambda kv: (order.index(kv[1].get("paper")) if kv[1].get("paper") in order else 99, kv[0])
-  return sorted(found.items(), key=key)
+
+  def key(item):
+    (method, name), e = item
+    return (order.index(e.get("paper")) if e.get("paper") in order else 99, method, name)
+
+  return [(m, n, e) for (m, n), e in sorted(found.items(), key=key)]
+
+
+def _figure(e: Mapping) -> str:
+  """``'metric: a 95.5 vs b 94.0; difference 1.5 [0.2, 2.9]'`` of a comparison entry."""
+  f = (lambda x: f"{x:.3f}") if abs(e.get("value_a") or 0) < 2 else (lambda x: f"{x:.1f}")
+  return (
+    f"{e['metric']}: {e['a']} {f(e['value_a'])} vs {e['b']} {f(e['value_b'])}; "
+    f"difference {fmt_interval(e['diff'], e.get('ci95'), f)}"
+  )
+
+
+def comparisons_rows(entries: list[tuple[str, str, dict]], with_paper: bool) -> list[list[str]]:
+  rows = []
+  for _, _, e in entries:
+    paper = [PAPERS.get(e.get("paper"), str(e.get("paper")))] if with_paper else []
+    rows.append(paper + [e["claim"], _figure(e), verdict(e.get("ci95"))])
+  return rows
 
 
 # ----------------------------------------------------------------------- sections
 
 
 def claims_section(results_dir: Path, runs: Mapping[str, Run]) -> str:
-  comps = all_comparisons(results_dir)
-  if not comps:
+  """The single Claims table: every headline comparison (an entry without
+  ``"headline": false``) of every committed run."""
+  entries = all_comparisons(results_dir)
+  headline = [x for x in entries if x[2].get("headline", True) is not False]
+  if not headline:
     return "No committed results file carries paired comparisons yet."
-  rows = []
-  for name, e in comps:
-    f = (lambda x: f"{x:.2f}") if abs(e.get("value_a") or 0) < 2 else (lambda x: f"{x:.1f}")
-    ours = (
-      f"{e['metric']}: {e['a']} {f(e['value_a'])} vs {e['b']} {f(e['value_b'])}; "
-      f"difference {fmt_interval(e['diff'], e.get('ci95'), f)}"
-    )
-    rows.append(
-      [PAPERS.get(e.get("paper"), str(e.get("paper"))), e["claim"], ours, verdict(e.get("ci95"))]
-    )
+  rows = comparisons_rows(headline, with_paper=True)
   counts = {
     v: sum(r[3] == v for r in rows) for v in ("reproduced", "not reproduced", "inconclusive")
   }
-  missing = [m for m in PAPERS if m not in runs]
   note = (
     f"{len(rows)} claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not "
-    f"reproduced, {counts['inconclusive']} inconclusive."
+    f"reproduced, {counts['inconclusive']} inconclusive"
   )
+  if len(entries) > len(headline):
+    note += f" ({len(entries) - len(headline)} further comparisons in the method sections)"
+  note += "."
+  missing = [m for m in PAPERS if m not in runs]
   if missing:
     note += " No committed run yet for: " + ", ".join(missing) + "."
-  return (
-    table(["paper", "claim", "our figure (difference [95 % interval])", "verdict"], rows)
-    + "\n\n"
-    + note
-  )
+  header = ["paper", "claim", "our figure (difference [95 % interval])", "verdict"]
+  return table(header, rows) + "\n\n" + note
+
+
+def method_comparisons(results_dir: Path, method: str) -> list[str]:
+  """All comparisons of ``results/<method>/`` as a table (``[]`` when there are none)."""
+  entries = [x for x in all_comparisons(results_dir) if x[0] == method]
+  if not entries:
+    return []
+  rows = comparisons_rows(entries, with_paper=False)
+  return [
+    "Every paired comparison of this run:",
+    table(["claim", "our figure (difference [95 % interval])", "verdict"], rows),
+  ]
 
 
 def _missing(name: str) -> str:
@@ -514,7 +543,10 @@ def sections(results_dir: Path, figures: bool = False) -> dict[str, str]:
     "curves": curves_section(results_dir, figures),
   }
   for name, make in makers.items():
-    out[name] = make(runs[name]) if name in runs else _missing(name)
+    if name in runs:
+      out[name] = "\n\n".join([make(runs[name])] + method_comparisons(results_dir, name))
+    else:
+      out[name] = _missing(name)
   return out
 
 

@@ -144,3 +144,15 @@ def test_learning_curve_points_from_comparisons_sorted_by_steps(tmp_path):
   ]
   assert verdicts == ["not reproduced", "inconclusive", "reproduced"]
   assert (tmp_path / "curves/k/curve.png").stat().st_size > 1000
+
+
+def test_detail_comparisons_stay_out_of_the_claims_table(tmp_path):
+  detail = dict(_comparison(1.0, 0.5, 1.5), claim="detail claim", headline=False)
+  path = tmp_path / "templates/eval/t.json"
+  path.parent.mkdir(parents=True)
+  comps = {"main": _comparison(-1.0, -2.0, -0.5), "detail": detail}
+  path.write_text(json.dumps({"comparisons": comps, "rows": []}))
+  got = readme_results.sections(tmp_path)
+  assert "detail claim" not in got["claims"] and "claim -1.0" in got["claims"]
+  assert "1 further comparisons" in got["claims"]
+  assert "detail claim" in got["templates"] and "claim -1.0" in got["templates"]
