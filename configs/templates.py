@@ -23,6 +23,13 @@ Fields beyond the recognition blocks (see :mod:`jfr.methods.templates`):
   signed after the final BatchNorm). ``descriptors.batch_size``: extraction batch.
   ``descriptors.npy_path`` / ``keys_path``: mode ``npy``'s descriptors ``[n, k]`` and the
   CSV (``FILENAME[,SUBJECT_ID]``) naming the image of each row.
+  ``descriptors.workdir``: take the network of that recognition run (e.g. an IResNet converted
+  by ``jfr.convert``; nothing is trained, faces are resized to its input size);
+  ``descriptors.layer``: the activations of that Flax module path (``''``: the last conv map;
+  an IResNet r18's ``layer4_1``, ``layer4_1/prelu``, ``bn2`` ...); ``descriptors.rectify``:
+  ``max(0, a)`` first (an IResNet's last conv map is signed: no activation follows its last
+  block). ``:pretrained112`` sets these for a 112 px converted IResNet
+  (``--config.descriptors.workdir=RUN``).
 * ``protocol``: synthetic IJB-A-like splits (``num_splits``, ``seed``,
   ``out_of_gallery_fraction``, ``probe_templates_per_subject``,
   ``verify_templates_per_subject``, ``verify_subjects``, ``frames_per_video``; see
@@ -39,7 +46,7 @@ import ml_collections
 
 from jfr.train import config_blocks as blocks
 
-VARIANTS = ("default", "paper", "tiny")
+VARIANTS = ("default", "paper", "tiny", "pretrained112")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -64,7 +71,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   )
   config.augment = blocks.augment()
   config.descriptors = ml_collections.ConfigDict(
-    dict(kind="conv_flat", batch_size=256, npy_path="", keys_path="")
+    dict(
+      kind="conv_flat",
+      batch_size=256,
+      npy_path="",
+      keys_path="",
+      # A recognition run whose network gives the descriptors instead of training one here
+      # (a jfr.convert run, a baseline run or a FAN run's extractor).
+      workdir=ml_collections.FieldReference(None, field_type=str),
+      layer="",  # Flax module path of the activations ('' = the last conv map)
+      rectify=False,  # max(0, a) before the reduction (IResNet maps are signed)
+    )
   )
   config.protocol = ml_collections.ConfigDict(
     dict(
@@ -131,4 +148,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.protocol.verify_subjects = None
     config.protocol.frames_per_video = None
     config.experiment.block_size = 4096
+  elif variant == "pretrained112":
+    # A converted 112 px IResNet (--config.descriptors.workdir=RUN, required): the
+    # descriptors are its last conv map (the last block's output, 7x7x512 for released
+    # models) averaged over positions after max(0, .) (k = 512), the closest reading of
+    # the paper's post-ReLU fc7; see README "Use a pretrained recognizer".
+    config.dataset.name = "synthetic_faces/default"
+    config.num_train_steps = 0
+    config.descriptors.kind = "conv_gap"
+    config.descriptors.rectify = True
+    config.protocol.verify_subjects = None
+    config.protocol.frames_per_video = None
+    config.experiment.masked_ms = (50, 150, 250, 500)
+    config.experiment.binary_ms = (150, 250, 500)
   return config

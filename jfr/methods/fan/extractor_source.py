@@ -75,8 +75,12 @@ def _source(run: Path, checkpoints: Path, config, kind: str) -> ExtractorSource:
   )
 
 
-def locate(path: str | os.PathLike, _depth: int = 0) -> ExtractorSource:
-  """The :class:`ExtractorSource` of the run in ``path`` (module docstring).
+def locate(
+  path: str | os.PathLike, field: str = "config.extractor.workdir", _depth: int = 0
+) -> ExtractorSource:
+  """The :class:`ExtractorSource` of the run in ``path`` (module docstring); ``field`` names
+  the config field that gave ``path`` in error messages (the templates' descriptor network
+  is located the same way, from ``config.descriptors.workdir``).
 
   Raises:
     ValueError: ``path`` is not a directory, records no jfr run, records a method other than
@@ -84,16 +88,16 @@ def locate(path: str | os.PathLike, _depth: int = 0) -> ExtractorSource:
   """
   run = Path(path)
   if _depth > 8:
-    raise ValueError(f"config.extractor.workdir: FAN runs name each other in a loop at {path}")
+    raise ValueError(f"{field}: FAN runs name each other in a loop at {path}")
   if not run.is_dir():
-    raise ValueError(f"config.extractor.workdir: {os.fspath(path)!r} is not a directory")
+    raise ValueError(f"{field}: {os.fspath(path)!r} is not a directory")
   record = run / workdir_lib.CONFIG_FILE
   if not record.exists():
     parent = run.parent / workdir_lib.CONFIG_FILE
     if run.name == "extractor" and parent.exists():
-      return locate(run.parent, _depth + 1)
+      return locate(run.parent, field, _depth + 1)
     raise ValueError(
-      f"config.extractor.workdir: {os.fspath(path)!r} records no jfr run (no config.json; "
+      f"{field}: {os.fspath(path)!r} records no jfr run (no config.json; "
       "give a recognition run, a jfr.convert run, or a FAN run)"
     )
   config = workdir_lib.load_run_config_dict(run)
@@ -103,10 +107,10 @@ def locate(path: str | os.PathLike, _depth: int = 0) -> ExtractorSource:
   if method == "fan":
     upstream = config.extractor.get("workdir")
     if upstream:
-      return locate(upstream, _depth + 1)
+      return locate(upstream, field, _depth + 1)
     return _source(run, run / "extractor", settings.extractor_config(config), "fan")
   raise ValueError(
-    f"config.extractor.workdir: {os.fspath(path)!r} is a {method!r} run; expected a "
+    f"{field}: {os.fspath(path)!r} is a {method!r} run; expected a "
     "recognition run (configs/baseline.py or jfr.convert) or a FAN run"
   )
 
@@ -155,8 +159,10 @@ def restore(
   return source, variables, info
 
 
-def record(workdir: str | os.PathLike, source: ExtractorSource, info: dict) -> Path:
-  """Writes ``<workdir>/extractor_source.json``: the source's run, checkpoint directory,
+def record(
+  workdir: str | os.PathLike, source: ExtractorSource, info: dict, filename: str = SOURCE_FILE
+) -> Path:
+  """Writes ``<workdir>/<filename>`` (default ``extractor_source.json``): the source's run, checkpoint directory,
   kind, input size, model and head blocks, checkpoint info and (converted runs) the
   ``converted.json`` provenance."""
   payload: dict[str, Any] = {
@@ -171,7 +177,7 @@ def record(workdir: str | os.PathLike, source: ExtractorSource, info: dict) -> P
   converted = Path(source.run) / "converted.json"
   if converted.exists():
     payload["converted"] = json.loads(converted.read_text())
-  path = Path(workdir) / SOURCE_FILE
+  path = Path(workdir) / filename
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
   return path

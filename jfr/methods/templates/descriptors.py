@@ -8,6 +8,15 @@ output of a ReLU): ``'conv_flat'`` flattens it (k = h w c; the input of the embe
 layer under ``'flatten_fc'`` pooling) and ``'conv_gap'`` averages it over positions
 (k = c). ``'embedding'`` is the trained embedding itself (signed after the final
 BatchNorm; "most active" then means largest signed value).
+
+``descriptors.layer`` names another layer (a Flax module path, ``/``-separated, e.g.
+``layer4_1`` or ``layer4_1/prelu`` of an IResNet r18, ``bn2``, ``fc``); its output
+(captured with ``capture_intermediates``) is reduced by ``'conv_flat'`` / ``'conv_gap'``.
+``descriptors.rectify`` takes ``max(0, a)`` of the activations before the reduction. With an
+IResNet (a converted arcface_torch / insightface model, ``descriptors.workdir``) the last
+conv map (``layer=''``) is the last block's output ``bn3(conv2(...)) + shortcut``, which no
+activation follows: signed, unlike the post-ReLU activations the paper's masking presumes;
+``rectify=True`` makes it non-negative.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -33,8 +43,37 @@ _CONV_REDUCTIONS = {
 }
 
 
-def _conv_descriptors(module, reduce, variables, images):
-  return reduce(module.apply(variables, images, train=False, return_feature_map=True)[1])
+def layer_output(module, layer: str, variables: dict, images):
+  """The activations ``[B, h, w, c]`` (or ``[B, k]``) of submodule ``layer`` (``/``-separated
+  module path; ``''``: the backbone's last conv map, ``return_feature_map=True``)."""
+  if not layer:
+    return module.apply(variables, images, train=False, return_feature_map=True)[1]
+  _, state = module.apply(
+    variables, images, train=False, capture_intermediates=True, mutable=["intermediates"]
+  )
+  node = state["intermediates"]
+  for name in layer.split("/"):
+    if name not in node:
+      known = sorted(k for k in node if k != "__call__")
+      raise ValueError(f"config.descriptors.layer={layer!r}: no module {name!r}; known: {known}")
+    node = node[name]
+  return node["__call__"][0]
+
+
+def _conv_descriptors(module, reduce, layer, rectify, variables, images):
+  activations = layer_output(module, layer, variables, images)
+  if rectify:
+    activations = jnp.maximum(activations, 0.0)
+  if activations.ndim != 4 and reduce is _CONV_REDUCTIONS["conv_gap"]:
+    raise ValueError(
+      f"config.descriptors.layer={layer!r}: 'conv_gap' needs a conv map [B, h, w, c], got "
+      f"shape {activations.shape}"
+    )
+  return reduce(activations)
+
+
+def _rectified(apply, variables, images):
+  return jnp.maximum(apply(variables, images), 0.0)
 
 
 def descriptor_function(
@@ -46,25 +85,37 @@ def descriptor_function(
   if kind not in DESCRIPTOR_KINDS:
     raise ValueError(f"config.descriptors.kind={kind!r}; known: {DESCRIPTOR_KINDS}")
   backbone = recognition.inference_backbone(config)
+  layer = config.descriptors.get("layer", "")  # absent in older recorded configs
+  rectify = bool(config.descriptors.get("rectify", False))
   if kind == "embedding":
+    if layer:
+      raise ValueError(
+        f"config.descriptors.layer={layer!r}: set kind 'conv_flat' or 'conv_gap' with a layer"
+      )
     apply = functools.partial(backbone.apply, train=False)
+    if rectify:
+      apply = functools.partial(_rectified, apply)
   else:
-    apply = functools.partial(_conv_descriptors, backbone, _CONV_REDUCTIONS[kind])
+    apply = functools.partial(_conv_descriptors, backbone, _CONV_REDUCTIONS[kind], layer, rectify)
   return embedding.model_embedder(
     apply, variables, input_size=input_size, batch_size=config.descriptors.batch_size
   )
 
 
 def synthetic_descriptors(
-  config: ml_collections.ConfigDict, context: RunContext, variables: dict
+  config: ml_collections.ConfigDict,
+  context: RunContext,
+  variables: dict,
+  input_size: int | None = None,
 ) -> dict[str, np.ndarray]:
-  """Descriptors of the test identities' stills and video frames.
+  """Descriptors of the test identities' stills and video frames (resized to ``input_size``,
+  the network's input side, when it is not the data's; default: the data's).
 
   Returns ``descriptors`` ``[N, k]`` float32 and ``label``, ``video_id`` (-1 for
   stills), ``frame_index`` ``[N]``: the stills of ``dataset.test_split`` followed by the
   frames of ``dataset.video_split``.
   """
-  describe = descriptor_function(config, variables, context.image_size)
+  describe = descriptor_function(config, variables, input_size or context.image_size)
   features = ("image", "label", "video_id", "frame_index")
   parts = [
     still_images.extract_split(

@@ -14,6 +14,9 @@ The method itself is :mod:`jfr.templates`; the protocol :mod:`jfr.eval.ijb`. Mod
 * ``all``: trains the descriptor network (:func:`jfr.methods.recognition.trainer.train` in
   ``<workdir>/backbone``; resumes from its checkpoints, does nothing when finished),
   then ``eval``;
+* with ``descriptors.workdir`` set (a ``jfr.convert`` or trained recognition run), nothing
+  is trained: the descriptors come from that run's network (``descriptors.layer``,
+  ``descriptors.rectify``; see :mod:`jfr.methods.templates.descriptors`);
 * ``eval``: restores that network, extracts the descriptors of the test identities'
   stills (``dataset.test_split``) and video frames (``dataset.video_split``), builds
   IJB-A-like splits (:func:`jfr.eval.ijb_splits.synthetic_splits`) and runs both tables;
@@ -57,6 +60,7 @@ MODES = ("all", "eval", "npy")
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring); returns the results it wrote."""
   registry.check_mode(mode, MODES)
+  config = trainer.effective_config(config)  # descriptors.workdir's model, if set
   if mode == "npy":
     descriptors, splits = descriptors_lib.npy_inputs(config)
     source = f"{os.path.basename(config.descriptors.npy_path)} on IJB-A"
@@ -69,10 +73,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
       trainer.train(config, workdir, context)
   variables, info = trainer.restore(config, workdir, context)
   with timer.phase("descriptors"):
-    data = descriptors_lib.synthetic_descriptors(config, context, variables)
+    size = trainer.input_size(config, context.image_size)
+    data = descriptors_lib.synthetic_descriptors(config, context, variables, size)
     splits = descriptors_lib.synthetic_protocol(config, data)
   logging.info("%d descriptors (k = %d)", *data["descriptors"].shape)
   source = f"{config.dataset.name} {config.descriptors.kind}"
+  if trainer.pretrained(config):
+    layer = config.descriptors.layer or "last conv map"
+    rectified = ", rectified" if config.descriptors.rectify else ""
+    source += f" of {trainer.pretrained(config)} ({layer}{rectified})"
   return evaluate.run_experiment(
     config, workdir, data["descriptors"], splits, source, checkpoint=info
   )
@@ -93,13 +102,18 @@ def eval_model(
   from jfr.methods.recognition import trainer as recognition_trainer
 
   facts = workdir_lib.read_data_facts(workdir)
-  size = facts["image_size"]
+  config = trainer.effective_config(config)
+  if trainer.pretrained(config):  # the network of descriptors.workdir
+    from jfr.methods.fan import extractor_source
+
+    source = extractor_source.locate(trainer.pretrained(config), trainer.FIELD)
+    size, num_classes = source.image_size, source.num_classes
+    ckpt_config, ckpt_dir = source.config, source.checkpoints
+  else:
+    size, num_classes = facts["image_size"], facts["num_classes"]
+    ckpt_config, ckpt_dir = trainer.backbone_config(config), trainer.backbone_workdir(workdir)
   variables, info = recognition_trainer.restore(
-    trainer.backbone_config(config),
-    trainer.backbone_workdir(workdir),
-    facts["num_classes"],
-    size,
-    allow_older=allow_older,
+    ckpt_config, ckpt_dir, num_classes, size, allow_older=allow_older
   )
   model = embedding.EvalModel(
     input_size=size,
