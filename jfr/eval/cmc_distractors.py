@@ -10,7 +10,8 @@ all their stills plus every ``video_frame_stride``-th frame of their clips in
 features against the gallery plus ``distractor_counts`` distractors (-1 = all; nested
 seeded subsets, :func:`jfr.eval.protocols.cmc_with_distractors`); results: the CMC up to
 ``max_rank`` and rank-1 for each count, rank-1 with its 95 % interval
-(``rank1_by_distractors_ci95``: bootstrap over the probes' identities, seed 0; in memory
+(``rank1_by_distractors_ci95``, and ``cmc_by_distractors_ci95`` for every rank: bootstrap
+over the probes' identities, seed 0; in memory
 ``_rank1_hits`` count -> ``[P]`` 0/1 and ``_probe_labels`` ``[P]`` for paired comparisons
 of models scored on the same protocol).
 
@@ -123,9 +124,13 @@ def identification(
   curves = result["cmc_by_distractors"]
   probe_labels = labels[protocol.probe]
   hits = {k: (r == 1).astype(np.float64) for k, r in result["_probe_ranks"].items()}
-  ci = {}
+  ci, cmc_ci = {}, {}
   if np.unique(probe_labels).size >= 2:
     ci = {k: intervals.mean_interval(h, probe_labels).as_list() for k, h in hits.items()}
+    cmc_ci = {
+      k: [intervals.mean_interval(r <= rank, probe_labels).as_list() for rank in ranks]
+      for k, r in result["_probe_ranks"].items()
+    }
   return {
     "num_probes": int(len(protocol.probe)),
     "num_gallery": int(len(protocol.gallery)),
@@ -134,6 +139,7 @@ def identification(
     "rank1_by_distractors": {k: v[0] for k, v in curves.items()},
     "rank1_by_distractors_ci95": ci,
     "cmc_by_distractors": curves,
+    "cmc_by_distractors_ci95": cmc_ci,
     "_rank1_hits": hits,
     "_probe_labels": probe_labels,
   }

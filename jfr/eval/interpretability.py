@@ -304,3 +304,18 @@ def retrieval_rank1(
   similarity = unit @ unit.T
   np.fill_diagonal(similarity, -np.inf)
   return float(np.mean(labels[np.argmax(similarity, axis=1)] == labels))
+
+
+def retrieval_hits(
+  features: np.ndarray, labels: np.ndarray, filters: np.ndarray | None = None
+) -> np.ndarray:
+  """``[N]`` bool: whether each query of :func:`retrieval_rank1` is correct (same rule;
+  its mean is the rank-1), the units a bootstrap over subjects resamples."""
+  features = np.asarray(features, np.float64)
+  labels = np.asarray(labels)
+  if filters is not None:
+    features = features[:, np.asarray(filters)]
+  unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+  similarity = unit @ unit.T
+  np.fill_diagonal(similarity, -np.inf)
+  return labels[np.argmax(similarity, axis=1)] == labels

@@ -23,6 +23,7 @@ from jfr.eval import embedding
 from jfr.eval import interpretability as interp
 from jfr.eval import peak_spread
 from jfr.eval import still_images
+from jfr.report import intervals
 
 NEEDS = ("embed", "response_peaks")
 SETTINGS = ("split", "batch_size", "images", "identities", "filter_fraction", "random_draws")
@@ -66,22 +67,33 @@ def retrieval_metrics(
 
   Returns:
     ``all_filters``, ``random_filters``, each part's rank-1 and ``part_filters``
-    (part -> the chosen filter indices).
+    (part -> the chosen filter indices); each rank-1 with its 95 % interval (``<key>_ci95``,
+    per-query hits resampled by subject, seed 0; the random subsets' hits averaged per
+    query first).
   """
   template = augment.default_template_landmarks(size)
   boxes = interp.part_boxes(template)
   out: dict[str, Any] = {"all_filters": interp.retrieval_rank1(features, labels)}
   rng = np.random.default_rng(seed)
-  random_scores = [
-    interp.retrieval_rank1(features, labels, rng.choice(features.shape[1], count, replace=False))
-    for _ in range(random_draws)
+  random_subsets = [
+    rng.choice(features.shape[1], count, replace=False) for _ in range(random_draws)
   ]
+  random_scores = [interp.retrieval_rank1(features, labels, f) for f in random_subsets]
   out["random_filters"] = float(np.mean(random_scores))
   out["part_filters"] = {}
   for part in PARTS:
     chosen = interp.select_part_filters(centres, boxes[part], count)
     out[part] = interp.retrieval_rank1(features, labels, chosen)
     out["part_filters"][part] = chosen.tolist()
+  if np.unique(labels).size >= 2:
+    hits = {"all_filters": interp.retrieval_hits(features, labels)}
+    hits["random_filters"] = np.mean(
+      [interp.retrieval_hits(features, labels, np.asarray(f)) for f in random_subsets], axis=0
+    )
+    for part in PARTS:
+      hits[part] = interp.retrieval_hits(features, labels, out["part_filters"][part])
+    for key, h in hits.items():
+      out[f"{key}_ci95"] = intervals.mean_interval(h, labels).as_list()
   return out
 
 

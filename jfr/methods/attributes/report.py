@@ -53,7 +53,10 @@ def _identification_rows(variants: Mapping[str, Any], order: Sequence[str]) -> l
         {f"{c} distr.": percent_ci(r, ci.get(c)) for c, r in ident["rank1_by_distractors"].items()}
       )
       last = max(ident["cmc_by_distractors"], key=int)
-      row[f"rank-{ident['ranks'][-1]} ({last})"] = percent(ident["cmc_by_distractors"][last][-1])
+      cmc_ci = ident.get("cmc_by_distractors_ci95", {}).get(last)
+      row[f"rank-{ident['ranks'][-1]} ({last})"] = percent_ci(
+        ident["cmc_by_distractors"][last][-1], None if cmc_ci is None else cmc_ci[-1]
+      )
       rows.append(row)
   return rows
 

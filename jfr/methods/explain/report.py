@@ -100,7 +100,7 @@ def pointing_table(results: Mapping[str, Any]) -> str:
         "method": METHOD_NAMES.get(name, name),
         **{p: intervals.cell(r["parts"][p], "share_mean") for p in parts},
         "mean share": intervals.cell(r, "share_mean"),
-        "peak hit rate": r["hit_rate"],
+        "peak hit rate": intervals.cell(r, "hit_rate"),
       }
     )
   return markdown_table(rows, ["method", *parts, "mean share", "peak hit rate"])

@@ -316,12 +316,16 @@ def markdown_report(
   if PARTIAL_RETRIEVAL in first:
     count = first[PARTIAL_RETRIEVAL]["filters_per_part"]
     rows = [
-      {"variant": name, **{k: _fmt(res[PARTIAL_RETRIEVAL][k], True) for k in RETRIEVAL_COLUMNS}}
+      {
+        "variant": name,
+        **{k: _ci(res[PARTIAL_RETRIEVAL], k, percent=True) for k in RETRIEVAL_COLUMNS},
+      }
       for name, res in results.items()
     ]
     lines += [
       "",
-      f"## Partial-face retrieval, rank-1 % (Sec. 4.4; {count} filters per part)",
+      f"## Partial-face retrieval, rank-1 % (Sec. 4.4; {count} filters per part; "
+      "[95 % interval, bootstrap over subjects])",
       "",
       tables.markdown_table(rows, ["variant", *RETRIEVAL_COLUMNS]),
     ]
