@@ -193,3 +193,28 @@ def test_registered_and_needs_model_range_embedder():
   model = embedding.EvalModel(input_size=S, embed=lambda x: x)
   with pytest.raises(ValueError, match="embed_model_range"):
     registry.evaluate("fan_quality", model, None, _settings(), seed=0)
+
+
+@pytest.mark.slow
+def test_tiny_fan_run_writes_the_quality_table_and_figure(fan_run):
+  """configs/fan.py:tiny wires fan_quality: every variant and baseline, intervals,
+  comparisons against the pixel mean, Markdown (also in eval/fan.md) and the figure."""
+  import json
+
+  workdir = fan_run.workdir
+  results = json.loads((workdir / "eval" / "fan_quality.json").read_text())
+  variants = list(fan_run.config.variants)
+  assert list(results["methods"]) == [*fq.BASELINES, *variants]
+  for row in results["methods"].values():
+    for m in fq.METRICS:
+      lo, hi = row[f"{m}_ci95"]
+      assert lo <= row[m] <= hi
+  assert results["methods"]["sharpest_frame"]["sharpness"] == pytest.approx(1.0)
+  assert len(results["comparisons"]) == len(variants) * len(fq.METRICS)
+  assert all(
+    e["paper"] == "fan" and e["b"] == "pixel_mean" for e in results["comparisons"].values()
+  )
+  assert results["set_size"] == fan_run.config.aggregator.set_size
+  assert "| pixel_mean |" in (workdir / "eval" / "fan_quality.md").read_text()
+  assert "Aggregated-face quality" in (workdir / "eval" / "fan.md").read_text()
+  assert (workdir / "figures" / "fan_quality_faces.png").exists()
