@@ -371,6 +371,24 @@ def interpretable_section(run: Run) -> str:
     rows,
   )  # fmt: skip
   parts = [f"{run.header()}. Test identities:", main]
+  diff_rows = []
+  for v in top.get("variants", []):
+    fd = run.json(f"{v}/eval/feature_difference.json")
+    names = [k for k, x in fd.items() if isinstance(x, Mapping) and "normalised" in x]
+    if names:
+      means = [sum(fd[k]["normalised"]) / len(fd[k]["normalised"]) for k in names]
+      diff_rows.append((v, names, means))
+  if diff_rows:
+    parts += [
+      (
+        "Occlusion sensitivity: mean |f(I) − f(Î)| of the normalised features (√K f / ‖f‖) when "
+        "one part is occluded:"
+      ),
+      table(
+        ["variant"] + diff_rows[0][1],
+        [[v] + [f"{m:.3f}" for m in means] for v, _, means in diff_rows],
+      ),
+    ]
   if retr:
     parts += [
       "Partial-face retrieval by part filters (rank-1 %):",
