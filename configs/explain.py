@@ -14,6 +14,9 @@ Fields beyond the shared blocks (see :mod:`jfr.methods.explain`):
 * ``decoder.widths``: channels of the first three of the four transposed convolutions.
 * ``optimizer`` (backbone + ArcFace head) and ``decoder_optimizer`` (the decoder): the
   paper's two optimizers, SGD and Adam.
+* ``backbone_init``: a recognition run (e.g. an IResNet from ``jfr.convert``) whose conv
+  trunk initialises ours (its output layer is dropped; the result is a new, fine-tuned model:
+  see :mod:`jfr.methods.explain.trainer`).
 * ``baseline.pooling``: embedding layer of the plain ArcFace model trained in the same run
   (Table I analog); its embedding dimension is set to the channel count ``c`` of ours.
 * ``explain``: Algorithm 1's threshold and batching, the verification batch and the
@@ -77,6 +80,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.rec_weight = 1.0
   config.decoder_backprop_to_backbone = True
   config.baseline = ml_collections.ConfigDict(dict(pooling="flatten_fc"))
+  # A recognition run (e.g. jfr.convert's IResNet) whose conv trunk starts ours: its model
+  # with pooling='gmp' replaces config.model; head and decoder start fresh, Eq. 2 trains all.
+  config.backbone_init = ml_collections.FieldReference(None, field_type=str)
   config.augment = blocks.augment()
   config.explain = ml_collections.ConfigDict(
     dict(

@@ -32,6 +32,7 @@ __all__ = ["MODES", "run"]
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict:
   """Runs ``mode`` (see the module docstring); returns the results it wrote."""
   registry.check_mode(mode, MODES)
+  config = trainer.effective_config(config)  # backbone_init's model with GMP, if set
   trainer.check_model_config(config)
   workdir = Path(workdir)
   context = RunContext.from_config(config)
@@ -69,6 +70,6 @@ def eval_model(
   the run's ``data_facts.json``. ``batch_size`` is not used (``config.evals`` sets it)."""
   del batch_size
   context = registry.recorded_shape(workdir)
-  config = registry.allowing_older(config, allow_older)
+  config = trainer.effective_config(registry.allowing_older(config, allow_older))
   variables, info = trainer.restore(config, workdir, context)
   return evaluate.eval_model(config, variables, context.image_size), info

@@ -23,6 +23,14 @@ Readings of the paper:
   with ``config.baseline.pooling`` ('flatten_fc' = ArcFace's BN-Dropout-FC-BN output layer,
   the layer the paper removes) and an embedding of the same size ``c``, with the same data,
   steps and recognition optimizer, in ``<workdir>/baseline`` (:func:`baseline_config`).
+* ``config.backbone_init`` (default None) names a recognition run (e.g. an IResNet converted
+  by ``jfr.convert``) whose conv trunk starts ours (:func:`effective_config`,
+  :func:`init_backbone_from_run`): its model with ``pooling='gmp'`` replaces
+  ``config.model``, its trunk variables are copied (its output layer, BN -> FC -> BN, has no
+  counterpart under GMP and is dropped), the ArcFace head and the decoder start fresh and
+  Eq. 2 trains all of them. The result is a new model initialised from the converted one,
+  not an explanation of the converted recognizer itself: ``F = GMP(C)`` is not the feature
+  it was trained to compare (its FC mixes positions and channels).
 """
 
 from __future__ import annotations
@@ -110,6 +118,61 @@ def feature_shape(config: ml_collections.ConfigDict, size: int) -> tuple[int, in
     images,
   )
   return tuple(fmap.shape[1:])
+
+
+def effective_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``config``, or (``backbone_init`` set) a copy whose ``model`` is that run's with
+  ``pooling='gmp'``."""
+  if not config.get("backbone_init"):
+    return config
+  from jfr.methods.fan import extractor_source
+
+  source = extractor_source.locate(config.backbone_init, "config.backbone_init")
+  derived = config.copy_and_resolve_references()
+  with derived.unlocked():
+    derived.model = ml_collections.ConfigDict(source.config.model.to_dict())
+    derived.model.pooling = "gmp"
+  return derived.lock()
+
+
+def init_backbone_from_run(
+  config: ml_collections.ConfigDict, state: state_lib.TrainState, size: int
+) -> state_lib.TrainState:
+  """``state`` with its backbone's variables copied from ``config.backbone_init``'s newest
+  checkpoint: every variable of ours (the GMP trunk) must exist there with the same shape;
+  the source's extra ones (its output layer) are dropped. ValueError names a mismatch and an
+  input side other than ``size``."""
+  from jfr.methods.fan import extractor_source
+
+  source = extractor_source.locate(config.backbone_init, "config.backbone_init")
+  if source.image_size != size:
+    raise ValueError(
+      f"config.backbone_init: {source.run} takes {source.image_size} px images, but "
+      f"config.dataset has {size} px images"
+    )
+  variables, _ = recognition.restore(
+    source.config,
+    source.checkpoints,
+    source.num_classes,
+    source.image_size,
+    allow_older=bool(config.allow_older_checkpoint),
+  )
+  ours = {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
+  flat_source = dict(jax.tree_util.tree_flatten_with_path(variables)[0])
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(ours)
+  copied = []
+  for path, leaf in leaves:
+    if path not in flat_source or flat_source[path].shape != leaf.shape:
+      raise ValueError(
+        f"config.backbone_init: {jax.tree_util.keystr(path)} {leaf.shape} has no counterpart "
+        f"of that shape in {source.checkpoints}"
+      )
+    copied.append(jnp.asarray(flat_source[path], leaf.dtype))
+  new = jax.tree_util.tree_unflatten(treedef, copied)
+  return state.replace(
+    params={**state.params, "backbone": new["params"]},
+    batch_stats={**state.batch_stats, "backbone": new["batch_stats"]},
+  )
 
 
 def create_state(
@@ -218,8 +281,11 @@ def model_variables(state: state_lib.TrainState) -> dict:
 def train(
   config: ml_collections.ConfigDict, workdir: str | os.PathLike, context: RunContext
 ) -> dict:
-  """Trains (or resumes) ours jointly on Eq. 2; returns :func:`model_variables`."""
+  """Trains (or resumes) ours jointly on Eq. 2; returns :func:`model_variables`. A fresh
+  run with ``backbone_init`` starts from that run's trunk (:func:`init_backbone_from_run`)."""
   state = create_state(config, context.num_classes, context.image_size)
+  if config.get("backbone_init"):
+    state = init_backbone_from_run(config, state, context.image_size)
   logging.info(
     "backbone parameters: %d, decoder parameters: %d",
     state_lib.num_params(state.params["backbone"]),
