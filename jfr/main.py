@@ -38,6 +38,17 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+  "initialization_timeout",
+  300,
+  "--distributed: seconds to wait for every process to join before failing.",
+)
+_HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
+  "heartbeat_timeout",
+  100,
+  "--distributed: seconds without a heartbeat after which a process counts as dead; the "
+  "coordination service then stops the other processes (a killed peer never hangs the job).",
+)
 _ALLOW_OLDER = flags.DEFINE_bool(
   "allow_older_checkpoint",
   False,
@@ -59,10 +70,16 @@ def main(argv):
   if _DISTRIBUTED.value:
     import jax
 
+    if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+      # Cross-process collectives of the CPU backend (read only by it): gloo over TCP. It is
+      # JAX 0.10's default, set here so that CPU jobs never run without collectives.
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,
+      initialization_timeout=_INIT_TIMEOUT.value,
+      heartbeat_timeout_seconds=_HEARTBEAT_TIMEOUT.value,
     )
     logging.info(
       "process %d of %d, %d local / %d global devices",

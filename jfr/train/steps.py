@@ -33,10 +33,11 @@ example ids carried in the batch) or absent give the same result in every mode.
 :func:`compile_step` bundles a compiled step with the functions that move the state
 and batches onto the devices and back (:class:`CompiledStep`); the generic loop
 (:mod:`jfr.train.loop`) uses only that. It uses the devices of this process. With
-several processes (``jax.distributed``) only 'pmap' is accepted: each process runs
-the pmap over its local devices on its own share of the global batch and
-``pmean`` averages over all devices of all processes (untested here: the test
-machine has one process); 'jit' and 'none' would train each process on its own.
+several processes (``jax.distributed``) only 'pmap' is accepted: the pmap spans the
+devices of all processes, each process feeds its local devices its own share of the
+global batch and ``pmean`` averages over all devices of all processes
+(``tests/test_multihost.py``: two processes train as one); 'jit' and 'none' would
+train each process on its own.
 """
 
 from __future__ import annotations
@@ -257,10 +258,14 @@ def compile_step(
       fetch=_host_copy,
     )
   if parallelism == "pmap":
+    # Several processes: the pmap must span every process's devices (devices=None), each
+    # process feeding its local ones; pmap(devices=local ones) would confine pmean and the
+    # BatchNorm statistics to one process, i.e. train one model per process.
+    pmap_devices = None if jax.process_count() > 1 else devices
     return CompiledStep(
       parallelism,
       devices,
-      pmap_step(train_step, donate=donate, devices=devices),
+      pmap_step(train_step, donate=donate, devices=pmap_devices),
       put_state=lambda state: replicate(state, devices),
       put_batch=lambda batch: shard_batch(batch, len(devices)),
       fetch=unreplicate,
