@@ -131,7 +131,7 @@ class Run:
   def header(self) -> str:
     """The command, the commit the run's code was at (``commit.txt``) and the folder."""
     path = self.root / "commit.txt"
-    commit = path.read_text().strip()[:8] if path.exists() else "unrecorded"
+    commit = path.read_text().strip() if path.exists() else "unrecorded"
     rel = self.root.relative_to(self.root.parents[1])
     return f"`{self.command()}` (code at commit {commit}; results in `{rel}/`)"
 
@@ -161,7 +161,8 @@ def all_comparisons(results_dir: Path) -> list[tuple[str, str, dict]]:
 
   def key(item):
     (method, name), e = item
-    return (order.index(e.get("paper")) if e.get("paper") in order else 99, method, name)
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+    return (order.index(e.get("paper")) if e.get("paper") in order else 99, method, natural)
 
   return [(m, n, e) for (m, n), e in sorted(found.items(), key=key)]
 
@@ -186,11 +187,30 @@ def comparisons_rows(entries: list[tuple[str, str, dict]], with_paper: bool) -> 
 # ----------------------------------------------------------------------- sections
 
 
+def headline_comparisons(entries: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+  """The entries the Claims table shows. A method whose entries carry ``"headline"`` flags
+  shows those without ``"headline": false``; otherwise, where one claim (same method and claim
+  text) is compared on several metrics, only its summary metric (a metric naming a ``mean``)
+  is shown, and the per-metric entries stay in the method's own section."""
+  out = []
+  for method in dict.fromkeys(m for m, _, _ in entries):
+    mine = [x for x in entries if x[0] == method]
+    if any("headline" in e for _, _, e in mine):
+      out += [x for x in mine if x[2].get("headline", True) is not False]
+      continue
+    for x in mine:
+      same = [y for y in mine if y[2]["claim"] == x[2]["claim"]]
+      summary = [y for y in same if "mean" in str(y[2].get("metric", ""))]
+      if len(same) == 1 or not summary or x in summary[:1]:
+        out.append(x)
+  return out
+
+
 def claims_section(results_dir: Path, runs: Mapping[str, Run]) -> str:
   """The single Claims table: every headline comparison (an entry without
   ``"headline": false``) of every committed run."""
   entries = all_comparisons(results_dir)
-  headline = [x for x in entries if x[2].get("headline", True) is not False]
+  headline = headline_comparisons(entries)
   if not headline:
     return "No committed results file carries paired comparisons yet."
   rows = comparisons_rows(headline, with_paper=True)
@@ -246,6 +266,7 @@ def templates_section(run: Run) -> str:
     f"- {e['claim']}: difference {e['difference']:+.3f}, the claimed sign in "
     f"{e['splits_with_claimed_sign']}/{e['splits']} splits"
     for e in r.get("effects", [])
+    if not r.get("comparisons")  # the paired comparisons below supersede the sign counts
   ]
   return "\n\n".join(
     [head, table(["descriptors"] + metrics, rows)] + (["\n".join(effects)] if effects else [])

@@ -156,3 +156,16 @@ def test_detail_comparisons_stay_out_of_the_claims_table(tmp_path):
   assert "detail claim" not in got["claims"] and "claim -1.0" in got["claims"]
   assert "1 further comparisons" in got["claims"]
   assert "detail claim" in got["templates"] and "claim -1.0" in got["templates"]
+
+
+def test_one_claim_on_several_metrics_shows_its_mean_in_the_claims_table(tmp_path):
+  def entry(metric, diff):
+    return dict(_comparison(diff, diff - 0.5, diff + 0.5), claim="same claim", metric=metric)
+
+  comps = {"c/a": entry("TPIR", 1.0), "c/mean": entry("1:N mean", 2.0), "c/b": entry("TAR", 3.0)}
+  path = tmp_path / "templates/eval/t.json"
+  path.parent.mkdir(parents=True)
+  path.write_text(json.dumps({"comparisons": comps, "rows": []}))
+  got = readme_results.sections(tmp_path)
+  assert "1:N mean" in got["claims"] and "TPIR" not in got["claims"] and "TAR:" not in got["claims"]
+  assert "TPIR" in got["templates"] and "TAR:" in got["templates"]
