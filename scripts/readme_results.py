@@ -42,7 +42,18 @@ PAPERS = {
   "explain": "Explainable FR (Xu et al.)",
   "interpretable": "Interpretable FR (Yin et al.)",
 }
-SECTIONS = ("claims", "templates", "explain", "attributes", "interpretable", "fan", "curves")
+SECTIONS = (
+  "claims",
+  "templates",
+  "explain",
+  "attributes",
+  "interpretable",
+  "fan",
+  "curves",
+  "headroom",
+)
+# Sections read from a results folder of another name (section -> folder).
+FOLDERS = {"headroom": "baseline_softmax"}
 _MARKER = re.compile(r"<!-- results:([A-Za-z0-9_-]+) (begin|end) -->")
 
 
@@ -465,6 +476,35 @@ def fan_section(run: Run) -> str:
   return "\n\n".join(parts)
 
 
+def headroom_section(run: Run) -> str:
+  """The plain softmax baseline (how much room the face world leaves each method)."""
+  r = run.json("eval/recognition.json")
+  v, i = r.get("verification", {}), r.get("identification", {})
+  cmc, tpir, tar = i.get("cmc", {}), i.get("tpir_at_fpir", {}), v.get("tar_at_far", {})
+  rows = [
+    [
+      f"verification, {v.get('num_pairs')} pairs in 10 folds",
+      f"accuracy {cell(v, 'accuracy')} %, EER {cell(v, 'eer')} %, AUC {cell(v, 'auc', dec3)}",
+    ],
+    [
+      "verification TAR @ FAR 1e-2 / 1e-3",
+      f"{cell(tar, '0.01', dec3)} / {cell(tar, '0.001', dec3)}",
+    ],
+    [
+      (
+        f"closed-set identification ({i.get('num_gallery')} enrolled, {i.get('num_mated')} mated "
+        "probes)"
+      ),
+      ", ".join(f"{k.replace('rank', 'rank-')} {cell(cmc, k)} %" for k in cmc if "_ci95" not in k),
+    ],
+    [
+      "open-set identification (identities not enrolled)",
+      f"TPIR @ FPIR 0.01 / 0.1 = {cell(tpir, '0.01', dec3)} / {cell(tpir, '0.1', dec3)}",
+    ],
+  ]
+  return "\n\n".join([f"{run.header()}:", table(["protocol", "figure"], rows)])
+
+
 def _point(folder: Path, spec: Mapping) -> dict | None:
   """One learning-curve point from a run's results folder: the comparison ``spec['comparison']``
   of any of its ``eval/*.json`` (with its interval), else the templates ``effects`` entry whose
@@ -576,16 +616,18 @@ def sections(results_dir: Path, figures: bool = False) -> dict[str, str]:
     "attributes": attributes_section,
     "interpretable": interpretable_section,
     "fan": fan_section,
+    "headroom": headroom_section,
   }
   out = {
     "claims": claims_section(results_dir, runs),
     "curves": curves_section(results_dir, figures),
   }
   for name, make in makers.items():
-    if name in runs:
-      out[name] = "\n\n".join([make(runs[name])] + method_comparisons(results_dir, name))
+    folder = FOLDERS.get(name, name)
+    if folder in runs:
+      out[name] = "\n\n".join([make(runs[folder])] + method_comparisons(results_dir, folder))
     else:
-      out[name] = _missing(name)
+      out[name] = _missing(folder)
   return out
 
 
