@@ -288,6 +288,12 @@ def test_version_1_0_data_still_loads(tmp_path, monkeypatch):
   assert (tmp_path / "synthetic_faces" / "tiny" / "1.0.0").is_dir()
   builder = pipelines.prepare_builder("synthetic_faces/tiny:1.0.0", str(tmp_path))
   assert str(builder.version) == "1.0.0"
+  # An older version loads through tfds' read-only builder; its facts still say "videos".
+  from jfr.data import dataset_facts
+
+  facts = dataset_facts.dataset_facts(builder)
+  assert facts.present["videos"] and facts.present["segmentation"]
+  assert facts.num_train_classes == builder.info.metadata["num_train_identities"] > 0
   assert set(builder.info.features) == set(EXISTING_FEATURES)
   assert set(builder.info.splits) == {"train", "test", "train_video", "video"}
   assert not (tmp_path / "synthetic_faces" / "tiny" / "1.1.0").exists()

@@ -92,6 +92,12 @@ def dataset_facts(builder: tfds.core.DatasetBuilder) -> DatasetFacts:
     present = {k: k != "landmarks5" for k in FEATURE_KINDS}
     num_train = int(config.num_train_identities)
     prepared = False
+  elif info.name == "synthetic_faces" and "num_train_identities" in metadata:
+    # An older synthetic_faces version (e.g. 1.0.0 next to 1.1.0) loads through tfds'
+    # read-only builder, whose config lacks our fields; its metadata carries them.
+    present = {k: k != "landmarks5" for k in FEATURE_KINDS}
+    num_train = int(metadata["num_train_identities"])
+    prepared = False
   else:
     features = info.features
     present = {k: k in features for k in FEATURE_KINDS if k != "videos"}
