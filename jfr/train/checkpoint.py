@@ -32,8 +32,14 @@ arrays do not match the target state (another model configuration) raises
 began to diverge), so that they are never restored as the latest good state.
 
 Only the newest ``keep`` checkpoints are kept (Orbax deletes older ones once a
-new one is complete). Written for one host (one process); multi-host runs would
-need Orbax's multi-process options and a shared directory.
+new one is complete).
+
+Several processes (``jax.distributed``): every process calls save and restore with the same
+(replicated, host) arrays; Orbax's primary process writes them once, the others wait at its
+barriers, and every process restores them, so the directory must be one that all processes
+share (``tests/test_multihost.py``: a two-process checkpoint has the layout of a one-process
+one and resumes in one process). Moving a damaged checkpoint aside is not coordinated
+between processes (each would try to rename it).
 """
 
 from __future__ import annotations
