@@ -42,7 +42,10 @@ belong together): a split of more than ``_PARALLEL_MIN_BATCHES`` chunks of
 TensorFlow's threads), in order; their number is the environment variable
 ``JFR_RENDER_PROCESSES`` (a positive integer; ``1`` renders in this process) or else the
 CPUs this process may run on, at most 16. On 2 cores ``small`` prepares in 87 s instead
-of 148 s; ``default`` (about 150,000 images at 112 px) scales with the cores. A failed
+of 148 s (1.0.0; 1.1.0 adds about 27 CPU-s by per-example timings: 18 for ``video_extra``,
+9 for canonical faces; side by side on a loaded 2-core machine, 1.1.0 took 161 s wall /
+179 CPU-s and 1.0.0 took 184 s / 185 CPU-s, within the load's noise; 321 MB instead of
+243 MB); ``default`` (about 150,000 images at 112 px) scales with the cores. A failed
 pool (e.g. a script without an ``if __name__ == '__main__':`` guard, which spawned
 workers re-run) is logged and the rest is rendered in this process.
 
