@@ -98,8 +98,4 @@ class RunContext:
 
   def split_size(self, split: str) -> int:
     """Examples in ``split``."""
-    if split not in self.builder.info.splits:
-      raise ValueError(
-        f"split {split!r} is not in {self.dataset_name}; splits: {sorted(self.builder.info.splits)}"
-      )
-    return int(self.builder.info.splits[split].num_examples)
+    return int(pipelines.split_info(self.builder, split).num_examples)

@@ -1,5 +1,7 @@
 """Tests for jfr.data.pipelines on the tiny synthetic data set."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -143,3 +145,16 @@ def test_numpy_model_range_equals_the_tf_one_and_inverts_from_model_range():
   assert ours.dtype == np.float32
   np.testing.assert_array_equal(ours, pipelines.to_model_range(images).numpy())
   np.testing.assert_array_equal(pipelines.from_model_range(ours), images)
+
+
+def test_split_info_accepts_tfds_split_syntax_and_names_unknown_splits(builder):
+  both = pipelines.split_info(builder, "video+video_extra").num_examples
+  assert both == (
+    builder.info.splits["video"].num_examples + builder.info.splits["video_extra"].num_examples
+  )
+  assert pipelines.split_info(builder, "test[:5]").num_examples == 5
+  labels = pipelines.load_arrays(builder, "video+video_extra", ("label",))["label"]
+  assert labels.shape == (both,)
+  for bad in ("nope", "video+nope"):
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+      pipelines.split_info(builder, bad)

@@ -133,6 +133,19 @@ def host_batch_size(global_batch_size: int, process_count: int | None = None) ->
   return global_batch_size // count
 
 
+def split_info(builder: tfds.core.DatasetBuilder, split: str):
+  """tfds' info of ``split``: a stored split name, or tfds' split syntax over them
+  (``"video+video_extra"``, ``"test[:50%]"``). Raises ``ValueError`` naming the split and
+  the stored ones when it does not resolve."""
+  try:
+    return builder.info.splits[split]
+  except (KeyError, ValueError, AssertionError) as e:
+    raise ValueError(
+      f"split {split!r} not in dataset {builder.info.full_name}; "
+      f"available: {sorted(builder.info.splits)} (and tfds' 'a+b' / 'a[:n]' forms over them)"
+    ) from e
+
+
 def _read(
   builder: tfds.core.DatasetBuilder,
   split: str,
@@ -142,11 +155,7 @@ def _read(
   skip_image_decoding: bool = False,
 ) -> tf.data.Dataset:
   """Reads a split in its stored order (no file shuffling: determinism)."""
-  if split not in builder.info.splits:
-    raise ValueError(
-      f"split {split!r} not in dataset {builder.info.full_name}; "
-      f"available: {sorted(builder.info.splits)}"
-    )
+  split_info(builder, split)
   if per_process:
     split = tfds.split_for_jax_process(split, drop_remainder=True)
   decoders = {"image": tfds.decode.SkipDecoding()} if skip_image_decoding else None
