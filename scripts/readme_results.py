@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -565,7 +566,7 @@ def curve_figure(spec: Mapping, points: list[dict], path: Path) -> None:
   ax.set_xticks(x, [str(v) for v in x])
   ax.set_xlabel("training steps (dotted: the default)")
   ax.set_ylabel(f"difference, {spec['metric']}")
-  ax.set_title(spec["title"], fontsize=9)
+  ax.set_title(textwrap.fill(spec["title"], 60), fontsize=9)
   fig.tight_layout()
   fig.savefig(path, metadata={"Software": None})
   plt.close(fig)
