@@ -185,6 +185,7 @@ def _figure(e: Mapping) -> str:
   return (
     f"{e['metric']}: {e['a']} {f(e['value_a'])} vs {e['b']} {f(e['value_b'])}; "
     f"difference {fmt_interval(e['diff'], e.get('ci95'), f)}"
+    + (f", {e['resampled']} resampled" if e.get("resampled") else "")
   )
 
 
