@@ -573,6 +573,22 @@ def curve_figure(spec: Mapping, points: list[dict], path: Path) -> None:
   plt.close(fig)
 
 
+def curve_trend(spec: Mapping, points: list[dict]) -> str:
+  """One sentence: how the difference moves from the default training length to the longest."""
+  first = next((p for p in points if p["steps"] == spec["default_steps"]), points[0])
+  last = points[-1]
+  a, b = first["diff"], last["diff"]
+  if a * b < 0:
+    how = "changes sign"
+  elif abs(b) > abs(a):
+    how = "moves away from zero (the gap widens)" if a < 0 else "grows (the claim holds more)"
+  else:
+    how = "moves towards zero (the gap narrows)" if a < 0 else "shrinks"
+  return (
+    f"From {first['steps']} to {last['steps']} steps the difference {how}: {a:+.3f} → {b:+.3f}."
+  )
+
+
 def curves_section(results_dir: Path, figures: bool = False) -> str:
   """The learning curves of ``results/curves/*/spec.json``; ``figures`` also (re)writes each
   ``curve.png`` next to its spec."""
@@ -603,6 +619,7 @@ def curves_section(results_dir: Path, figures: bool = False) -> str:
     ]
     if len(points) > 1:
       out.append(f"![{spec['title']}]({rel}/curve.png)")
+      out.append(curve_trend(spec, points))
     if spec.get("not_run"):
       out.append("Not run: " + spec["not_run"])
   return "\n\n".join(out)
