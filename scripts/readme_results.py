@@ -181,7 +181,8 @@ def all_comparisons(results_dir: Path) -> list[tuple[str, str, dict]]:
 
 def _figure(e: Mapping) -> str:
   """``'metric: a 95.5 vs b 94.0; difference 1.5 [0.2, 2.9]'`` of a comparison entry."""
-  f = (lambda x: f"{x:.3f}") if abs(e.get("value_a") or 0) < 2 else (lambda x: f"{x:.1f}")
+  big = max(abs(e.get("value_a") or 0), abs(e.get("value_b") or 0)) >= 2
+  f = (lambda x: f"{x:.1f}") if big else (lambda x: f"{x:.3f}")
   return (
     f"{e['metric']}: {e['a']} {f(e['value_a'])} vs {e['b']} {f(e['value_b'])}; "
     f"difference {fmt_interval(e['diff'], e.get('ci95'), f)}"
