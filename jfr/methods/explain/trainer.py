@@ -125,9 +125,9 @@ def effective_config(config: ml_collections.ConfigDict) -> ml_collections.Config
   ``pooling='gmp'``."""
   if not config.get("backbone_init"):
     return config
-  from jfr.methods.fan import extractor_source
+  from jfr import recognizer_source
 
-  source = extractor_source.locate(config.backbone_init, "config.backbone_init")
+  source = recognizer_source.locate(config.backbone_init, "config.backbone_init")
   derived = config.copy_and_resolve_references()
   with derived.unlocked():
     derived.model = ml_collections.ConfigDict(source.config.model.to_dict())
@@ -142,20 +142,16 @@ def init_backbone_from_run(
   checkpoint: every variable of ours (the GMP trunk) must exist there with the same shape;
   the source's extra ones (its output layer) are dropped. ValueError names a mismatch and an
   input side other than ``size``."""
-  from jfr.methods.fan import extractor_source
+  from jfr import recognizer_source
 
-  source = extractor_source.locate(config.backbone_init, "config.backbone_init")
+  source = recognizer_source.locate(config.backbone_init, "config.backbone_init")
   if source.image_size != size:
     raise ValueError(
       f"config.backbone_init: {source.run} takes {source.image_size} px images, but "
       f"config.dataset has {size} px images"
     )
-  variables, _ = recognition.restore(
-    source.config,
-    source.checkpoints,
-    source.num_classes,
-    source.image_size,
-    allow_older=bool(config.allow_older_checkpoint),
+  variables, _ = recognizer_source.restore_variables(
+    source, allow_older=bool(config.allow_older_checkpoint)
   )
   ours = {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
   flat_source = dict(jax.tree_util.tree_flatten_with_path(variables)[0])

@@ -26,93 +26,25 @@ step and, for a converted model, ``converted.json``).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import ml_collections
 
-from jfr import workdir as workdir_lib
-from jfr.methods.fan import settings
+from jfr import recognizer_source
+from jfr.recognizer_source import ExtractorSource, locate
 
 SOURCE_FILE = "extractor_source.json"
 
-
-@dataclasses.dataclass(frozen=True)
-class ExtractorSource:
-  """Where a FAN's extractor comes from.
-
-  Attributes:
-    checkpoints: the directory whose checkpoints hold the extractor (a recognition run's
-      workdir, or a FAN run's ``extractor`` folder).
-    config: the recognition config those checkpoints were written with.
-    num_classes: the width of the recorded classifier head (restore target only).
-    image_size: the extractor's input side S (from the run's ``data_facts.json``).
-    kind: 'recognition' (a baseline or converted run) or 'fan' (a FAN run's stage 1).
-    run: the run directory that records the config (equal to ``checkpoints`` for
-      'recognition').
-  """
-
-  checkpoints: str
-  config: ml_collections.ConfigDict
-  num_classes: int
-  image_size: int
-  kind: str
-  run: str
-
-
-def _source(run: Path, checkpoints: Path, config, kind: str) -> ExtractorSource:
-  facts = workdir_lib.read_data_facts(run)
-  return ExtractorSource(
-    checkpoints=os.fspath(checkpoints.absolute()),
-    config=config,
-    num_classes=int(facts["num_classes"]),
-    image_size=int(facts["image_size"]),
-    kind=kind,
-    run=os.fspath(run.absolute()),
-  )
-
-
-def locate(
-  path: str | os.PathLike, field: str = "config.extractor.workdir", _depth: int = 0
-) -> ExtractorSource:
-  """The :class:`ExtractorSource` of the run in ``path`` (module docstring); ``field`` names
-  the config field that gave ``path`` in error messages (the templates' descriptor network
-  is located the same way, from ``config.descriptors.workdir``).
-
-  Raises:
-    ValueError: ``path`` is not a directory, records no jfr run, records a method other than
-      recognition/fan, or a chain of FAN runs longer than 8.
-  """
-  run = Path(path)
-  if _depth > 8:
-    raise ValueError(f"{field}: FAN runs name each other in a loop at {path}")
-  if not run.is_dir():
-    raise ValueError(f"{field}: {os.fspath(path)!r} is not a directory")
-  record = run / workdir_lib.CONFIG_FILE
-  if not record.exists():
-    parent = run.parent / workdir_lib.CONFIG_FILE
-    if run.name == "extractor" and parent.exists():
-      return locate(run.parent, field, _depth + 1)
-    raise ValueError(
-      f"{field}: {os.fspath(path)!r} records no jfr run (no config.json; "
-      "give a recognition run, a jfr.convert run, or a FAN run)"
-    )
-  config = workdir_lib.load_run_config_dict(run)
-  method = config.get("method")
-  if method == "recognition":
-    return _source(run, run, config, "recognition")
-  if method == "fan":
-    upstream = config.extractor.get("workdir")
-    if upstream:
-      return locate(upstream, field, _depth + 1)
-    return _source(run, run / "extractor", settings.extractor_config(config), "fan")
-  raise ValueError(
-    f"{field}: {os.fspath(path)!r} is a {method!r} run; expected a "
-    "recognition run (configs/baseline.py or jfr.convert) or a FAN run"
-  )
+__all__ = [
+  "SOURCE_FILE",
+  "ExtractorSource",
+  "locate",
+  "check_image_size",
+  "effective_config",
+  "restore",
+  "record",
+]
 
 
 def check_image_size(source: ExtractorSource, image_size: int) -> None:
@@ -145,16 +77,10 @@ def restore(
   """``(source, backbone variables, checkpoint info)`` of ``config.extractor.workdir``'s
   newest checkpoint, after :func:`check_image_size` (``allow_older`` from
   ``config.allow_older_checkpoint``)."""
-  from jfr.methods.recognition import trainer as recognition_trainer
-
   source = locate(config.extractor.workdir)
   check_image_size(source, image_size)
-  variables, info = recognition_trainer.restore(
-    source.config,
-    source.checkpoints,
-    source.num_classes,
-    source.image_size,
-    allow_older=bool(config.allow_older_checkpoint),
+  variables, info = recognizer_source.restore_variables(
+    source, allow_older=bool(config.allow_older_checkpoint)
   )
   return source, variables, info
 
@@ -162,22 +88,5 @@ def restore(
 def record(
   workdir: str | os.PathLike, source: ExtractorSource, info: dict, filename: str = SOURCE_FILE
 ) -> Path:
-  """Writes ``<workdir>/<filename>`` (default ``extractor_source.json``): the source's run, checkpoint directory,
-  kind, input size, model and head blocks, checkpoint info and (converted runs) the
-  ``converted.json`` provenance."""
-  payload: dict[str, Any] = {
-    "run": source.run,
-    "checkpoints": source.checkpoints,
-    "kind": source.kind,
-    "image_size": source.image_size,
-    "model": source.config.model.to_dict(),
-    "head": source.config.head.to_dict(),
-    "checkpoint": info,
-  }
-  converted = Path(source.run) / "converted.json"
-  if converted.exists():
-    payload["converted"] = json.loads(converted.read_text())
-  path = Path(workdir) / filename
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-  return path
+  """:func:`jfr.recognizer_source.record` into ``<workdir>/extractor_source.json``."""
+  return recognizer_source.record(workdir, source, info, filename)

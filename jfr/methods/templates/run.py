@@ -104,9 +104,9 @@ def eval_model(
   facts = workdir_lib.read_data_facts(workdir)
   config = trainer.effective_config(config)
   if trainer.pretrained(config):  # the network of descriptors.workdir
-    from jfr.methods.fan import extractor_source
+    from jfr import recognizer_source
 
-    source = extractor_source.locate(trainer.pretrained(config), trainer.FIELD)
+    source = recognizer_source.locate(trainer.pretrained(config), trainer.FIELD)
     size, num_classes = source.image_size, source.num_classes
     ckpt_config, ckpt_dir = source.config, source.checkpoints
   else:

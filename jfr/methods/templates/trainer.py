@@ -1,7 +1,7 @@
 """The descriptor network of the template experiment: a recognition backbone trained by
 :mod:`jfr.methods.recognition.trainer` in ``<workdir>/backbone``, or, with
 ``config.descriptors.workdir`` set, the network of that run (a ``jfr.convert`` run, a trained
-baseline or a FAN run's extractor; located by :func:`jfr.methods.fan.extractor_source.locate`),
+baseline or a FAN run's extractor; located by :func:`jfr.recognizer_source.locate`),
 not trained here. :func:`effective_config` then puts that run's ``model`` / ``head`` into the
 config, :func:`input_size` is that run's input side (the faces are resized to it by
 :func:`jfr.eval.embedding.model_embedder`) and ``<workdir>/descriptor_source.json`` records
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import ml_collections
 
+from jfr import recognizer_source
 from jfr.context import RunContext
-from jfr.methods.fan import extractor_source
 from jfr.methods.recognition import trainer as recognition
 
 SOURCE_FILE = "descriptor_source.json"
@@ -31,7 +31,7 @@ def effective_config(config: ml_collections.ConfigDict) -> ml_collections.Config
   """``config``, or (``descriptors.workdir`` set) a copy with that run's ``model``/``head``."""
   if not pretrained(config):
     return config
-  source = extractor_source.locate(pretrained(config), FIELD)
+  source = recognizer_source.locate(pretrained(config), FIELD)
   derived = config.copy_and_resolve_references()
   with derived.unlocked():
     derived.model = ml_collections.ConfigDict(source.config.model.to_dict())
@@ -44,7 +44,7 @@ def input_size(config: ml_collections.ConfigDict, image_size: int) -> int:
   run's."""
   if not pretrained(config):
     return image_size
-  return extractor_source.locate(pretrained(config), FIELD).image_size
+  return recognizer_source.locate(pretrained(config), FIELD).image_size
 
 
 def backbone_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -79,15 +79,11 @@ def restore(
   """``(backbone variables, checkpoint info)`` of the trained descriptor network (that of
   ``descriptors.workdir`` when set, recorded in ``<workdir>/descriptor_source.json``)."""
   if pretrained(config):
-    source = extractor_source.locate(pretrained(config), FIELD)
-    variables, info = recognition.restore(
-      source.config,
-      source.checkpoints,
-      source.num_classes,
-      source.image_size,
-      allow_older=bool(config.allow_older_checkpoint),
+    source = recognizer_source.locate(pretrained(config), FIELD)
+    variables, info = recognizer_source.restore_variables(
+      source, allow_older=bool(config.allow_older_checkpoint)
     )
-    extractor_source.record(workdir, source, info, SOURCE_FILE)
+    recognizer_source.record(workdir, source, info, SOURCE_FILE)
     return variables, info
   return recognition.restore(
     backbone_config(config), backbone_workdir(workdir), context.num_classes, context.image_size
