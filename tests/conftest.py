@@ -194,3 +194,19 @@ def templates_run(trained_run) -> TrainedRun:
       "experiment.binary_ms": (16,),
     },
   )
+
+
+@pytest.fixture(scope="session")
+def converted_run(tiny_data_dir, tmp_path_factory):
+  """The committed narrow arcface_torch IResNet (``fixtures/iresnet_r18_narrow.pth``)
+  converted by ``jfr.convert`` into a recognition run on the 32 px tiny data's facts;
+  shared by the pretrained-recognizer tests (read-only)."""
+  from configs import baseline
+  from jfr import convert
+
+  base = baseline.get_config("tiny")
+  base.dataset.data_dir = tiny_data_dir
+  run = tmp_path_factory.mktemp("converted") / "run"
+  pth = Path(__file__).parent / "fixtures" / "iresnet_r18_narrow.pth"
+  convert.convert("arcface_torch", pth, run, arch="r18", base_config=base, argv=["convert"])
+  return run

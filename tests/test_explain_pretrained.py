@@ -21,18 +21,6 @@ PTH = FIXTURES / "iresnet_r18_narrow.pth"
 REFERENCE = FIXTURES / "iresnet_r18_narrow_reference.npz"
 
 
-@pytest.fixture(scope="module")
-def converted_run(tiny_data_dir, tmp_path_factory) -> Path:
-  from configs import baseline
-  from jfr import convert
-
-  base = baseline.get_config("tiny")
-  base.dataset.data_dir = tiny_data_dir
-  run = tmp_path_factory.mktemp("converted") / "run"
-  convert.convert("arcface_torch", PTH, run, arch="r18", base_config=base, argv=["convert"])
-  return run
-
-
 def explain_config(data_dir: str, run: str):
   from configs import explain
 
