@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,6 +142,8 @@ def _free_port() -> int:
 def _env(devices: int, cache: Path) -> dict[str, str]:
   return dict(
     os.environ,
+    # the launch scripts run `python`: this interpreter's, even without an activated venv
+    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     PYTHONPATH=str(ROOT),
     JAX_PLATFORMS="cpu",
     XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
