@@ -62,7 +62,9 @@ _MARKER = re.compile(r"<!-- results:([A-Za-z0-9_-]+) (begin|end) -->")
 
 
 def verdict(ci95: Any) -> str:
-  """The verdict of a paired difference oriented so that > 0 means the paper's claim holds:
+  """The verdict of a paired difference oriented so that > 0 means the paper's claim holds
+  (the rule of :func:`jfr.report.intervals.verdict`, restated here because this script reads
+  only JSON and stays stdlib-only: importing ``jfr.report`` would load matplotlib):
   ``'reproduced'`` when the 95 % interval's lo > 0, ``'not reproduced'`` when hi < 0,
   ``'inconclusive'`` otherwise (the interval spans zero, or is missing / not finite)."""
   if not isinstance(ci95, (list, tuple)) or len(ci95) != 2:
