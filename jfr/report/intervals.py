@@ -26,6 +26,10 @@ Results follow the contract of the results JSON: next to a figure ``m`` its inte
 ``m_ci95: [lo, hi]`` (``with_ci95``), and a top-level ``comparisons`` dict of
 ``comparison(...)`` entries oriented so that ``diff > 0`` means the paper's claim holds.
 Everything is seeded (``seed``) and pure: the same call gives the same interval.
+
+Why one module a little over 400 lines: the resampling core, its vector-valued form
+(``replicates``) and the contract helpers share one resample scheme and one seed rule; the
+evaluators import them together as ``jfr.report.intervals``.
 """
 
 from __future__ import annotations
