@@ -549,8 +549,9 @@ def _point(folder: Path, spec: Mapping) -> dict | None:
 
 def curve_points(results_dir: Path, name: str) -> tuple[dict, list[dict]]:
   """``(spec, points)`` of ``results/curves/<name>/``: ``spec.json`` names the method, the
-  comparison (or templates effect) and the default run (``results/<method>/``); each
-  sub-folder is one more training length. Points are sorted by training steps."""
+  comparison (or templates effect) and the default run (``results/<method>/``), and may say
+  how the schedule scales with the length (``schedule``) and what was not run (``not_run``);
+  each sub-folder is one more training length. Points are sorted by training steps."""
   folder = results_dir / "curves" / name
   spec = json.loads((folder / "spec.json").read_text())
   folders = [results_dir / spec["method"]] + sorted(p for p in folder.iterdir() if p.is_dir())
@@ -634,6 +635,8 @@ def curves_section(results_dir: Path, figures: bool = False) -> str:
     if len(points) > 1:
       out.append(f"![{spec['title']}]({rel}/curve.png)")
       out.append(curve_trend(spec, points))
+    if spec.get("schedule"):
+      out.append("Schedule at other lengths: " + spec["schedule"])
     if spec.get("not_run"):
       out.append("Not run: " + spec["not_run"])
   return "\n\n".join(out)

@@ -132,6 +132,7 @@ def test_learning_curve_points_from_comparisons_sorted_by_steps(tmp_path):
     "comparison": "c",
     "metric": "m",
     "default_steps": 100,
+    "schedule": "cosine decay over num_train_steps",
   }
   write("curves/k/spec.json", spec)
   _, points = readme_results.curve_points(tmp_path, "k")
@@ -143,6 +144,7 @@ def test_learning_curve_points_from_comparisons_sorted_by_steps(tmp_path):
     if "| 1" in line or "| 2" in line or "| 4" in line
   ]
   assert verdicts == ["not reproduced", "inconclusive", "reproduced"]
+  assert "Schedule at other lengths: cosine decay over num_train_steps" in text
   assert (tmp_path / "curves/k/curve.png").stat().st_size > 1000
 
 
