@@ -8,7 +8,13 @@ import numpy as np
 from absl.testing import parameterized
 
 from jfr.models import layers
-from jfr.models.set_unet import SetMergeConv, SetUNet, pad_set, validate_set_inputs
+from jfr.models.set_unet import (
+  SetMergeConv,
+  SetUNet,
+  masked_member_softmax,
+  pad_set,
+  validate_set_inputs,
+)
 
 SIZE = 16  # the smallest size with every level (1x1 bottleneck); 112 is shape-checked.
 
@@ -135,6 +141,52 @@ class SetUNetTest(chex.TestCase):
       _model(upsample_init="zeros").apply(self.params, self.frames, self.mask)
     with self.assertRaisesRegex(ValueError, "residual"):
       _model(residual="max").apply(self.params, self.frames, self.mask)
+
+  def test_weighted_mean_residual(self):
+    frames = _frames(3, batch=2, members=4, size=SIZE)
+    mask = np.array([[True, True, True, False], [True, True, True, True]])
+    model = _model(upsample_init="icnr", residual="weighted_mean")
+    apply = jax.jit(model.apply)
+    variables = jax.jit(model.init)(jax.random.key(0), frames, mask)
+    # At initialisation (zero weight conv): the masked pixel mean.
+    want = np.stack([frames[0, :3].mean(0), frames[1].mean(0)])
+    np.testing.assert_allclose(np.asarray(apply(variables, frames, mask)), want, atol=1e-5)
+    # With the weight conv's kernel zero, any bias gives uniform weights: the 'mean' model.
+    params = _numpy_params(model, frames, mask, seed=1)
+    flat = dict(params["params"])
+    flat["head_weights"] = {
+      "kernel": jnp.zeros_like(flat["head_weights"]["kernel"]),
+      "bias": jnp.full_like(flat["head_weights"]["bias"], 3.0),
+    }
+    mean_params = {"params": {k: v for k, v in flat.items() if k != "head_weights"}}
+    mean_out = jax.jit(_model(upsample_init="icnr", residual="mean").apply)(
+      mean_params, frames, mask
+    )
+    uniform = apply({"params": flat}, frames, mask)
+    np.testing.assert_allclose(np.asarray(uniform), np.asarray(mean_out), atol=1e-5)
+    # Learned weights move the output away from the mean, stay permutation invariant and
+    # never read padded members (NaN there changes nothing).
+    out = np.asarray(apply(params, frames, mask))
+    self.assertGreater(np.abs(out - np.asarray(mean_out)).max(), 1e-3)
+    perm = np.array([2, 0, 1, 3])
+    np.testing.assert_allclose(
+      np.asarray(apply(params, frames[:, perm], mask[:, perm])), out, atol=1e-5
+    )
+    garbage = frames.copy()
+    garbage[0, 3] = np.nan
+    np.testing.assert_allclose(np.asarray(apply(params, garbage, mask)), out, atol=1e-5)
+
+  def test_masked_member_softmax_against_numpy(self):
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(2, 4, 3, 3, 1)).astype(np.float32) * 5
+    mask = np.array([[True, False, True, False], [True, True, True, True]])
+    got = np.asarray(masked_member_softmax(jnp.asarray(logits), jnp.asarray(mask)))
+    want = np.zeros_like(logits)
+    for b in range(2):
+      real = np.flatnonzero(mask[b])
+      e = np.exp(logits[b, real] - logits[b, real].max(axis=0))
+      want[b, real] = e / e.sum(axis=0)
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
   @parameterized.parameters(1, 8)
   def test_any_set_size_up_to_max(self, members):

@@ -52,6 +52,12 @@ Options beyond the paper (both off by default and in ``configs/fan.py:paper``):
   network's output, and the last conv starts at zero, so the untrained aggregator returns
   the pixel mean of the set and training learns a correction of it (the paper's U-Net
   generates the face from scratch).
+* ``residual='weighted_mean'``: as ``'mean'``, but the mean is weighted per pixel:
+  ``sum_n w_n(y, x) X_n(y, x)`` with ``w = softmax_n`` of a 3x3 conv of each member's
+  decoder output (which carries the set's context through the global concatenations).
+  The weights' conv also starts at zero (uniform weights: the pixel mean), so training can
+  learn to take each region from the members where it is sharp, unoccluded and frontal.
+  The weights are a softmax over the members, so the output stays permutation invariant.
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ _TRANSPOSED_CONVS: dict[str, Callable[..., nn.Module]] = {
   ),
 }
 _UPSAMPLE_INITS = ("default", "icnr")
-_RESIDUALS = ("none", "mean")
+_RESIDUALS = ("none", "mean", "weighted_mean")
 _NUM_LEVELS = 4  # encoder/decoder blocks; the input size must be a multiple of 2**4.
 
 
@@ -157,6 +163,24 @@ def pad_set(frames: Any, max_members: int) -> tuple[np.ndarray, np.ndarray]:
   return padded, np.arange(max_members) < members
 
 
+def masked_member_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
+  """Softmax over the members axis, padded members excluded.
+
+  ``w[b, n, y, x] = exp(l[b, n, y, x]) / sum_{m real} exp(l[b, m, y, x])`` for real members,
+  0 for padded ones.
+
+  Args:
+    logits: ``[B, N, H, W, 1]`` per-member, per-pixel scores.
+    mask: ``[B, N]`` bool, True for real members (every row has one).
+
+  Returns:
+    ``[B, N, H, W, 1]`` weights, non-negative, summing to 1 over N at every pixel.
+  """
+  real = mask[:, :, None, None, None]
+  logits = jnp.where(real, logits, jnp.finfo(logits.dtype).min)
+  return jnp.where(real, jax.nn.softmax(logits, axis=1), 0)
+
+
 class SetMergeConv(nn.Module):
   """The 1x1 conv that follows a global concatenation, without the concatenation.
 
@@ -218,8 +242,10 @@ class SetUNet(nn.Module):
       (``nn.ConvTranspose``); same function and parameters, different speed.
     upsample_init: initialiser of the transposed convs' kernels: 'default' (flax's
       LeCun normal) or 'icnr' (all sub-pixel phases equal; module docstring).
-    residual: 'none' (the paper: the network's output is the face) or 'mean' (the
-      masked pixel mean of the members plus the output, last conv zero-initialised).
+    residual: 'none' (the paper: the network's output is the face), 'mean' (the
+      masked pixel mean of the members plus the output, last conv zero-initialised) or
+      'weighted_mean' (a learned per-pixel softmax weighting of the members instead of the
+      plain mean; module docstring).
     dtype: computation dtype (params stay ``param_dtype``; the output is float32).
     param_dtype: parameter dtype.
   """
@@ -305,16 +331,24 @@ class SetUNet(nn.Module):
       x = nn.elu(merge(feats, f"decoder{level}_merge")(as_sets(x), mask, as_sets(skips.pop())))
       x = nn.elu(conv(feats, 3, name=f"decoder{level}_conv")(as_images(x)))
 
+    members_out = x  # [B*N, H, W, c]: every member's decoder output (with the set's context)
     x = layers.masked_set_max(as_sets(x), mask)
     x = nn.elu(conv(c, 3, name="head_conv")(x))
-    if self.residual == "mean":
+    if self.residual != "none":
       rgb = nn.Conv(
         3, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros, name="head_rgb", **kw
       )
       x = _OUTPUT_ACTIVATIONS[self.output_activation](rgb(x))
-      count = jnp.maximum(jnp.sum(mask, axis=1), 1).astype(self.dtype)
-      mean = jnp.sum(jnp.where(mask[:, :, None, None, None], frames, 0), axis=1)
-      x = x + mean.astype(self.dtype) / count[:, None, None, None]
+      real = mask[:, :, None, None, None]
+      if self.residual == "weighted_mean":
+        weights = nn.Conv(
+          1, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros, name="head_weights", **kw
+        )(members_out)
+        weights = masked_member_softmax(as_sets(weights), mask)  # [B, N, H, W, 1]
+      else:
+        weights = real / jnp.maximum(jnp.sum(mask, axis=1), 1)[:, None, None, None, None]
+      base = jnp.sum(weights * jnp.where(real, frames, 0).astype(self.dtype), axis=1)
+      x = x + base
     else:
       x = _OUTPUT_ACTIVATIONS[self.output_activation](conv(3, 3, name="head_rgb")(x))
     return x.astype(jnp.float32)
