@@ -10,7 +10,10 @@ On the first ``num_images`` stills of ``split`` (in chunks of ``batch_size``), f
 attribute with a region (:data:`jfr.eval.face_regions.ATTRIBUTE_REGIONS`) and over the images
 where the attribute is present (the data set's labels): the mean share of map mass inside
 the region (:func:`jfr.eval.face_regions.map_mass_shares`), the mean area share of the region
-(what a uniform map would get) and their ratio (``lift``). Needs a data set with
+(what a uniform map would get) and their ratio (``lift``), each with its 95 % interval
+(``share_ci95``, ``area_ci95``, ``lift_ci95``: a bootstrap over the images' identities, seed
+0, when the data set has ``label`` and the scored images hold two identities or more; the
+lift's replicate is the ratio of the resample's mean share and mean area). Needs a data set with
 ``segmentation`` and ``landmarks`` features and ``part_names`` metadata; without them only
 ``num_images`` and ``skipped`` are reported.
 
@@ -30,6 +33,7 @@ from jfr.data import pipelines
 from jfr.eval import embedding
 from jfr.eval.face_regions import ATTRIBUTE_REGIONS, map_mass_shares, region_masks
 from jfr.eval.still_images import check_settings
+from jfr.report import intervals
 
 NEEDS = ("attribute_maps",)
 SETTINGS = ("split", "attributes", "num_images", "batch_size", "keep_maps")
@@ -70,10 +74,15 @@ def kept_rows(keep_maps: Sequence[str], names: Sequence[str]) -> list[int]:
 
 
 def per_attribute_report(
-  names: Sequence[str], share: np.ndarray, area: np.ndarray, targets: np.ndarray
+  names: Sequence[str],
+  share: np.ndarray,
+  area: np.ndarray,
+  targets: np.ndarray,
+  labels: np.ndarray | None = None,
 ) -> dict:
   """Per attribute: region, images scored (present, finite share), mean share, mean area,
-  lift = share / area. ``share``/``area``/``targets``: ``[n, T]``."""
+  lift = share / area. ``share``/``area``/``targets``: ``[n, T]``; ``labels``: ``[n]``
+  identities, for the intervals (module docstring; None: no intervals)."""
   per = {}
   for t, name in enumerate(names):
     region = ATTRIBUTE_REGIONS.get(name)
@@ -90,7 +99,26 @@ def per_attribute_report(
       "area": mean_area,
       "lift": mean_share / mean_area if mean_area else float("nan"),
     }
+    if labels is not None and np.unique(labels[rows]).size >= 2:
+      per[name].update(_intervals(share[rows, t], area[rows, t], labels[rows]))
   return per
+
+
+def _intervals(share: np.ndarray, area: np.ndarray, labels: np.ndarray) -> dict:
+  """``share_ci95``, ``area_ci95``, ``lift_ci95`` of ``[m]`` images over their identities
+  (same resamples for the three)."""
+  sums_share = intervals.group_sums(share, labels)
+  sums_area = intervals.group_sums(area, labels)
+
+  def lift(counts: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return (counts @ sums_share) / (counts @ sums_area)
+
+  return {
+    "share_ci95": intervals.mean_interval(share, labels).as_list(),
+    "area_ci95": intervals.mean_interval(area, labels).as_list(),
+    "lift_ci95": intervals.bootstrap(lift, labels, vectorized=True).as_list(),
+  }
 
 
 def cam_region_mass(
@@ -105,7 +133,7 @@ def cam_region_mass(
   columns = attribute_columns(names, metadata.get("attribute_names"))
   rows_kept = kept_rows(settings["keep_maps"], names)
   part_names = metadata.get("part_names")
-  features = ["image", "attributes"]
+  features = ["image", "attributes"] + (["label"] if "label" in builder.info.features else [])
   has_parts = part_names is not None and all(f in builder.info.features for f in SEGMENT_FEATURES)
   if has_parts:
     features += list(SEGMENT_FEATURES)
@@ -140,7 +168,11 @@ def cam_region_mass(
     report["skipped"] = "the data set has no part segmentation / landmarks"
   else:
     report["per_attribute"] = per_attribute_report(
-      names, np.concatenate(shares), np.concatenate(areas), targets
+      names,
+      np.concatenate(shares),
+      np.concatenate(areas),
+      targets,
+      data["label"][:n] if "label" in data else None,
     )
   figure = {
     "images": images,

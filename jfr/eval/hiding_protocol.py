@@ -60,7 +60,9 @@ def hiding_games(
   Returns:
     name -> the game's results plus ``genuine``/``impostor`` ``{accuracy, auc}``, each
     ``auc`` with ``auc_ci95`` (95 % bootstrap over the pairs of each pair's area under its
-    correct(p) curve, seed 0); in memory ``_pair_auc`` (name -> ``[P]``) and ``_same``
+    correct(p) curve, seed 0); ``accuracy_ci95`` ``[F][lo, hi]``: the interval of the
+    accuracy at each fraction (the same bootstrap over the pairs, of each pair's correct(p));
+    in memory ``_pair_auc`` (name -> ``[P]``) and ``_same``
     ``[P]`` for paired comparisons of methods (same pairs).
   """
   missing = [m for m in methods if m not in maps]
@@ -79,8 +81,10 @@ def hiding_games(
       per_pair=True,
     )
     pair_auc[name] = res.pop("pair_auc")
+    pair_correct = res.pop("pair_correct")
     if len(pair_auc[name]) >= 2:
       res["auc_ci95"] = intervals.mean_interval(pair_auc[name]).as_list()
+      res["accuracy_ci95"] = [intervals.mean_interval(c).as_list() for c in pair_correct]
     for kind, sel in (("genuine", same), ("impostor", ~same)):
       sub = hiding.hiding_game(
         verify,

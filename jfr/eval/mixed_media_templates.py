@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jfr.eval import protocols
+from jfr.eval import roc_intervals
 
 EmbedSetsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -233,7 +234,10 @@ def template_verification(
   fars: Sequence[float] = (0.01,),
 ) -> dict:
   """IJB-style 1:1: every (probe template, gallery template) pair is compared by cosine
-  similarity (mated: the same subject); EER, AUC and TAR@FAR over all those pairs.
+  similarity (mated: the same subject); EER, AUC and TAR@FAR over all those pairs, with their
+  95 % intervals (``eer_ci95``, ``auc_ci95``, ``tar_at_far['<far>_ci95']``; seed 0): a
+  bootstrap over the probe templates' subjects with the gallery fixed, as the 1:N intervals
+  (:func:`jfr.eval.roc_intervals.item_weights`).
 
   Args:
     gallery_features: ``[G, D]``; gallery_labels: ``[G]``.
@@ -246,7 +250,9 @@ def template_verification(
   if same.all() or not same.any():
     raise ValueError("template_verification needs mated and non-mated template pairs")
   return {
-    **protocols.roc_summary(scores, same, fars),
+    **protocols.roc_summary(
+      scores, same, fars, roc_intervals.item_weights(np.repeat(probe_labels, gallery_labels.size))
+    ),
     "mated": int(same.sum()),
     "non_mated": int((~same).sum()),
   }

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jfr.eval import metrics
+from jfr.eval import roc_intervals
+from jfr.eval.roc_intervals import fold_weights
 from jfr.report import intervals
 
 
@@ -121,15 +123,29 @@ def verification_pairs(
   return np.array(a), np.array(b), np.array(same)
 
 
-def roc_summary(scores: np.ndarray, same: np.ndarray, fars: Sequence[float]) -> dict:
-  """EER, AUC and TAR@FAR (keys ``'0.01'``-style) of a list of scored pairs."""
+def roc_summary(
+  scores: np.ndarray,
+  same: np.ndarray,
+  fars: Sequence[float],
+  resampled: roc_intervals.Resampled | None = None,
+) -> dict:
+  """EER, AUC and TAR@FAR (keys ``'0.01'``-style) of a list of scored pairs.
+
+  With ``resampled`` (the pairs' groups: :func:`jfr.eval.roc_intervals.fold_weights`,
+  ``item_weights`` or ``pair_weights``) also their 95 % bootstrap intervals, seed 0:
+  ``eer_ci95``, ``auc_ci95`` and ``tar_at_far['<far>_ci95']``
+  (:func:`jfr.eval.roc_intervals.add_roc_ci95`; the figures themselves are unchanged).
+  """
   fpr, tpr, _ = metrics.roc(scores, same)
   tars = metrics.tar_at_far(scores, same, fars)
-  return {
+  summary = {
     "eer": float(metrics.eer(scores, same)),
     "auc": float(metrics.auc(fpr, tpr)),
     "tar_at_far": {f"{far:g}": float(t) for far, t in zip(fars, tars)},
   }
+  if resampled is not None:
+    roc_intervals.add_roc_ci95(summary, scores, same, fars, resampled)
+  return summary
 
 
 def verification_report(
@@ -139,7 +155,10 @@ def verification_report(
 
   Also ``fold_accuracies`` ``[folds]`` and ``accuracy_ci95``: the 95 % bootstrap interval of
   the accuracy over the folds (:func:`jfr.report.intervals.mean_interval`, seed 0; one
-  fold: ``[accuracy, accuracy]``).
+  fold: ``[accuracy, accuracy]``). EER, AUC and TAR@FAR are figures of the pooled scores of
+  all folds, so their intervals (``eer_ci95``, ``auc_ci95``, ``tar_at_far['<far>_ci95']``;
+  with two folds or more) recompute each figure on the pooled scores of the resampled folds
+  (:func:`jfr.eval.roc_intervals.roc_intervals`, the same resamples as ``accuracy_ci95``).
   """
   accuracies = metrics.verification_fold_accuracies(scores, same, folds=folds)
   mean, std = float(accuracies.mean()), float(accuracies.std())
@@ -149,7 +168,7 @@ def verification_report(
     "accuracy_std": float(std),
     "accuracy_ci95": ci,
     "fold_accuracies": accuracies.tolist(),
-    **roc_summary(scores, same, fars),
+    **roc_summary(scores, same, fars, fold_weights(len(scores), folds) if folds >= 2 else None),
     "num_pairs": int(len(scores)),
   }
 

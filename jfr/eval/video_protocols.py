@@ -41,7 +41,7 @@ import tensorflow as tf
 from jfr.data import augment
 from jfr.data import pipelines
 from jfr.eval import protocols
-
+from jfr.eval import roc_intervals
 from jfr.eval.mixed_media_templates import (  # noqa: F401  (re-exported: the public API)
   MixedTemplate,
   extraction_cost,
@@ -122,7 +122,10 @@ def all_pairs_report(
 
   A statistically stronger companion of the balanced k-fold accuracy when the data
   hold few genuine pairs (all ``V (V - 1) / 2`` pairs are scored, not a balanced
-  sample).
+  sample). Their 95 % intervals (``eer_ci95``, ``auc_ci95``, ``tar_at_far['<far>_ci95']``,
+  with two identities or more) resample the identities: a pair of videos enters a resample
+  as often as the product of its two identities' draw counts, i.e. all pairs of distinct
+  videos of the resampled identities (:func:`jfr.eval.roc_intervals.pair_weights`, seed 0).
 
   Args:
     features: ``[V, D]`` video representations.
@@ -138,7 +141,7 @@ def all_pairs_report(
   scores = np.sum(protocols.l2_normalize(features)[i] * protocols.l2_normalize(features)[j], axis=1)
   same = labels[i] == labels[j]
   return {
-    **protocols.roc_summary(scores, same, fars),
+    **protocols.roc_summary(scores, same, fars, roc_intervals.pair_weights(labels[i], labels[j])),
     "genuine": int(same.sum()),
     "impostor": int((~same).sum()),
   }

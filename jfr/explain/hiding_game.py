@@ -129,12 +129,13 @@ def hiding_game(
     threshold: verification threshold on the scores, or None to choose it as above.
     per_pair: also return ``pair_auc`` ``[P]``: each pair's area under its correct(p)
       (0/1) curve over the span, whose mean is ``auc`` (the units a bootstrap over pairs
-      resamples).
+      resamples), and ``pair_correct`` ``[F, P]`` bool (pair correct at each fraction; its
+      mean over pairs is ``accuracy``).
 
   Returns:
     dict with ``fractions`` and ``accuracy`` (lists), ``auc``, ``threshold``,
     ``threshold_source`` (``"given"`` / ``"best_on_unmodified"``), ``blur_sigma`` and
-    ``num_pairs`` (and ``pair_auc`` with ``per_pair``).
+    ``num_pairs`` (and ``pair_auc``, ``pair_correct`` with ``per_pair``).
   """
   images_a = np.asarray(images_a, np.float32)
   images_b = np.asarray(images_b, np.float32)
@@ -191,6 +192,7 @@ def hiding_game(
   if per_pair:
     pair_auc = np.trapezoid(np.asarray(correct, np.float64), fractions, axis=0)
     extra["pair_auc"] = pair_auc / (fractions[-1] - fractions[0])
+    extra["pair_correct"] = np.asarray(correct, bool)
   return {
     "fractions": fractions.tolist(),
     "accuracy": accuracy,

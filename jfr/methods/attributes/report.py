@@ -95,10 +95,11 @@ def _cam_rows(cams: Mapping[str, Any], names: Sequence[str], order: Sequence[str
       "attribute": name,
       "region": first["region"],
       "images": first["num_images"],
-      "area": percent(first["area"]),
+      "area": percent_ci(first["area"], first.get("area_ci95")),
     }
     for v in order:
-      row[VARIANT_LABELS[v]] = percent(cams[v]["per_attribute"][name]["share"])
+      cam = cams[v]["per_attribute"][name]
+      row[VARIANT_LABELS[v]] = percent_ci(cam["share"], cam.get("share_ci95"))
     rows.append(row)
   return rows
 
@@ -142,7 +143,7 @@ def markdown(results: Mapping[str, Any], names: Sequence[str], cam_entries: Sequ
     lines += [
       "",
       "## Share (%) of each attribute's activation-map mass inside its face region "
-      "(images where the attribute is present)",
+      "(images where the attribute is present) [95 % interval, bootstrap over identities]",
       "",
     ]
     rows = _cam_rows(cams, names, order)

@@ -41,16 +41,19 @@ def recognition_markdown(results: Mapping[str, dict]) -> str:
           if "accuracy_ci95" in v
           else f"{v['accuracy']:.4f} ± {v['accuracy_std']:.4f}"
         ),
-        "EER": v["eer"],
-        "ROC AUC": v["auc"],
-        "TAR@FAR=1e-2": v["tar_at_far"].get("0.01", float("nan")),
+        "EER": intervals.cell(v, "eer"),
+        "ROC AUC": intervals.cell(v, "auc"),
+        "TAR@FAR=1e-2": intervals.cell(v["tar_at_far"], "0.01") or "nan",
         "rank-1": i.get("cmc", {}).get("rank1", float("nan")),
         "test L_rec": r.get("reconstruction_mse", "-"),
       }
     )
   columns = ["model", "verification acc", "EER", "ROC AUC", "TAR@FAR=1e-2", "rank-1", "test L_rec"]
   text = "## Recognition (Table I analog)\n\n" + markdown_table(rows, columns)
-  text += "\n\nverification acc: k-fold accuracy [95 % interval, bootstrap over the folds]."
+  text += (
+    "\n\nverification acc: k-fold accuracy; EER, ROC AUC and TAR@FAR of the pooled pairs of "
+    "all folds; [95 % interval, bootstrap over the folds]."
+  )
   compared = {k: v for r in results.values() for k, v in r.get("comparisons", {}).items()}
   if compared:
     text += "\n\n" + intervals.comparisons_table(compared)
@@ -73,13 +76,23 @@ def hiding_table(results: Mapping[str, dict]) -> str:
       "AUC x100 (all)": x100(r),
       "genuine": x100(r["genuine"]),
       "impostor": x100(r["impostor"]),
-      "acc @ 50% blurred": float(np.interp(0.5, r["fractions"], r["accuracy"])),
-      "acc @ 90% blurred": float(np.interp(0.9, r["fractions"], r["accuracy"])),
+      "acc @ 50% blurred": accuracy_at(r, 0.5),
+      "acc @ 90% blurred": accuracy_at(r, 0.9),
     }
     for k, r in results.items()
     if not k.startswith("_")
   ]
   return markdown_table(rows, list(rows[0]))
+
+
+def accuracy_at(result: Mapping[str, Any], fraction: float) -> str:
+  """A hiding game's accuracy at ``fraction`` hidden (linear between its fractions), with the
+  95 % interval of that fraction's accuracy (``accuracy_ci95``, bootstrap over the pairs) when
+  ``fraction`` is one of the game's fractions."""
+  value = float(np.interp(fraction, result["fractions"], result["accuracy"]))
+  hit = np.flatnonzero(np.isclose(result["fractions"], fraction))
+  ci = result.get("accuracy_ci95")
+  return intervals.format_interval(value, ci[int(hit[0])] if ci and hit.size else None)
 
 
 def pointing_table(results: Mapping[str, Any]) -> str:
@@ -120,7 +133,7 @@ def explain_markdown(results: Mapping[str, Any], types: Mapping[str, str]) -> st
       pairs = next(iter(res.values()))["num_pairs"]
       sections.append(
         (
-          f"Hiding game ({pairs} test pairs, half genuine; AUC x 100 "
+          f"Hiding game ({pairs} test pairs, half genuine; AUC x 100 and accuracies "
           "[95 % interval, bootstrap over pairs]; "
           f"tau = {th['tau']:.3f}, T = tau / c = {th['T']:.5f})",
           hiding_table(res),

@@ -50,6 +50,14 @@ def eer_percent(report: dict) -> float:
   return round(100.0 * report["all_pairs"]["eer"], 2)
 
 
+def eer_cell(report: dict) -> str:
+  """:func:`eer_percent` with its 95 % interval (bootstrap over identities) when present."""
+  ci = report["all_pairs"].get("eer_ci95")
+  return intervals.format_interval(
+    eer_percent(report), None if ci is None else [100.0 * v for v in ci], _two
+  )
+
+
 def loss_flags(method: str) -> list[str]:
   """Table 1 check marks (L_adv, L_dis, L_rec^avg, L_rec^cen, L_tv) of a method."""
   if method not in VARIANTS:
@@ -79,7 +87,10 @@ def verification_lines(
   header += [*columns, "mean"]
   for name, value in (
     (f"{title} accuracy [%] [95 % interval, bootstrap over folds] (Table 1 analog)", percent),
-    ("EER over all video pairs [%] (lower is better)", eer_percent),
+    (
+      "EER over all video pairs [%] (lower is better) [95 % interval, bootstrap over identities]",
+      eer_percent,
+    ),
   ):
     rows = []
     for method, row in table.items():
@@ -92,7 +103,7 @@ def verification_lines(
       if value is percent:
         cells = [accuracy_cell(row[c]) for c in columns] + [mean_accuracy_cell(row, columns)]
       else:
-        cells = [f"{v:.2f}" for v in values] + [f"{np.mean(values):.2f}"]
+        cells = [eer_cell(row[c]) for c in columns] + [f"{np.mean(values):.2f}"]
       rows.append([method, *loss_flags(method), trained, *cells])
     lines += [f"## {name}", "", *_table(header, rows), ""]
   return lines
@@ -103,12 +114,13 @@ def blur_lines(table: dict, settings: Mapping) -> list[str]:
   (n, n_avg) = settings["set_configs"][0]
   sizes = [str(k) for k in settings["blur_kernel_sizes"]]
   rows = []
-  for label, value in (("accuracy [%]", accuracy_cell), ("EER all pairs [%]", eer_percent)):
+  for label, value in (("accuracy [%]", accuracy_cell), ("EER all pairs [%]", eer_cell)):
     for method, row in table.items():
       rows.append([f"{method}, {label}", *(_cell_text(value(row[k])) for k in sizes)])
   return [
     f"## Motion blur, {n - settings['blur_sharp_frames']} of {n} frames blurred, "
-    f"n_avg = {n_avg} (Table 4 analog; accuracy [95 % interval, bootstrap over folds])",
+    f"n_avg = {n_avg} (Table 4 analog; accuracy [95 % interval, bootstrap over folds]; EER "
+    "[95 % interval, bootstrap over identities])",
     "",
     *_table(["filter size", *sizes], rows),
   ]
