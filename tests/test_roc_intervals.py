@@ -15,6 +15,7 @@ from jfr.eval import video_protocols as vp
 from jfr.methods.attributes import report as attributes_report
 from jfr.methods.explain import report as explain_report
 from jfr.methods.fan import report as fan_report
+from jfr.methods.interpretable import report as interpretable_report
 
 FARS = (0.1, 0.01)
 
@@ -193,3 +194,16 @@ def test_recognition_and_fan_tables_show_the_verification_intervals():
     {"set_configs": [(5, 2)], "blur_kernel_sizes": (9,), "blur_sharp_frames": 1},
   )
   assert any(cell in line for line in blur)
+
+
+def test_interpretable_recognition_cells_show_the_tar_interval():
+  rng = np.random.default_rng(7)
+  scores, same = _scored_pairs(rng, 400)
+  v = protocols.verification_report(scores, same, FARS, folds=10)
+  scenario = {"verification": v, "identification": {"cmc": {"rank1": 0.5}}}
+  cell = interpretable_report._recognition_cell(scenario, "far:0.1")
+  lo, hi = v["tar_at_far"]["0.1_ci95"]
+  assert cell == interpretable_report._ci(
+    {"v": v["tar_at_far"]["0.1"], "v_ci95": [lo, hi]}, "v", percent=True
+  )
+  assert "[" in cell

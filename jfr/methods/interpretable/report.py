@@ -219,10 +219,14 @@ def _recognition_value(report: Mapping[str, Any], metric: str) -> float | None:
 
 
 def _recognition_cell(report: Mapping[str, Any], metric: str) -> str:
-  """A figure (%) of a scenario, rank-k with its interval over identities when present."""
+  """A figure (%) of a scenario with its interval when present: rank-k over identities,
+  TAR@FAR over the verification folds."""
   value = _recognition_value(report, metric)
   kind, key = metric.split(":")
-  ci = report["identification"].get("cmc_ci95", {}).get(key) if kind == "rank" else None
+  if kind == "rank":
+    ci = report["identification"].get("cmc_ci95", {}).get(key)
+  else:
+    ci = report["verification"]["tar_at_far"].get(f"{key}_ci95")
   return _ci({"v": value, "v_ci95": ci}, "v", percent=True)
 
 
@@ -282,7 +286,7 @@ def markdown_report(
     lines += [
       "",
       "## Recognition (Tables 2, 4, 5 analogs; %; rank-k [95 % interval, bootstrap over "
-      "the probes' identities])",
+      "the probes' identities]; TAR@FAR [95 % interval, bootstrap over the verification folds])",
       "",
     ]
     lines.append(tables.markdown_table(rows, ["variant", *columns]))
