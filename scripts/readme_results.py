@@ -581,7 +581,7 @@ def curve_figure(spec: Mapping, points: list[dict], path: Path) -> None:
   ax.set_xscale("log", base=2)
   ax.set_xticks(x, [str(v) for v in x])
   ax.set_xlabel("training steps (dotted: the default)")
-  ax.set_ylabel(f"difference, {spec['metric']}")
+  ax.set_ylabel(textwrap.fill(f"difference, {spec['metric']}", 36), fontsize=8)
   ax.set_title(textwrap.fill(spec["title"], 60), fontsize=9)
   fig.tight_layout()
   fig.savefig(path, metadata={"Software": None})
