@@ -146,7 +146,10 @@ def _env(devices: int, cache: Path) -> dict[str, str]:
     PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     PYTHONPATH=str(ROOT),
     JAX_PLATFORMS="cpu",
-    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    XLA_FLAGS=" ".join(  # the session's XLA flags (conftest), with this run's device count
+      [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+      + [f"--xla_force_host_platform_device_count={devices}"]
+    ),
     JAX_COMPILATION_CACHE_DIR=str(cache),  # a resumed run reuses its topology's executables
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
   )
