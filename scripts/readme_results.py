@@ -300,6 +300,17 @@ def templates_section(run: Run) -> str:
   )
 
 
+def _accuracy_at(game: Mapping, fraction: float) -> str:
+  """A hiding game's accuracy (%) at a hidden ``fraction`` that is one of its fractions, with
+  its interval (``accuracy_ci95``, bootstrap over pairs) when the results carry one."""
+  fractions, acc = game.get("fractions", []), game.get("accuracy", [])
+  hit = [i for i, f in enumerate(fractions) if abs(f - fraction) < 1e-9]
+  if not hit or len(acc) != len(fractions):
+    return ""
+  ci = game.get("accuracy_ci95")
+  return fmt_interval(acc[hit[0]], ci[hit[0]] if ci else None, pct)
+
+
 def explain_section(run: Run) -> str:
   ours = run.json("eval/recognition.json")
   plain = run.json("baseline/eval/recognition.json")
@@ -320,9 +331,13 @@ def explain_section(run: Run) -> str:
   names = ex.get("method_names", {})
   hiding = sorted(ex.get("hiding_game", {}).items(), key=lambda kv: -kv[1]["auc"])
   sigma = next(iter(ex.get("hiding_game", {}).values()), {}).get("blur_sigma")
+  x100 = lambda x: f"{100 * x:.1f}"  # noqa: E731
   hide = table(
-    ["map", "hiding game AUC x 100"],
-    [[names.get(k, k), cell(g, "auc", lambda x: f"{100 * x:.1f}")] for k, g in hiding],
+    ["map", "hiding game AUC x 100", "accuracy % (50 % hidden)", "accuracy % (90 % hidden)"],
+    [
+      [names.get(k, k), cell(g, "auc", x100), _accuracy_at(g, 0.5), _accuracy_at(g, 0.9)]
+      for k, g in hiding
+    ],
   )
   pg = ex.get("pointing_game", {})
   area = pg.get("area_share", {})
@@ -374,14 +389,31 @@ def attributes_section(run: Run) -> str:
     [labels.get(n, n), cell(dig(v, "pretrained", "attributes_test"), "mean_accuracy")]
     for n, v in variants.items()
   ]
-  return "\n\n".join(
-    [
-      f"{run.header()}:",
-      ident,
-      "Mean attribute accuracy on the test identities (stage 1):",
-      table(["variant", "mean attribute accuracy %"], attr_rows),
+  parts = [
+    f"{run.header()}:",
+    ident,
+    "Mean attribute accuracy on the test identities (stage 1):",
+    table(["variant", "mean attribute accuracy %"], attr_rows),
+  ]
+  pct2 = lambda x: f"{100 * x:.2f}"  # noqa: E731
+  cams = {n: dig(v, "pretrained", "cam", "per_attribute") for n, v in variants.items()}
+  cams = {n: c for n, c in cams.items() if isinstance(c, Mapping)}
+  if cams:
+    first = next(iter(cams.values()))
+    attrs = [a for a, x in first.items() if isinstance(x, Mapping) and x.get("region")]
+    parts += [
+      "Share % of each attribute's class-activation-map mass inside its face region (stage 1, "
+      "images with the attribute; area: the region's share of the image):",
+      table(
+        ["attribute", "region", "area %"] + [labels.get(n, n) for n in cams],
+        [
+          [a, first[a]["region"], cell(first[a], "area", pct2)]
+          + [cell(c.get(a), "share", pct2) for c in cams.values()]
+          for a in attrs
+        ],
+      ),
     ]
-  )
+  return "\n\n".join(parts)
 
 
 def interpretable_section(run: Run) -> str:

@@ -207,3 +207,23 @@ def test_interpretable_recognition_cells_show_the_tar_interval():
     {"v": v["tar_at_far"]["0.1"], "v_ci95": [lo, hi]}, "v", percent=True
   )
   assert "[" in cell
+
+
+def test_readme_generator_shows_hiding_accuracies_and_cam_shares_with_intervals():
+  import sys
+  from pathlib import Path
+
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+  import readme_results
+
+  game = {"fractions": [0.0, 0.5, 0.9], "accuracy": [0.9, 0.8, 0.6]}
+  game["accuracy_ci95"] = [[0.85, 0.95], [0.7, 0.88], [0.5, 0.7]]
+  assert readme_results._accuracy_at(game, 0.5) == "80.0 [70.0, 88.0]"
+  assert readme_results._accuracy_at(game, 0.7) == ""
+  assert readme_results._accuracy_at({**game, "accuracy_ci95": None}, 0.9) == "60.0"
+  cam = {"Big_Nose": {"region": "nose", "share": 0.02, "share_ci95": [0.01, 0.03], "area": 0.01}}
+  run = type("R", (), {})()
+  run.header = lambda: "run"
+  run.json = lambda rel: {"variants": {"joint": {"pretrained": {"cam": {"per_attribute": cam}}}}}
+  text = readme_results.attributes_section(run)
+  assert "| Big_Nose | nose | 1.00 | 2.00 [1.00, 3.00] |" in text
