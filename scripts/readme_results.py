@@ -426,8 +426,12 @@ def interpretable_section(run: Run) -> str:
     if dig(p, "pos", "mean_std") is not None and dig(p, "neg", "mean_std") is not None:
       std = (p["pos"]["mean_std"] + p["neg"]["mean_std"]) / 2
     on_face = f"{pct(dig(p, 'pos', 'on_face') or 0)} / {pct(dig(p, 'neg', 'on_face') or 0)}"
-    r1 = [
-      cell(dig(rec, s, "identification", "cmc"), "rank1")
+    r1 = [  # the interval of cmc[k] sits in the sibling cmc_ci95[k]
+      fmt_interval(
+        dig(rec, s, "identification", "cmc", "rank1"),
+        dig(rec, s, "identification", "cmc_ci95", "rank1"),
+        pct,
+      )
       for s in ("original", "synthetic_occlusion", "natural_occlusion")
     ]
     tar = [
@@ -543,7 +547,11 @@ def headroom_section(run: Run) -> str:
         f"closed-set identification ({i.get('num_gallery')} enrolled, {i.get('num_mated')} mated "
         "probes)"
       ),
-      ", ".join(f"{k.replace('rank', 'rank-')} {cell(cmc, k)} %" for k in cmc if "_ci95" not in k),
+      ", ".join(
+        f"{k.replace('rank', 'rank-')} {fmt_interval(v, i.get('cmc_ci95', {}).get(k), pct)} %"
+        for k, v in cmc.items()
+        if "_ci95" not in k
+      ),
     ],
     [
       "open-set identification (identities not enrolled)",

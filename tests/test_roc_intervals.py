@@ -227,3 +227,21 @@ def test_readme_generator_shows_hiding_accuracies_and_cam_shares_with_intervals(
   run.json = lambda rel: {"variants": {"joint": {"pretrained": {"cam": {"per_attribute": cam}}}}}
   text = readme_results.attributes_section(run)
   assert "| Big_Nose | nose | 1.00 | 2.00 [1.00, 3.00] |" in text
+
+
+def test_readme_generator_reads_rank1_intervals_from_the_sibling_cmc_ci95():
+  import sys
+  from pathlib import Path
+
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+  import readme_results
+
+  ident = {"cmc": {"rank1": 0.5}, "cmc_ci95": {"rank1": [0.4, 0.6]}}
+  run = type("R", (), {})()
+  run.header = lambda: "run"
+  run.json = lambda rel: {"identification": ident}
+  assert "rank-1 50.0 [40.0, 60.0] %" in readme_results.headroom_section(run)
+  files = {"eval/interpretable.json": {"variants": ["base"]}}
+  files["base/eval/recognition.json"] = {s: {"identification": ident} for s in ("original",)}
+  run.json = lambda rel: files.get(rel, {})
+  assert "50.0 [40.0, 60.0]" in readme_results.interpretable_section(run)
