@@ -23,19 +23,18 @@ Variants:
   evaluation uses N x n_avg <= 20 (the clips have 20 frames).
   Two aggregator options beyond the paper (``'default'`` / ``'none'`` in ``:paper``; the
   losses stay the paper's Eqs. 5-13 and nothing reads the canonical faces):
-  ``aggregator.residual='weighted_mean'`` makes the U-Net output a correction added to a
-  per-pixel weighted mean of the set's frames, the weights a softmax over the members of a
-  score the U-Net computes for each member (weights and correction start at zero, so
-  training starts from the plain pixel mean), and ``aggregator.upsample_init='icnr'``
-  starts every transposed conv with equal sub-pixel kernels (ICNR). Why: trained from
-  scratch for 800 CPU steps on the paper's feature-space losses alone (no pixel loss; L_tv
-  at 1e-4 is ~0.04 of a loss of ~20), the paper's U-Net (base width 8) printed a noisy,
-  grid-textured blur (10x the inputs' Nyquist energy, 1.8 dB below the pixel mean against
-  the canonical faces); ``residual='mean'`` (plain mean + correction) still printed 1.75x
-  the inputs' Nyquist energy on the test clips. 500 / 150 (ablation) steps and the
-  options were chosen on a validation split of the TRAIN identities (the last 10 % of
-  train_video's identities held out; never the test identities): see the README's FAN
-  section for the table.
+  ``aggregator.residual='mean'`` makes the U-Net output a correction added to the masked
+  pixel mean of the set (last conv zero-initialised, so training starts from the pixel
+  mean), and ``aggregator.upsample_init='icnr'`` starts every transposed conv with equal
+  sub-pixel kernels (ICNR). Why: trained from scratch for 800 CPU steps on the paper's
+  feature-space losses alone (no pixel loss; L_tv at 1e-4 is ~0.04 of a loss of ~20), the
+  paper's U-Net (base width 8) printed a noisy, grid-textured blur (10x the inputs'
+  Nyquist energy, 1.8 dB below the pixel mean against the canonical faces). The options,
+  the 500 / 150 (ablation) steps (longer adversarial training prints streaks: PSNR and SSIM
+  fall) and Adam 5e-4 were chosen on a validation split of the TRAIN identities (the last
+  10 % of train_video's identities held out, ``scripts/fan_validation.py``; never the test
+  identities); ``residual='weighted_mean'`` and a larger L_tv weight were tried there and
+  not better. Table: the README's FAN section.
 * ``tiny``: ``synthetic_faces/tiny`` (32 px), a few steps of everything (tests).
 * ``pretrained112``: stage 2 only, against a pretrained 112 px recognizer given as
   ``--config.extractor.workdir=RUN`` (required; e.g. an arcface_torch / insightface IResNet
@@ -143,9 +142,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       min_set_size=10,  # each training set has uniform length in [min_set_size, N]
       # Beyond the paper (jfr.models.set_unet docstring; 'default' / 'none' in :paper):
       upsample_init="icnr",  # every sub-pixel phase of a transposed conv starts equal
-      # output = the set's pixel mean weighted per pixel by a softmax over the members of the
-      # U-Net's per-member scores (uniform at the start), + the U-Net's output.
-      residual="weighted_mean",
+      residual="mean",  # output = masked pixel mean of the set + the U-Net's output
     )
   )
   config.discriminator = ml_collections.ConfigDict(

@@ -274,6 +274,31 @@ def test_dataset_canonical_faces(tiny_data_dir):
     np.testing.assert_array_equal(clip[0]["canonical_mask"], want["mask"][0])
 
 
+def test_clip_canonical_faces_equal_the_stored_ones(tiny_data_dir):
+  """The public renderer of clip canonical faces (for validation on train identities) gives,
+  on the video split, exactly what the data set stores; train clips get faces too."""
+  import tensorflow_datasets as tfds
+
+  from jfr.data import synthetic_faces
+
+  builder = tfds.builder("synthetic_faces/tiny", data_dir=tiny_data_dir)
+  c = builder.builder_config
+  stored = {}
+  for ex in tfds.as_numpy(builder.as_dataset(split="video")):
+    stored.setdefault(int(ex["video_id"]), ex)
+  idents = np.array(sorted({int(e["label"]) for e in stored.values()})[:2])
+  got = synthetic_faces.clip_canonical_faces(c, "video", idents)
+  want_ids = sorted(v for v, e in stored.items() if int(e["label"]) in idents)
+  assert got["video_ids"].tolist() == want_ids
+  for v, image, mask in zip(got["video_ids"], got["image"], got["mask"]):
+    np.testing.assert_array_equal(image, stored[int(v)]["canonical_face"])
+    np.testing.assert_array_equal(mask, stored[int(v)]["canonical_mask"])
+  train = synthetic_faces.clip_canonical_faces(c, "train_video", np.array([0]))
+  assert len(train["video_ids"]) == c.videos_per_identity and train["mask"].mean() > 0.1
+  with pytest.raises(ValueError, match="video split"):
+    synthetic_faces.clip_canonical_faces(c, "train", idents)
+
+
 def test_version_1_0_data_still_loads(tmp_path, monkeypatch):
   """A data_dir prepared at 1.0.0 (as before this version) loads as ``tiny:1.0.0``."""
   import tensorflow_datasets as tfds

@@ -413,3 +413,25 @@ def _canonical_faces(c: SyntheticFacesConfig, batch) -> dict[str, np.ndarray]:
   slot = {key: n for n, key in enumerate(first)}
   take = np.array([slot[key] for key in keys])
   return {"image": faces["image"][take], "mask": faces["mask"][take]}
+
+
+def clip_canonical_faces(
+  c: SyntheticFacesConfig, split: str, identities: np.ndarray
+) -> dict[str, np.ndarray]:
+  """The canonical face of every clip of ``identities`` in the video ``split``, in any split.
+
+  The data set stores canonical faces only in :data:`EVALUATION_SPLITS`; this renders them
+  for e.g. a validation subset of ``train_video`` identities (model selection on train
+  identities: ``scripts/fan_validation.py``), exactly as the builder would.
+
+  Returns:
+    ``video_ids`` ``[V]`` (sorted), ``image`` uint8 ``[V, S, S, 3]``, ``mask`` bool ``[V, S, S]``.
+  """
+  if split not in ("train_video", "video", EXTRA_VIDEO_SPLIT):
+    raise ValueError(f"split: expected a video split, got {split!r}")
+  first = {}
+  for job in _jobs(c, split, np.asarray(identities)):
+    first.setdefault(job[1], job)
+  video_ids = np.array(sorted(first))
+  faces = _canonical_faces(c, [first[v] for v in video_ids])
+  return {"video_ids": video_ids, **faces}
