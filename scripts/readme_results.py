@@ -629,9 +629,12 @@ def curve_figure(spec: Mapping, points: list[dict], path: Path) -> None:
 
 
 def curve_trend(spec: Mapping, points: list[dict]) -> str:
-  """One sentence: how the difference moves from the default training length to the longest."""
+  """One sentence: how the difference moves from the default training length to the longest
+  (from the shortest when the default is the longest)."""
   first = next((p for p in points if p["steps"] == spec["default_steps"]), points[0])
   last = points[-1]
+  if first is last:
+    first = points[0]
   a, b = first["diff"], last["diff"]
   if a * b < 0:
     how = "changes sign"

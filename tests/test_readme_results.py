@@ -171,3 +171,14 @@ def test_one_claim_on_several_metrics_shows_its_mean_in_the_claims_table(tmp_pat
   got = readme_results.sections(tmp_path)
   assert "1:N mean" in got["claims"] and "TPIR" not in got["claims"] and "TAR:" not in got["claims"]
   assert "TPIR" in got["templates"] and "TAR:" in got["templates"]
+
+
+def test_curve_trend_reads_from_the_default_or_the_shortest_point():
+  points = [{"steps": s, "diff": d} for s, d in ((250, -0.01), (500, -0.03), (1000, -0.05))]
+  spec = {"default_steps": 500}
+  assert readme_results.curve_trend(spec, points).startswith("From 500 to 1000 steps")
+  assert "widens" in readme_results.curve_trend(spec, points)
+  # The default is the longest point: the sentence reads from the shortest one.
+  assert readme_results.curve_trend({"default_steps": 1000}, points).startswith(
+    "From 250 to 1000 steps"
+  )
