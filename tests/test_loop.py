@@ -46,7 +46,11 @@ def _job(workdir, num_steps, delay):
     os.environ,
     PYTHONPATH=str(_REPO),
     JAX_PLATFORMS="cpu",
-    XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    # the session's XLA flags (conftest): the job compiles the same code as this process
+    XLA_FLAGS=" ".join(
+      [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+      + ["--xla_force_host_platform_device_count=4"]
+    ),
   )
   return subprocess.Popen(
     [
