@@ -19,21 +19,6 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
   os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
   ).strip()
-# Quick XLA CPU compiles: the tests' programs are tiny, so XLA compile time (LLVM optimisation
-# above all), not running them, is most of the suite's time. LLVM -O0 without its expensive
-# passes and the classic elemental emitters compile the FAN train step and its initialisers in
-# 21 instead of 76 CPU s (measured); the programs compute the same operations (no fast math,
-# which stays off), only less optimised machine code. A flag already in XLA_FLAGS is kept, so
-# ``XLA_FLAGS=--xla_backend_optimization_level=2 pytest`` tests the optimised code. Exported
-# before jax is imported: subprocesses (jfr.main, jfr.evaluate) inherit it.
-QUICK_COMPILE_FLAGS = (
-  "--xla_backend_optimization_level=0",
-  "--xla_llvm_disable_expensive_passes=true",
-  "--xla_cpu_use_fusion_emitters=false",
-)
-for _flag in QUICK_COMPILE_FLAGS:
-  if _flag.split("=")[0] not in os.environ["XLA_FLAGS"]:
-    os.environ["XLA_FLAGS"] += " " + _flag
 
 # One persistent XLA compilation cache per test session (a fresh temporary directory, removed
 # at the end): the same computation compiled again (an eval-mode reproduction, each jfr.infer
