@@ -668,10 +668,11 @@ def curves_section(results_dir: Path, figures: bool = False) -> str:
       else:
         rows.append([str(p["steps"]), shown, verdict(p.get("ci95"))])
     rel = spec_path.parent.relative_to(results_dir.parent)
+    figure = f", figure `{rel}/curve.png`" if len(points) > 1 else ""
     out += [
       (
         f"{spec['title']} ({spec['metric']}; default {spec['default_steps']} steps; "
-        f"`{rel}/`, figure `{rel}/curve.png`):"
+        f"`{rel}/`{figure}):"
       ),
       table(["training steps", "difference a − b [95 % interval]", "verdict"], rows),
     ]
