@@ -15,7 +15,6 @@ import numpy as np
 
 from jfr.eval import metrics
 from jfr.eval import roc_intervals
-from jfr.eval.roc_intervals import fold_weights
 from jfr.report import intervals
 
 
@@ -168,7 +167,9 @@ def verification_report(
     "accuracy_std": float(std),
     "accuracy_ci95": ci,
     "fold_accuracies": accuracies.tolist(),
-    **roc_summary(scores, same, fars, fold_weights(len(scores), folds) if folds >= 2 else None),
+    **roc_summary(
+      scores, same, fars, roc_intervals.fold_weights(len(scores), folds) if folds >= 2 else None
+    ),
     "num_pairs": int(len(scores)),
   }
 
