@@ -21,20 +21,25 @@ Variants:
   1.1 M VoxCeleb2 videos; on ~1000 steps it does not move the U-Net far from its random
   start), the ablation variants train for ``ablation_num_train_steps`` steps, the
   evaluation uses N x n_avg <= 20 (the clips have 20 frames).
-  Two aggregator options beyond the paper (``'default'`` / ``'none'`` in ``:paper``; the
-  losses stay the paper's Eqs. 5-13 and nothing reads the canonical faces):
+  Three aggregator options beyond the paper (``'default'`` / ``'none'`` / 0 in ``:paper``;
+  the losses stay the paper's Eqs. 5-13 and nothing reads the canonical faces):
   ``aggregator.residual='mean'`` makes the U-Net output a correction added to the masked
   pixel mean of the set (last conv zero-initialised, so training starts from the pixel
-  mean), and ``aggregator.upsample_init='icnr'`` starts every transposed conv with equal
-  sub-pixel kernels (ICNR). Why: trained from scratch for 800 CPU steps on the paper's
-  feature-space losses alone (no pixel loss; L_tv at 1e-4 is ~0.04 of a loss of ~20), the
-  paper's U-Net (base width 8) printed a noisy, grid-textured blur (10x the inputs'
-  Nyquist energy, 1.8 dB below the pixel mean against the canonical faces). The options,
-  the 500 / 150 (ablation) steps (longer adversarial training prints streaks: PSNR and SSIM
-  fall) and Adam 5e-4 were chosen on a validation split of the TRAIN identities (the last
-  10 % of train_video's identities held out, ``scripts/fan_validation.py``; never the test
-  identities); ``residual='weighted_mean'`` and a larger L_tv weight were tried there and
-  not better. Table: the README's FAN section.
+  mean), ``aggregator.upsample_init='icnr'`` starts every transposed conv with equal
+  sub-pixel kernels (ICNR), and ``aggregator.shading_symmetry=4`` makes the output's
+  low frequencies (below a Gaussian of std 4 px) left-right symmetric, an even-light prior
+  (:func:`jfr.models.set_unet.symmetrise_shading`; the quality table also scores it alone on
+  the pixel mean, as ``mean_symmetric_shading``). Why: trained from scratch for 800 CPU
+  steps on the paper's feature-space losses alone (no pixel loss; L_tv at 1e-4 is ~0.04 of a
+  loss of ~20), the paper's U-Net (base width 8) printed a noisy, grid-textured blur (10x the
+  inputs' Nyquist energy, 1.8 dB below the pixel mean against the canonical faces); with the
+  first two options it stayed below the pixel mean, mostly because of side light, which the
+  feature losses ignore. The options, the 500 / 150 (ablation) steps (longer adversarial
+  training prints streaks: PSNR and SSIM fall) and Adam 5e-4 were chosen on a validation
+  split of the TRAIN identities (the last 10 % of train_video's identities held out,
+  ``scripts/fan_validation.py``; never the test identities); ``residual='weighted_mean'``,
+  a larger L_tv weight and symmetry at 8 px were tried there and not better. Table: the
+  README's FAN section.
 * ``tiny``: ``synthetic_faces/tiny`` (32 px), a few steps of everything (tests).
 * ``pretrained112``: stage 2 only, against a pretrained 112 px recognizer given as
   ``--config.extractor.workdir=RUN`` (required; e.g. an arcface_torch / insightface IResNet
@@ -143,6 +148,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Beyond the paper (jfr.models.set_unet docstring; 'default' / 'none' in :paper):
       upsample_init="icnr",  # every sub-pixel phase of a transposed conv starts equal
       residual="mean",  # output = masked pixel mean of the set + the U-Net's output
+      # Even-light prior: the output's band below a Gaussian of std 4 px (of 64) is made
+      # left-right symmetric (set_unet.symmetrise_shading); 0 is off (the paper).
+      shading_symmetry=4.0,
     )
   )
   config.discriminator = ml_collections.ConfigDict(
@@ -236,6 +244,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.extractor.evals.extractor.pairs_per_fold = 10
     config.extractor.evals.extractor.folds = 2
     config.aggregator.base_features = 4
+    config.aggregator.shading_symmetry = 2.0  # 4 px of 64 at 32 px
     config.aggregator.set_size = 4
     config.aggregator.min_set_size = 2
     config.aggregator.max_members = 8
@@ -270,6 +279,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.aggregator.max_members = 64
     config.aggregator.upsample_init = "default"  # the paper's U-Net, from its random start
     config.aggregator.residual = "none"
+    config.aggregator.shading_symmetry = 0.0
     config.discriminator.features = (32, 64, 64, 32)
     config.loss.beta = 32.0
     config.optimizer.learning_rate = 5e-5
@@ -294,6 +304,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.extractor.num_train_steps = 0  # not trained: extractor.workdir is required
     config.aggregator.base_features = 32
     config.aggregator.max_members = 64
+    config.aggregator.shading_symmetry = 7.0  # 4 px of 64 at 112 px
     config.discriminator.features = (32, 64, 64, 32)
     config.loss.beta = 32.0  # 32 * D / 512 with D = 512 (the released IResNets)
   return config.lock()

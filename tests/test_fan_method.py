@@ -54,6 +54,7 @@ def test_paper_config_carries_the_paper_settings():
   assert (config.batch_size, config.aggregator.set_size, config.loss.beta) == (6, 10, 32.0)
   assert config.optimizer.learning_rate == 5e-5
   assert (config.aggregator.upsample_init, config.aggregator.residual) == ("default", "none")
+  assert config.aggregator.shading_symmetry == 0.0
   assert config.optimizer.learning_rate * config.optimizer.decay_factor == pytest.approx(1.25e-5)
   assert config.num_train_steps == 6 * 1_100_000 // 6
   config.train_sets_per_epoch = 6000  # 6 epochs of a smaller set, in steps

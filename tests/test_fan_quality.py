@@ -9,6 +9,8 @@ import pytest
 from jfr.eval import embedding, registry
 from jfr.eval import fan_quality as fq
 from jfr.eval import image_quality as iq
+from jfr.methods.fan import aggregator as fan_aggregator
+from jfr.methods.fan import evaluate as fan_evaluate
 from jfr.report import intervals
 
 S, T, N = 16, 6, 4
@@ -144,6 +146,25 @@ def test_canonical_copy_and_checkerboard_aggregators():
   assert entry["diff"] > 0 and intervals.verdict(entry) == "reproduced"
 
 
+def test_symmetric_shading_mean_baseline():
+  # The masked pixel mean, then y + G (flip(y) - y) / 2 (scipy's Gaussian, mirrored borders).
+  from scipy import ndimage
+
+  rng = np.random.default_rng(3)
+  sets = rng.uniform(-1, 1, (2, 3, 16, 16, 3)).astype(np.float32)
+  mask = np.array([[True, True, False], [True, True, True]])
+  mean = np.stack([sets[0, :2].mean(0), sets[1].mean(0)])
+  want = mean + 0.5 * ndimage.gaussian_filter(
+    mean[:, :, ::-1] - mean, sigma=(0, 2.0, 2.0, 0), mode="reflect", truncate=4.0
+  )
+  got = fan_aggregator.symmetric_shading_mean(2.0)(sets, mask)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  with pytest.raises(ValueError, match="sigma"):
+    fan_aggregator.symmetric_shading_mean(0.0)
+  with pytest.raises(ValueError, match="a member per set"):
+    fan_aggregator.symmetric_shading_mean(2.0)(sets, np.zeros((2, 3), bool))
+
+
 def test_seeded_and_flip():
   a, _ = _run({}, seed=3)
   b, _ = _run({}, seed=3)
@@ -209,6 +230,8 @@ def test_tiny_fan_run_writes_the_quality_table_and_figure(fan_run):
   workdir = fan_run.workdir
   results = json.loads((workdir / "eval" / "fan_quality.json").read_text())
   variants = list(fan_run.config.variants)
+  assert fan_run.config.aggregator.shading_symmetry > 0  # inherited from the default config
+  variants.append(fan_evaluate.SYMMETRIC_MEAN)  # the option's fixed prior, as a baseline
   assert list(results["methods"]) == [*fq.BASELINES, *variants]
   for row in results["methods"].values():
     for m in fq.METRICS:

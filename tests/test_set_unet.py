@@ -6,13 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl.testing import parameterized
+from scipy import ndimage
 
 from jfr.models import layers
 from jfr.models.set_unet import (
   SetMergeConv,
   SetUNet,
+  gaussian_blur_matrix,
   masked_member_softmax,
   pad_set,
+  symmetrise_shading,
   validate_set_inputs,
 )
 
@@ -175,6 +178,53 @@ class SetUNetTest(chex.TestCase):
     garbage = frames.copy()
     garbage[0, 3] = np.nan
     np.testing.assert_allclose(np.asarray(apply(params, garbage, mask)), out, atol=1e-5)
+
+  @parameterized.parameters(0.7, 4.0, 30.0)  # 30: the kernel is wider than the image
+  def test_symmetrise_shading_against_scipy(self, sigma):
+    # y + G (flip(y) - y) / 2 with scipy's Gaussian filter (mirrored borders, 4-sigma taps).
+    x = np.random.default_rng(0).normal(size=(2, 20, 12, 3)).astype(np.float32)
+    diff = x[:, :, ::-1] - x
+    want = x + 0.5 * ndimage.gaussian_filter(
+      diff, sigma=(0, sigma, sigma, 0), mode="reflect", truncate=4.0
+    )
+    got = np.asarray(jax.jit(symmetrise_shading, static_argnums=1)(x, sigma))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(gaussian_blur_matrix(20, sigma).sum(1), 1.0, atol=1e-6)
+
+  def test_symmetrise_shading_removes_side_light_keeps_detail(self):
+    size = 32
+    u = np.linspace(-1, 1, size)
+    face = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) * 3)  # symmetric "face"
+    light = 0.5 * u[None, :]  # side light: a left-right ramp
+    detail = np.zeros((size, size))
+    detail[10, 8] = 1.0  # a one-pixel mark on one side only
+    image = np.broadcast_to((face + light + detail)[None, :, :, None], (1, size, size, 3))
+    out = np.asarray(symmetrise_shading(jnp.asarray(image, jnp.float32), 3.0))[0, :, :, 0]
+    self.assertLess(np.abs(out - out[:, ::-1]).mean(), 0.1 * np.abs(light - light[:, ::-1]).mean())
+    self.assertGreater(out[10, 8] - out[10, size - 1 - 8], 0.8)  # the mark stays where it was
+    symmetric = np.broadcast_to(face[None, :, :, None], (1, size, size, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(symmetrise_shading(symmetric, 3.0)), symmetric, atol=1e-6)
+
+  def test_shading_symmetry_option(self):
+    frames = _frames(4, batch=2, members=3)
+    mask = np.array([[True, True, False], [True, True, True]])
+    plain = _model(upsample_init="icnr", residual="mean")
+    model = _model(upsample_init="icnr", residual="mean", shading_symmetry=2.0)
+    params = _numpy_params(plain, frames, mask, seed=2)
+    want = symmetrise_shading(jax.jit(plain.apply)(params, frames, mask), 2.0)
+    out = jax.jit(model.apply)(params, frames, mask)  # no parameters of its own
+    np.testing.assert_allclose(np.asarray(out), np.asarray(want), atol=1e-5)
+    perm = np.array([1, 0, 2])
+    np.testing.assert_allclose(
+      np.asarray(jax.jit(model.apply)(params, frames[:, perm], mask[:, perm])),
+      np.asarray(out),
+      atol=1e-5,
+    )
+    for bad in (-1.0, float("nan")):
+      with self.assertRaisesRegex(ValueError, "shading_symmetry"):
+        _model(shading_symmetry=bad).init(jax.random.key(0), frames, mask)
+    with self.assertRaisesRegex(ValueError, "sigma"):
+      gaussian_blur_matrix(8, 0.0)
 
   def test_masked_member_softmax_against_numpy(self):
     rng = np.random.default_rng(4)

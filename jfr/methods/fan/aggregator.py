@@ -34,7 +34,7 @@ from jfr.eval import embedding
 from jfr.eval import protocols
 from jfr.methods.recognition import trainer as recognition_trainer
 from jfr.models.discriminator import Discriminator
-from jfr.models.set_unet import SetUNet, validate_set_inputs
+from jfr.models.set_unet import SetUNet, symmetrise_shading, validate_set_inputs
 
 AggregateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -50,6 +50,7 @@ def build_generator(config: ml_collections.ConfigDict) -> SetUNet:
     # Options beyond the paper; configs written before they existed lack them.
     upsample_init=a.get("upsample_init", "default"),
     residual=a.get("residual", "none"),
+    shading_symmetry=a.get("shading_symmetry", 0.0),
   )
 
 
@@ -120,6 +121,30 @@ def make_aggregator(
 
 
 @functools.lru_cache(maxsize=4)
+def symmetric_shading_mean(sigma: float) -> AggregateFn:
+  """The non-learned baseline of the ``shading_symmetry`` option: the masked pixel mean of each
+  set with its low frequencies made left-right symmetric
+  (:func:`jfr.models.set_unet.symmetrise_shading`), float sets ``[B, N, H, W, 3]`` in
+  [-1, 1] and mask ``[B, N]`` -> ``[B, H, W, 3]``. It shows how much of an aggregator's
+  gain over the pixel mean the fixed prior alone gives."""
+  if not np.isfinite(sigma) or sigma <= 0:
+    raise ValueError(f"sigma must be a positive number of pixels; got {sigma!r}")
+  blur = jax.jit(symmetrise_shading, static_argnums=1)
+
+  def aggregate(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    frames, mask = np.asarray(frames, np.float32), np.asarray(mask, bool)
+    if frames.ndim != 5 or mask.shape != frames.shape[:2] or not mask.any(1).all():
+      raise ValueError(
+        f"expected sets [B, N, H, W, 3] and a mask [B, N] with a member per set, got "
+        f"{frames.shape} and {mask.shape}"
+      )
+    weights = mask / mask.sum(1, keepdims=True)
+    mean = np.einsum("bn,bnhwc->bhwc", weights, np.where(mask[..., None, None, None], frames, 0))
+    return np.asarray(blur(mean.astype(np.float32), float(sigma)))
+
+  return aggregate
+
+
 def _inference_apply(module: Any) -> Callable:
   """``module.apply`` in inference mode, one object per module configuration (so that the
   jit caches keyed on it compile once)."""

@@ -7,7 +7,9 @@ variant in ``config.eval_variants.<entry>`` (default: all of ``config.variants``
 load of the video split; so do ``fan_quality`` entries (:mod:`jfr.eval.fan_quality`:
 aggregated-face quality against the canonical faces, ``eval/<name>.md`` and
 ``figures/<name>_faces.png``); other evaluator types run on the main model (the extractor with
-the first variant's aggregator). Each entry writes ``eval/<name>.json``; the summary
+the first variant's aggregator). With ``aggregator.shading_symmetry > 0`` the quality table also
+scores the option's fixed prior alone, as the row ``mean_symmetric_shading``
+(:func:`jfr.methods.fan.aggregator.symmetric_shading_mean`). Each entry writes ``eval/<name>.json``; the summary
 ``eval/fan.json`` / ``eval/fan.md`` (Tables 1, 4, 3 analogs) and the figures
 ``figures/fan_*.png`` (aggregated faces, blur curve) follow.
 """
@@ -35,6 +37,8 @@ from jfr.methods.fan import settings as settings_lib
 from jfr.report import intervals
 from jfr.report import results as results_lib
 from jfr.report.timer import PhaseTimer
+
+SYMMETRIC_MEAN = "mean_symmetric_shading"  # fan_quality row: the pixel mean + shading symmetry
 
 
 def evaluate_extractor(
@@ -130,6 +134,9 @@ def evaluate(
         )
       elif type_name == "fan_quality":
         aggregators = {v: m.extras["aggregate_model_range"] for v, m in set_models.items()}
+        sigma = config.aggregator.get("shading_symmetry", 0.0)
+        if sigma > 0:  # the option's fixed prior alone, as a baseline
+          aggregators[SYMMETRIC_MEAN] = aggregator.symmetric_shading_mean(sigma)
         table = fan_quality.fan_quality(
           base,
           context,
