@@ -237,8 +237,11 @@ def guarded_update(
   params, batch_stats, opt_state or extras hold NaN/Inf, or when its update or
   parameter norm jumps beyond ``state.guard_limits`` (see :mod:`jfr.train.guard`,
   which also keeps the running statistics in ``state.guard``). Works inside
-  ``jit``/``pmap`` (a ``jnp.where`` select over every leaf). Under pmap, pass the
-  cross-replica-averaged loss and gradients so that all devices agree.
+  ``jit``/``pmap`` (a ``lax.cond`` on the verdict that returns one of the two states
+  unchanged; the same values as a ``jnp.where`` select over every leaf, but XLA:CPU
+  compiles a whole train step 3-4x faster: the select over every leaf, fused with the
+  guard's reductions, took e.g. 26 s instead of 7 s for configs/interpretable.py:tiny).
+  Under pmap, pass the cross-replica-averaged loss and gradients so that all devices agree.
 
   Args:
     state: the state before the update.
@@ -253,7 +256,7 @@ def guarded_update(
   """
   ok, guard = guard_lib.judge(state, new_state, loss, grads)
   new_state = new_state.replace(guard=state.guard)
-  chosen = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+  chosen = jax.lax.cond(ok, lambda: new_state, lambda: state)
   return chosen.replace(guard=guard), jnp.logical_not(ok).astype(jnp.float32)
 
 
