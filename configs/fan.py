@@ -214,7 +214,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       fan_quality=ml_collections.ConfigDict(
         dict(
           type="fan_quality",
-          split=config.dataset.get_ref("video_split"),
+          # all four test clips of each identity (400 clips; cheap next to the pair protocols)
+          split=config.dataset.get_ref("video_pairs_split"),
           still_split=config.dataset.get_ref("test_split"),  # identity centres
           set_size=config.aggregator.get_ref("set_size"),  # N frames per clip
           flip=False,  # as the video protocols (no flip averaging)
