@@ -68,11 +68,18 @@ def _settings(**kw):
   return base
 
 
-def _run(aggregators, seed=0, **kw):
+def _run(aggregators, seed=0, extra_baselines=None, **kw):
   videos, canonical, stills = _videos()
   centres = fq.identity_centres(_embed, stills, kw.get("flip", False))
   return fq.evaluate_quality(
-    videos, canonical, centres, _embed, aggregators, _settings(**kw), seed=seed
+    videos,
+    canonical,
+    centres,
+    _embed,
+    aggregators,
+    _settings(**kw),
+    seed=seed,
+    extra_baselines=extra_baselines,
   ), (videos, canonical)
 
 
@@ -165,6 +172,17 @@ def test_symmetric_shading_mean_baseline():
     fan_aggregator.symmetric_shading_mean(2.0)(sets, np.zeros((2, 3), bool))
 
 
+def test_extra_baselines_are_rows_without_comparisons():
+  sym = fan_aggregator.symmetric_shading_mean(2.0)
+  results, _ = _run({"mean": _mean_aggregator}, extra_baselines={"sym": sym})
+  assert list(results["methods"]) == [*fq.BASELINES, "sym", "mean"]
+  assert not any("_sym_" in k for k in results["comparisons"])
+  assert len(results["comparisons"]) == len(fq.METRICS)  # the aggregator's only
+  assert results["methods"]["sym"]["psnr"] != results["methods"]["pixel_mean"]["psnr"]
+  with pytest.raises(ValueError, match="also aggregators"):
+    _run({"mean": _mean_aggregator}, extra_baselines={"mean": sym})
+
+
 def test_seeded_and_flip():
   a, _ = _run({}, seed=3)
   b, _ = _run({}, seed=3)
@@ -231,8 +249,9 @@ def test_tiny_fan_run_writes_the_quality_table_and_figure(fan_run):
   results = json.loads((workdir / "eval" / "fan_quality.json").read_text())
   variants = list(fan_run.config.variants)
   assert fan_run.config.aggregator.shading_symmetry > 0  # inherited from the default config
-  variants.append(fan_evaluate.SYMMETRIC_MEAN)  # the option's fixed prior, as a baseline
-  assert list(results["methods"]) == [*fq.BASELINES, *variants]
+  # The option's fixed prior on the pixel mean is one more baseline row (no comparisons).
+  baselines = [*fq.BASELINES, fan_evaluate.SYMMETRIC_MEAN]
+  assert list(results["methods"]) == [*baselines, *variants]
   for row in results["methods"].values():
     for m in fq.METRICS:
       lo, hi = row[f"{m}_ci95"]

@@ -10,6 +10,8 @@ over the clip). Each set becomes one image by every method:
 * baselines: ``pixel_mean`` (the mean of the frames), ``sharpest_frame`` (the frame of largest
   gradient energy on the face region, :func:`jfr.eval.image_quality.sharpest_frame`),
   ``middle_frame`` (frame ``set_size // 2`` of the set);
+* ``extra_baselines`` given by the caller (e.g. the FAN's fixed shading-symmetry prior on the
+  pixel mean): rows and figure columns, but no comparisons;
 * one row per aggregator given (the FAN's variants: float sets in [-1, 1] -> images).
 
 Metrics per clip (:mod:`jfr.eval.image_quality`; region = the canonical face region):
@@ -180,6 +182,7 @@ def evaluate_quality(
   settings: Mapping[str, Any],
   *,
   seed: int,
+  extra_baselines: Mapping[str, AggregateFn] | None = None,
 ) -> dict:
   """The protocol of the module docstring.
 
@@ -192,6 +195,9 @@ def evaluate_quality(
     aggregators: name -> float sets ``[V, N, H, W, 3]``, mask ``[V, N]`` -> ``[V, H, W, 3]``.
     settings: the evaluator's settings.
     seed: the bootstrap's seed.
+    extra_baselines: more baselines (same signature as ``aggregators``): rows of the table
+      and the figure, after the built-in ones, but no comparisons (they are not a paper's
+      claim).
 
   Returns:
     ``methods`` (method -> metric -> mean over identities, ``<metric>_ci95``),
@@ -212,7 +218,11 @@ def evaluate_quality(
       f"canonical: expected face [V, H, W, 3] and mask [V, H, W] matching the sets "
       f"{sets.shape}, got {reference.shape} and {region.shape}"
     )
-  images = method_images(sets, region, aggregators)
+  extra_baselines = dict(extra_baselines or {})
+  overlap = set(extra_baselines) & set(aggregators)
+  if overlap:
+    raise ValueError(f"extra_baselines: names {sorted(overlap)} are also aggregators")
+  images = method_images(sets, region, {**extra_baselines, **aggregators})
   centre_rows = np.stack([centres[int(c)] for c in labels])
   flip, num_resamples = bool(settings["flip"]), int(settings["num_resamples"])
   per_clip, per_ident = {}, {}
@@ -289,11 +299,13 @@ def fan_quality(
   seed: int,
   aggregators: Mapping[str, AggregateFn] | None = None,
   videos: Mapping[str, np.ndarray] | None = None,
+  extra_baselines: Mapping[str, AggregateFn] | None = None,
 ) -> dict:
   """Evaluator ``fan_quality``: :func:`evaluate_quality` on the run's data set (module
   docstring). ``aggregators`` default: the model's ``extras['aggregate_<variant>']``, else
   ``extras['aggregate_model_range']`` as ``aggregated``; ``videos``: the split already
-  loaded by :func:`jfr.eval.video_protocols.load_videos` (default: load it)."""
+  loaded by :func:`jfr.eval.video_protocols.load_videos` (default: load it); ``extra_baselines``:
+  as :func:`evaluate_quality`."""
   check_settings(settings, SETTINGS, "fan_quality")
   model.require(NEEDS, "fan_quality")
   if aggregators is None:
@@ -311,7 +323,16 @@ def fan_quality(
   embed = model.extras["embed_model_range"]
   stills = pipelines.load_arrays(builder, settings["still_split"], ("image", "label"))
   centres = identity_centres(embed, stills, bool(settings["flip"]))
-  return evaluate_quality(videos, canonical, centres, embed, aggregators, settings, seed=seed)
+  return evaluate_quality(
+    videos,
+    canonical,
+    centres,
+    embed,
+    aggregators,
+    settings,
+    seed=seed,
+    extra_baselines=extra_baselines,
+  )
 
 
 # ----------------------------------------------------------------------------- report

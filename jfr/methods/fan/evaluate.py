@@ -135,8 +135,7 @@ def evaluate(
       elif type_name == "fan_quality":
         aggregators = {v: m.extras["aggregate_model_range"] for v, m in set_models.items()}
         sigma = config.aggregator.get("shading_symmetry", 0.0)
-        if sigma > 0:  # the option's fixed prior alone, as a baseline
-          aggregators[SYMMETRIC_MEAN] = aggregator.symmetric_shading_mean(sigma)
+        extra = {SYMMETRIC_MEAN: aggregator.symmetric_shading_mean(sigma)} if sigma > 0 else {}
         table = fan_quality.fan_quality(
           base,
           context,
@@ -144,6 +143,7 @@ def evaluate(
           seed=config.seed,
           aggregators=aggregators,
           videos=videos_of(settings["split"]),
+          extra_baselines=extra,  # the option's fixed prior alone: a row, not a claim
         )
       else:
         table = registry.evaluate(
