@@ -743,17 +743,28 @@ def rewrite(text: str, blocks: Mapping[str, str]) -> str:
 
 
 RUN_FILES = ("command.txt", "config.json")
+# Figures kept with a method's results (``figures/<name>`` of the run), so that the README can
+# show them: the FAN's aggregated faces, which issue 17 asks a reader to look at.
+KEPT_FIGURES: dict[str, tuple[str, ...]] = {
+  "fan": ("fan_aggregation_full_clean.png", "fan_quality_faces.png"),
+}
 
 
 def collect(workdir: Path, target: Path, commit: str) -> list[Path]:
   """Replaces ``target`` (``results/<method>/``) by the run's ``eval/*.json`` files (at their
   paths relative to ``workdir``, incl. sub-runs such as ``baseline/eval``), ``command.txt`` and
-  ``config.json``, and writes ``commit.txt`` (the commit of the code the run used); checkpoints,
-  figures and logs stay in the workdir. Returns the files."""
+  ``config.json`` and the figures :data:`KEPT_FIGURES` names for ``target.name``, and writes
+  ``commit.txt`` (the commit of the code the run used); checkpoints, other figures and logs stay
+  in the workdir. Returns the files."""
   files = sorted(workdir.rglob("eval/*.json")) + [workdir / f for f in RUN_FILES]
   files = [f for f in files if f.is_file()]
   if not any(f.suffix == ".json" and f.parent.name == "eval" for f in files):
     raise ValueError(f"workdir: no eval/*.json under {workdir}")
+  figures = [workdir / "figures" / name for name in KEPT_FIGURES.get(target.name, ())]
+  missing = [str(f) for f in figures if not f.is_file()]
+  if missing:
+    raise ValueError(f"workdir: the figures kept for {target.name!r} are missing: {missing}")
+  files += figures
   if target.exists():
     shutil.rmtree(target)
   out = []

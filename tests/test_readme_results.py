@@ -182,3 +182,24 @@ def test_curve_trend_reads_from_the_default_or_the_shortest_point():
   assert readme_results.curve_trend({"default_steps": 1000}, points).startswith(
     "From 250 to 1000 steps"
   )
+
+
+def test_collect_copies_results_and_the_kept_figures(tmp_path):
+  run = tmp_path / "run"
+  (run / "eval").mkdir(parents=True)
+  (run / "figures").mkdir()
+  (run / "eval" / "fan.json").write_text("{}")
+  (run / "command.txt").write_text("python -m jfr.main\n")
+  (run / "figures" / "other.png").write_bytes(b"x")
+  target = tmp_path / "results" / "fan"
+  with pytest.raises(ValueError, match="figures kept for 'fan' are missing"):
+    readme_results.collect(run, target, "abc1234")
+  for name in readme_results.KEPT_FIGURES["fan"]:
+    (run / "figures" / name).write_bytes(b"png")
+  readme_results.collect(run, target, "abc1234")
+  got = sorted(str(f.relative_to(target)) for f in target.rglob("*") if f.is_file())
+  want = ["command.txt", "commit.txt", "eval/fan.json"]
+  want += [f"figures/{n}" for n in readme_results.KEPT_FIGURES["fan"]]
+  assert got == sorted(want)  # other figures stay in the workdir
+  readme_results.collect(run, tmp_path / "results" / "explain", "abc1234")  # keeps no figure
+  assert not (tmp_path / "results" / "explain" / "figures").exists()
