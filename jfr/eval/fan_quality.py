@@ -304,8 +304,8 @@ def fan_quality(
   """Evaluator ``fan_quality``: :func:`evaluate_quality` on the run's data set (module
   docstring). ``aggregators`` default: the model's ``extras['aggregate_<variant>']``, else
   ``extras['aggregate_model_range']`` as ``aggregated``; ``videos``: the split already
-  loaded by :func:`jfr.eval.video_protocols.load_videos` (default: load it); ``extra_baselines``:
-  as :func:`evaluate_quality`."""
+  loaded by :func:`jfr.eval.video_protocols.load_videos` (default: load it);
+  ``extra_baselines``: as :func:`evaluate_quality`."""
   check_settings(settings, SETTINGS, "fan_quality")
   model.require(NEEDS, "fan_quality")
   if aggregators is None:

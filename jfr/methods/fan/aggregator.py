@@ -120,7 +120,6 @@ def make_aggregator(
   return aggregate
 
 
-@functools.lru_cache(maxsize=4)
 def symmetric_shading_mean(sigma: float) -> AggregateFn:
   """The non-learned baseline of the ``shading_symmetry`` option: the masked pixel mean of each
   set with its low frequencies made left-right symmetric
@@ -145,6 +144,7 @@ def symmetric_shading_mean(sigma: float) -> AggregateFn:
   return aggregate
 
 
+@functools.lru_cache(maxsize=4)
 def _inference_apply(module: Any) -> Callable:
   """``module.apply`` in inference mode, one object per module configuration (so that the
   jit caches keyed on it compile once)."""

@@ -8,10 +8,10 @@ load of the video split; so do ``fan_quality`` entries (:mod:`jfr.eval.fan_quali
 aggregated-face quality against the canonical faces, ``eval/<name>.md`` and
 ``figures/<name>_faces.png``); other evaluator types run on the main model (the extractor with
 the first variant's aggregator). With ``aggregator.shading_symmetry > 0`` the quality table also
-scores the option's fixed prior alone, as the row ``mean_symmetric_shading``
-(:func:`jfr.methods.fan.aggregator.symmetric_shading_mean`). Each entry writes ``eval/<name>.json``; the summary
-``eval/fan.json`` / ``eval/fan.md`` (Tables 1, 4, 3 analogs) and the figures
-``figures/fan_*.png`` (aggregated faces, blur curve) follow.
+scores the option's fixed prior alone, as the baseline row ``mean_symmetric_shading``
+(:func:`jfr.methods.fan.aggregator.symmetric_shading_mean`; no comparisons). Each entry writes
+``eval/<name>.json``; the summary ``eval/fan.json`` / ``eval/fan.md`` (Tables 1, 4, 3 analogs)
+and the figures ``figures/fan_*.png`` (aggregated faces, blur curve) follow.
 """
 
 from __future__ import annotations
