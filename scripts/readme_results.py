@@ -525,6 +525,37 @@ def fan_section(run: Run) -> str:
         f"Feature extractions: {cost.get('extractions_aggregated')} with the aggregator against "
         f"{cost.get('extractions_avg')} for `avg`."
       )
+  quality = run.json("eval/fan_quality.json")
+  if quality:
+    rows = [
+      [
+        m,
+        cell(r, "psnr", lambda x: f"{x:.2f}"),
+        cell(r, "ssim", dec3),
+        cell(r, "identity", dec3),
+        cell(r, "sharpness", dec3),
+        cell(r, "checkerboard", dec3),
+      ]
+      for m, r in quality.get("methods", {}).items()
+    ]
+    parts += [
+      (
+        f"Aggregated-face quality against the canonical faces ({quality.get('num_clips')} clips "
+        f"of {quality.get('num_identities')} identities, {quality.get('set_size')} frames each; "
+        "95 % intervals over identities):"
+      ),
+      table(
+        [
+          "method",
+          "PSNR dB",
+          "SSIM",
+          "identity cosine",
+          "sharpness (sharpest input = 1)",
+          "checkerboard (inputs' = 1)",
+        ],
+        rows,
+      ),
+    ]
   return "\n\n".join(parts)
 
 

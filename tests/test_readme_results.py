@@ -203,3 +203,22 @@ def test_collect_copies_results_and_the_kept_figures(tmp_path):
   assert got == sorted(want)  # other figures stay in the workdir
   readme_results.collect(run, tmp_path / "results" / "explain", "abc1234")  # keeps no figure
   assert not (tmp_path / "results" / "explain" / "figures").exists()
+
+
+def test_fan_section_shows_the_quality_table_with_intervals(tmp_path):
+  run = tmp_path / "results" / "fan"
+  (run / "eval").mkdir(parents=True)
+  quality = {
+    "num_clips": 8,
+    "num_identities": 4,
+    "set_size": 10,
+    "methods": {
+      "pixel_mean": {"psnr": 18.014, "psnr_ci95": [17.5, 18.53], "ssim": 0.2993},
+      "full": {"psnr": 19.2, "identity": 0.8957, "identity_ci95": [0.889, 0.902]},
+    },
+  }
+  (run / "eval" / "fan_quality.json").write_text(json.dumps(quality))
+  text = readme_results.fan_section(readme_results.Run(run))
+  assert "(8 clips of 4 identities, 10 frames each;" in text
+  assert "| pixel_mean | 18.01 [17.50, 18.53] | 0.299 |  |  |  |" in text
+  assert "| full | 19.20 |  | 0.896 [0.889, 0.902] |  |  |" in text
