@@ -24,7 +24,7 @@ def _loss_weights(config):
   return (loss.lambda_dis, loss.lambda_rec, loss.lambda_adv, loss.lambda_tv)
 
 
-def test_default_config_carries_the_paper_losses_and_augmentation():
+def test_default_config_carries_the_paper_losses_but_lambda_rec_and_augmentation():
   config = get_config()
   # The paper's weights but lambda_rec (0.5 in the paper; 4 chosen on held-out train ids).
   assert _loss_weights(config) == (1.0, 4.0, 1.0, 1e-4)
