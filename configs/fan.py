@@ -28,7 +28,7 @@ Variants:
   mean), ``aggregator.upsample_init='icnr'`` starts every transposed conv with equal
   sub-pixel kernels (ICNR), and ``aggregator.shading_symmetry=4`` makes the output's
   low frequencies (below a Gaussian of std 4 px) left-right symmetric, an even-light prior
-  (:func:`jfr.models.set_unet.symmetrise_shading`; the quality table also scores it alone on
+  (:func:`jfr.models.layers.symmetrise_shading`; the quality table also scores it alone on
   the pixel mean, as ``mean_symmetric_shading``). Why: trained from scratch for 800 CPU
   steps on the paper's feature-space losses alone (no pixel loss; L_tv at 1e-4 is ~0.04 of a
   loss of ~20), the paper's U-Net (base width 8) printed a noisy, grid-textured blur (10x the
@@ -150,7 +150,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       upsample_init="icnr",  # every sub-pixel phase of a transposed conv starts equal
       residual="mean",  # output = masked pixel mean of the set + the U-Net's output
       # Even-light prior: the output's band below a Gaussian of std 4 px (of 64) is made
-      # left-right symmetric (set_unet.symmetrise_shading); 0 is off (the paper).
+      # left-right symmetric (layers.symmetrise_shading); 0 is off (the paper).
       shading_symmetry=4.0,
     )
   )

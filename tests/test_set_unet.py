@@ -9,13 +9,12 @@ from absl.testing import parameterized
 from scipy import ndimage
 
 from jfr.models import layers
+from jfr.models.layers import gaussian_blur_matrix, symmetrise_shading
 from jfr.models.set_unet import (
   SetMergeConv,
   SetUNet,
-  gaussian_blur_matrix,
   masked_member_softmax,
   pad_set,
-  symmetrise_shading,
   validate_set_inputs,
 )
 

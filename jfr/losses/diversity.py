@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfr.losses import checks
+from jfr.models import layers
 
 EPS = 1e-12
 DEFAULT_SIGMA = 1.5
@@ -79,16 +80,12 @@ def sad_filter_loss(kernel: jax.Array) -> jax.Array:
 
 
 def _gaussian_band(size: int, sigma: float, dtype) -> jax.Array:
-  """``[size, size]`` matrix M with M[o, i] = g(i - o), zero outside the radius.
+  """``[size, size]`` matrix M with M[o, i] = g(i - o), zero outside the radius ``ceil(3σ)``.
 
   Multiplying by M along one spatial axis is a 'SAME' 1-D Gaussian filtering
   with zero padding.
   """
-  radius = math.ceil(3.0 * sigma)
-  taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-  taps /= taps.sum()
-  offset = np.arange(size)[None, :] - np.arange(size)[:, None]  # i - o
-  band = np.where(np.abs(offset) <= radius, taps[np.clip(offset + radius, 0, 2 * radius)], 0.0)
+  band = layers.gaussian_blur_matrix(size, sigma, radius=math.ceil(3.0 * sigma), mode="constant")
   return jnp.asarray(band, dtype)
 
 

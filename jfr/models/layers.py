@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _check_set(x: jax.Array, mask: jax.Array) -> None:
@@ -137,3 +138,59 @@ def large_magnitude_filter(responses: jax.Array, keep: int) -> jax.Array:
   # NaN compares false with everything: keep it explicitly, so that it propagates.
   keep_mask = (magnitude >= threshold[:, None, None, :]) | jnp.isnan(magnitude)
   return jnp.where(keep_mask, responses, jnp.zeros((), responses.dtype))
+
+
+def gaussian_blur_matrix(
+  size: int, sigma: float, *, radius: int | None = None, mode: str = "reflect"
+) -> np.ndarray:
+  """``[size, size]`` float64 matrix M of a normalised 1-D Gaussian filter along one axis.
+
+  ``(M @ v)[o] = sum_k g(k) v[o + k]`` with ``g(k) ∝ exp(-k^2 / (2 sigma^2))`` for
+  ``|k| <= radius`` (default ``int(4 sigma + 0.5)``, scipy's), normalised to sum 1 over the
+  window. Samples beyond the border are mirrored about the border pixels' outer edges
+  (``mode='reflect'``: ``... v1 v0 | v0 v1 ...``, rows sum to 1) or are zero
+  (``mode='constant'``: values near the border shrink).
+  """
+  if not isinstance(size, (int, np.integer)) or size < 1:
+    raise ValueError(f"size must be a positive int; got {size!r}.")
+  if not np.isfinite(sigma) or sigma <= 0:
+    raise ValueError(f"sigma must be a positive finite number of pixels; got {sigma!r}.")
+  if mode not in ("reflect", "constant"):
+    raise ValueError(f"mode must be 'reflect' or 'constant'; got {mode!r}.")
+  radius = int(4.0 * sigma + 0.5) if radius is None else int(radius)
+  taps = np.arange(-radius, radius + 1)
+  g = np.exp(-0.5 * (taps / sigma) ** 2)
+  g /= g.sum()
+  period = 2 * size  # the mirrored signal repeats every 2 * size samples
+  matrix = np.zeros((size, size), np.float64)
+  for i in range(size):
+    j = i + taps
+    if mode == "reflect":
+      j = j % period
+      np.add.at(matrix[i], np.where(j >= size, period - 1 - j, j), g)
+    else:
+      inside = (j >= 0) & (j < size)
+      np.add.at(matrix[i], j[inside], g[inside])
+  return matrix
+
+
+def symmetrise_shading(images: jax.Array, sigma: float) -> jax.Array:
+  """``images + G_sigma (flip(images) - images) / 2``: left-right symmetric low frequencies.
+
+  Args:
+    images: ``[B, H, W, C]`` float images.
+    sigma: std of the Gaussian low-pass in pixels (> 0).
+
+  Returns:
+    ``[B, H, W, C]``: the part of the image finer than ``sigma`` unchanged, the coarser part
+    replaced by its mean with its mirror image (see the module docstring).
+  """
+  if images.ndim != 4:
+    raise ValueError(f"images: expected [B, H, W, C], got shape {images.shape}")
+  _, height, width, _ = images.shape
+  blur_h = jnp.asarray(gaussian_blur_matrix(height, sigma), images.dtype)
+  blur_w = jnp.asarray(gaussian_blur_matrix(width, sigma), images.dtype)
+  diff = images[:, :, ::-1] - images
+  low = jnp.einsum("hk,bkwc->bhwc", blur_h, diff)
+  low = jnp.einsum("wk,bhkc->bhwc", blur_w, low)
+  return images + 0.5 * low

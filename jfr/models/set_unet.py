@@ -60,7 +60,7 @@ Options beyond the paper (both off by default and in ``configs/fan.py:paper``):
   The weights are a softmax over the members, so the output stays permutation invariant.
 * ``shading_symmetry=sigma > 0``: an even-light prior for the aggregated face. The output's
   low frequencies are made left-right symmetric about the image's vertical centre line:
-  ``y + (G_sigma * (flip(y) - y)) / 2`` (:func:`symmetrise_shading`; ``G_sigma`` a Gaussian
+  ``y + (G_sigma * (flip(y) - y)) / 2`` (:func:`jfr.models.layers.symmetrise_shading`; ``G_sigma`` a Gaussian
   low-pass of std ``sigma`` pixels, mirrored at the borders). Side light is a low-frequency,
   left-right asymmetric shading of a face; details finer than ``sigma`` (eyes, a parting,
   a mole) are kept as the network made them. It is a fixed linear map with no parameters,
@@ -72,7 +72,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -96,51 +95,6 @@ _TRANSPOSED_CONVS: dict[str, Callable[..., nn.Module]] = {
 _UPSAMPLE_INITS = ("default", "icnr")
 _RESIDUALS = ("none", "mean", "weighted_mean")
 _NUM_LEVELS = 4  # encoder/decoder blocks; the input size must be a multiple of 2**4.
-
-
-def gaussian_blur_matrix(size: int, sigma: float) -> np.ndarray:
-  """``[size, size]`` float32 matrix of a 1-D Gaussian low-pass with mirrored borders.
-
-  ``(M @ v)[i] = sum_k g(k) v[reflect(i + k)]`` with ``g(k) ∝ exp(-k^2 / (2 sigma^2))`` for
-  ``|k| <= int(4 sigma + 0.5)``, normalised to sum 1, and ``reflect`` mirroring about the
-  border pixels' outer edges (``... v1 v0 | v0 v1 ...``); row sums are 1.
-  """
-  if not isinstance(size, (int, np.integer)) or size < 1:
-    raise ValueError(f"size must be a positive int; got {size!r}.")
-  if not np.isfinite(sigma) or sigma <= 0:
-    raise ValueError(f"sigma must be a positive finite number of pixels; got {sigma!r}.")
-  radius = int(4.0 * sigma + 0.5)
-  taps = np.arange(-radius, radius + 1)
-  g = np.exp(-0.5 * (taps / sigma) ** 2)
-  g /= g.sum()
-  period = 2 * size  # the mirrored signal repeats every 2 * size samples
-  matrix = np.zeros((size, size), np.float64)
-  for i in range(size):
-    j = (i + taps) % period
-    j = np.where(j >= size, period - 1 - j, j)
-    np.add.at(matrix[i], j, g)
-  return matrix.astype(np.float32)
-
-
-def symmetrise_shading(images: jax.Array, sigma: float) -> jax.Array:
-  """``images + G_sigma (flip(images) - images) / 2``: left-right symmetric low frequencies.
-
-  Args:
-    images: ``[B, H, W, C]`` float images.
-    sigma: std of the Gaussian low-pass in pixels (> 0).
-
-  Returns:
-    ``[B, H, W, C]``: the part of the image finer than ``sigma`` unchanged, the coarser part
-    replaced by its mean with its mirror image (see the module docstring).
-  """
-  chex.assert_rank(images, 4)
-  _, height, width, _ = images.shape
-  blur_h = jnp.asarray(gaussian_blur_matrix(height, sigma), images.dtype)
-  blur_w = jnp.asarray(gaussian_blur_matrix(width, sigma), images.dtype)
-  diff = images[:, :, ::-1] - images
-  low = jnp.einsum("hk,bkwc->bhwc", blur_h, diff)
-  low = jnp.einsum("wk,bhkc->bhwc", blur_w, low)
-  return images + 0.5 * low
 
 
 def _check_shapes(
@@ -301,7 +255,7 @@ class SetUNet(nn.Module):
       'weighted_mean' (a learned per-pixel softmax weighting of the members instead of the
       plain mean; module docstring).
     shading_symmetry: 0 (the paper: off) or the std in pixels of the low-pass whose band of
-      the output is made left-right symmetric (module docstring, ``symmetrise_shading``).
+      the output is made left-right symmetric (module docstring, ``layers.symmetrise_shading``).
     dtype: computation dtype (params stay ``param_dtype``; the output is float32).
     param_dtype: parameter dtype.
   """
@@ -414,5 +368,5 @@ class SetUNet(nn.Module):
     else:
       x = _OUTPUT_ACTIVATIONS[self.output_activation](conv(3, 3, name="head_rgb")(x))
     if self.shading_symmetry > 0:
-      x = symmetrise_shading(x, self.shading_symmetry)
+      x = layers.symmetrise_shading(x, self.shading_symmetry)
     return x.astype(jnp.float32)

@@ -34,7 +34,8 @@ from jfr.eval import embedding
 from jfr.eval import protocols
 from jfr.methods.recognition import trainer as recognition_trainer
 from jfr.models.discriminator import Discriminator
-from jfr.models.set_unet import SetUNet, symmetrise_shading, validate_set_inputs
+from jfr.models.layers import symmetrise_shading
+from jfr.models.set_unet import SetUNet, validate_set_inputs
 
 AggregateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -123,7 +124,7 @@ def make_aggregator(
 def symmetric_shading_mean(sigma: float) -> AggregateFn:
   """The non-learned baseline of the ``shading_symmetry`` option: the masked pixel mean of each
   set with its low frequencies made left-right symmetric
-  (:func:`jfr.models.set_unet.symmetrise_shading`), float sets ``[B, N, H, W, 3]`` in
+  (:func:`jfr.models.layers.symmetrise_shading`), float sets ``[B, N, H, W, 3]`` in
   [-1, 1] and mask ``[B, N]`` -> ``[B, H, W, 3]``. It shows how much of an aggregator's
   gain over the pixel mean the fixed prior alone gives."""
   if not np.isfinite(sigma) or sigma <= 0:
